@@ -1,0 +1,28 @@
+"""Comparative discrete-event simulation of workflow coordination styles.
+
+The same workflows, under the same load and the same random numbers, coordinated by a central
+orchestrator, by event choreography, or by a hybrid of both. Typical use::
+
+    import sim
+    result = sim.run("scenarios/checkout.yaml")
+    result.summary          # one row per topology
+    result.save("results/checkout/mine")
+"""
+
+from sim.experiment.results import RunResult, run
+from sim.experiment.rundir import read_run, write_run
+from sim.scenario.loader import ScenarioError, load_scenario, scenario_from_dict
+from sim.scenario.models import Scenario
+from sim.scenario.schema import scenario_schema
+
+__all__ = [
+    "RunResult",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+    "read_run",
+    "run",
+    "scenario_from_dict",
+    "scenario_schema",
+    "write_run",
+]

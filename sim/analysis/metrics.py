@@ -1,0 +1,212 @@
+"""Statistics from raw run records. Definitions (also in the README):
+
+* **measured window**: ``[warmup, duration)``, of length T.
+* **arrived / completed / failed / in_flight**: workflow instances that arrived in the measured
+  window, by how they ended (in flight: not finished when the run stopped).
+* **throughput**: instances completed (successfully) with a completion instant inside the measured
+  window, per second of T.
+* **latency**: completion − arrival of the completed instances that arrived in the window.
+* **messages per workflow**: network messages sent in the whole run (client → coordinator,
+  requests, replies, publishes, deliveries) divided by the instances that arrived in the run.
+* per component, over the window: **utilization** = time-average busy servers / servers (empty
+  when the component has unlimited servers); **mean_busy** = time-average busy servers;
+  **mean_queue** / **max_queue** = time-average / largest number of requests waiting (not in
+  service); **mean_wait** / **p99_wait** = waiting time of the requests that arrived in the window
+  and started service; **handled** = services that ended in the window; **rejected** = requests
+  refused by a full queue in the window.
+* **bottleneck**: the component with the highest utilization.
+
+Time-weighted quantities (utilization, queue length) are kept apart from per-request tallies
+(waits, latencies), as in salabim's monitors. This module does not import the simulation engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from sim.experiment.records import ComponentRecord, TopologyRun
+from sim.scenario.models import Scenario
+
+LATENCY_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+
+
+def _overlap(a: np.ndarray, b: np.ndarray, lo: float, hi: float) -> float:
+    """Total length of the intervals [a_i, b_i] inside [lo, hi]."""
+    if a.size == 0:
+        return 0.0
+    return float(np.sum(np.clip(np.minimum(b, hi) - np.maximum(a, lo), 0.0, None)))
+
+
+def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float) -> dict[str, object]:
+    """Statistics of one component over the window [lo, hi)."""
+    span = hi - lo
+    n_started = rec.started.size
+    busy = _overlap(rec.started, rec.ended, lo, hi)
+    mean_busy = busy / span
+    # Queue intervals: from arrival to start, or to the end of the run for those never started.
+    q_start = rec.arrived
+    q_end = np.concatenate([rec.started, np.full(rec.arrived.size - n_started, end_time)])
+    mean_queue = _overlap(q_start, q_end, lo, hi) / span
+    waited = q_end > q_start
+    times = np.concatenate([q_start[waited], q_end[waited]])
+    deltas = np.concatenate([np.ones(int(waited.sum())), -np.ones(int(waited.sum()))])
+    max_queue = 0
+    if times.size:
+        order = np.lexsort((deltas, times))  # at equal times, departures before arrivals
+        levels = np.cumsum(deltas[order])
+        t_sorted = times[order]
+        before = np.searchsorted(t_sorted, lo, side="right")
+        level_at_lo = levels[before - 1] if before > 0 else 0.0
+        inside = (t_sorted >= lo) & (t_sorted < hi)
+        max_queue = int(max(level_at_lo, levels[inside].max() if inside.any() else 0.0))
+    arrived_in = (rec.arrived[:n_started] >= lo) & (rec.arrived[:n_started] < hi)
+    waits = rec.started[arrived_in] - rec.arrived[:n_started][arrived_in]
+    ended_in = (rec.ended >= lo) & (rec.ended < hi)
+    return {
+        "name": rec.name,
+        "kind": rec.kind,
+        "servers": rec.servers,
+        "utilization": mean_busy / rec.servers if rec.servers else math.nan,
+        "mean_busy": mean_busy,
+        "mean_queue": mean_queue,
+        "max_queue": max_queue,
+        "mean_wait": float(waits.mean()) if waits.size else math.nan,
+        "p99_wait": float(np.quantile(waits, 0.99)) if waits.size else math.nan,
+        "handled": int(ended_in.sum()),
+        "rejected": int(((rec.rejected >= lo) & (rec.rejected < hi)).sum()),
+    }
+
+
+def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
+    """One row per (topology, component)."""
+    lo, hi = scenario.warmup, scenario.duration
+    rows = []
+    for run in runs:
+        for rec in run.components:
+            rows.append({"topology": run.topology, **component_stats(rec, lo, hi, run.end_time)})
+    frame = pd.DataFrame(rows)
+    frame["servers"] = frame["servers"].astype("Int64")
+    return frame
+
+
+def _bottleneck(components: pd.DataFrame) -> tuple[str | None, float]:
+    finite = components.dropna(subset=["utilization"])
+    finite = finite[finite["handled"] > 0]
+    if finite.empty:
+        return None, math.nan
+    row = finite.loc[finite["utilization"].idxmax()]
+    return str(row["name"]), float(row["utilization"])
+
+
+def _quantiles(values: np.ndarray, prefix: str = "") -> dict[str, float]:
+    if values.size == 0:
+        return {
+            f"{prefix}mean": math.nan,
+            **{f"{prefix}{k}": math.nan for k in LATENCY_QUANTILES},
+            f"{prefix}max": math.nan,
+        }
+    qs = np.quantile(values, list(LATENCY_QUANTILES.values()))
+    return {
+        f"{prefix}mean": float(values.mean()),
+        **{f"{prefix}{k}": float(q) for k, q in zip(LATENCY_QUANTILES, qs)},
+        f"{prefix}max": float(values.max()),
+    }
+
+
+def summary_table(runs: Sequence[TopologyRun], scenario: Scenario, components: pd.DataFrame) -> pd.DataFrame:
+    """One row per topology with the headline figures."""
+    lo, hi = scenario.warmup, scenario.duration
+    span = hi - lo
+    rows = []
+    for run in runs:
+        req = run.requests
+        cohort = req[(req["arrival"] >= lo) & (req["arrival"] < hi)]
+        status = cohort["status"]
+        done = cohort[status == "completed"]
+        completed_all = req[req["status"] == "completed"]
+        in_window = ((completed_all["completion"] >= lo) & (completed_all["completion"] < hi)).sum()
+        bottleneck, util = _bottleneck(components[components["topology"] == run.topology])
+        has_async = bool((req["async_completion"].notna() | (req["async_pending"] > 0)).any())
+        async_lat = (cohort["async_completion"] - cohort["arrival"]).dropna().to_numpy()
+        row = {
+            "topology": run.topology,
+            "kind": run.kind,
+            "seed": run.seed,
+            "arrived": len(cohort),
+            "completed": int((status == "completed").sum()),
+            "failed": int((status == "failed").sum()),
+            "in_flight": int((status == "in_flight").sum()),
+            "offered_rate": len(cohort) / span,
+            "throughput": float(in_window) / span,
+            **_quantiles(done["latency"].to_numpy(), "latency_"),
+            "messages_per_workflow": run.messages / len(req) if len(req) else math.nan,
+            "bottleneck": bottleneck,
+            "bottleneck_utilization": util,
+            "async_steps": has_async,
+            **_quantiles(async_lat, "async_latency_"),
+            "async_failed": int(cohort["async_failures"].sum()),
+            "async_in_flight": int(cohort["async_pending"].sum()),
+            "run_arrived": len(req),
+            "run_completed": int((req["status"] == "completed").sum()),
+            "run_failed": int((req["status"] == "failed").sum()),
+            "run_in_flight": int((req["status"] == "in_flight").sum()),
+            "end_time": run.end_time,
+            "wall_seconds": run.wall_seconds,
+        }
+        if row["arrived"] != row["completed"] + row["failed"] + row["in_flight"]:
+            raise AssertionError(f"conservation violated in the measured window of {run.topology}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def timeseries_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
+    """Fixed windows over the whole run: arrivals, completions, throughput, in flight, latency."""
+    width = scenario.window_width
+    frames = []
+    for run in runs:
+        req = run.requests
+        n = max(1, math.ceil(run.end_time / width - 1e-9))
+        edges = np.arange(n + 1) * width
+        arrival = req["arrival"].to_numpy()
+        completion = req["completion"].to_numpy()
+        ok = (req["status"] == "completed").to_numpy()
+        failed = (req["status"] == "failed").to_numpy()
+        finished = ~np.isnan(completion)
+        bins = np.clip(np.floor(completion[finished] / width).astype(int), 0, n - 1)
+        lat = (completion - arrival)[finished]
+        okf, failf = ok[finished], failed[finished]
+        p99 = np.full(n, math.nan)
+        mean = np.full(n, math.nan)
+        if okf.any():
+            series = pd.Series(lat[okf]).groupby(bins[okf])
+            q = series.quantile(0.99)
+            p99[q.index.to_numpy()] = q.to_numpy()
+            m = series.mean()
+            mean[m.index.to_numpy()] = m.to_numpy()
+        completions = np.bincount(bins[okf], minlength=n)
+        failures = np.bincount(bins[failf], minlength=n)
+        arrivals = np.histogram(arrival, bins=edges)[0]
+        ends = edges[1:]
+        started_by = np.searchsorted(np.sort(arrival), ends, side="right")
+        done_by = np.searchsorted(np.sort(completion[finished]), ends, side="right")
+        frames.append(
+            pd.DataFrame(
+                {
+                    "topology": run.topology,
+                    "t_start": edges[:-1],
+                    "t_end": ends,
+                    "arrivals": arrivals,
+                    "completions": completions,
+                    "failures": failures,
+                    "throughput": completions / width,
+                    "in_flight": started_by - done_by,
+                    "latency_mean": mean,
+                    "latency_p99": p99,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

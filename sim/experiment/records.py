@@ -1,0 +1,36 @@
+"""Raw records of a run: plain arrays and frames, free of the simulation engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class ComponentRecord:
+    """Raw timestamps of one component's visits during one run."""
+
+    name: str
+    kind: str
+    servers: int | None
+    arrived: np.ndarray
+    started: np.ndarray
+    ended: np.ndarray
+    rejected: np.ndarray
+
+
+@dataclass
+class TopologyRun:
+    """Everything one topology's run produced, before any statistics."""
+
+    topology: str
+    kind: str
+    seed: int
+    requests: pd.DataFrame
+    components: list[ComponentRecord]
+    messages: int
+    end_time: float
+    wall_seconds: float
+    counters: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,89 @@
+"""Run folders: everything one run produced, written atomically and readable back.
+
+A run folder holds the resolved scenario (``scenario.yaml``, which re-runs the same experiment),
+``summary.csv``, ``summary.json``, ``components.csv``, ``requests.parquet``, ``timeseries.csv``,
+``meta.json`` and the plots (``plots/*.png``). It is written in a temporary folder beside its
+destination and renamed into place, so an interrupted run leaves no half-written folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from sim.experiment.results import RunResult, summary_json
+from sim.scenario.loader import scenario_from_dict
+
+
+def default_folder(result: RunResult, root: str | Path = "results") -> Path:
+    """``results/<scenario>/<timestamp>-seed<seed>``, made unique with a suffix if needed."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", result.scenario.name) or "scenario"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / name / f"{stamp}-seed{result.seed}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
+
+
+def resolved_scenario(result: RunResult) -> dict:
+    return result.scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def write_run(result: RunResult, folder: str | Path, plots: bool = True) -> Path:
+    """Write ``result`` to ``folder`` (replacing an earlier run folder of that name)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        with open(tmp / "scenario.yaml", "w", encoding="utf-8") as fh:
+            yaml.safe_dump(resolved_scenario(result), fh, sort_keys=False)
+        result.summary.to_csv(tmp / "summary.csv", index=False)
+        (tmp / "summary.json").write_text(summary_json(result) + "\n", encoding="utf-8")
+        result.components.to_csv(tmp / "components.csv", index=False)
+        result.timeseries.to_csv(tmp / "timeseries.csv", index=False)
+        result.requests.to_parquet(tmp / "requests.parquet", index=False)
+        (tmp / "meta.json").write_text(json.dumps(result.meta, indent=2) + "\n", encoding="utf-8")
+        if plots:
+            from sim.analysis.plots import save_standard_plots
+
+            save_standard_plots(result, tmp / "plots")
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            folder.rename(old)
+        tmp.rename(folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def read_run(folder: str | Path) -> RunResult:
+    """Read a run folder written by :func:`write_run` back into a :class:`RunResult`."""
+    folder = Path(folder)
+    with open(folder / "scenario.yaml", encoding="utf-8") as fh:
+        scenario = scenario_from_dict(yaml.safe_load(fh), source=str(folder / "scenario.yaml"))
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    components = pd.read_csv(folder / "components.csv")
+    components["servers"] = components["servers"].astype("Int64")
+    return RunResult(
+        scenario=scenario,
+        seed=int(meta["seed"]),
+        summary=pd.read_csv(folder / "summary.csv"),
+        components=components,
+        requests=pd.read_parquet(folder / "requests.parquet"),
+        timeseries=pd.read_csv(folder / "timeseries.csv"),
+        meta=meta,
+    )

@@ -1,0 +1,24 @@
+"""Coordination styles. :func:`build` is the one place that maps a topology's kind to its class."""
+
+from __future__ import annotations
+
+from sim.model.topologies.base import Coordinator
+from sim.model.topologies.choreography import Choreography
+from sim.model.topologies.hybrid import Hybrid
+from sim.model.topologies.orchestration import Orchestration
+from sim.model.world import World
+from sim.scenario.models import Scenario
+
+KINDS: dict[str, type[Coordinator]] = {
+    "orchestration": Orchestration,
+    "choreography": Choreography,
+    "hybrid": Hybrid,
+}
+
+
+def build(world: World, scenario: Scenario, name: str) -> Coordinator:
+    """The coordinator of topology ``name`` of ``scenario``, acting in ``world``."""
+    return KINDS[scenario.topology_kind(name)](world, name, scenario.topologies[name])
+
+
+__all__ = ["KINDS", "Coordinator", "build"]

@@ -1,0 +1,213 @@
+"""The scenario language as typed data.
+
+A scenario describes one world (services, network, workflows, load) and the coordination styles
+(topologies) to compare in it. It is validated once, here, at the border: unknown keys are rejected,
+every number is checked against its unit and range, and every cross-reference (a step naming a
+service, a load naming a workflow) is resolved. The model code downstream never re-checks raw data.
+
+Times are in seconds, rates in events per second.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    Tag,
+    model_validator,
+)
+
+from sim.scenario.distributions import ZERO, Distribution
+
+TOPOLOGY_KINDS = ("orchestration", "choreography", "hybrid")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Service(_Model):
+    """A service: ``replicas`` × ``concurrency`` identical servers in front of one FIFO queue."""
+
+    latency: Distribution = Field(description="Service time of one request, in seconds.")
+    replicas: PositiveInt = Field(1, description="Number of instances of the service.")
+    concurrency: PositiveInt = Field(1, description="Requests one replica works on at once.")
+    queue_limit: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="Requests that may wait (beyond those in service); one that finds the queue "
+        "full is rejected. Omit for an unbounded queue.",
+    )
+    error_probability: float = Field(
+        0.0, ge=0, le=1, description="Probability that a request ends in an error (after its work)."
+    )
+
+    @property
+    def servers(self) -> int:
+        return self.replicas * self.concurrency
+
+
+class Network(_Model):
+    """One network hop between two components (a request, a reply, a publish or a delivery)."""
+
+    latency: Distribution = Field(ZERO, description="Latency of one hop, in seconds.")
+
+
+def _branch_kind(value: Any) -> str:
+    return "branch-sequence" if isinstance(value, list) else "branch-service"
+
+
+Branch = Annotated[
+    Union[Annotated[str, Tag("branch-service")], Annotated[list[str], Tag("branch-sequence")]],
+    Discriminator(_branch_kind),
+]
+
+
+class Parallel(_Model):
+    """A fan-out: every branch runs at once and the workflow goes on when all have finished.
+
+    A branch is one service, or a list of services called in sequence."""
+
+    parallel: list[Branch] = Field(min_length=1, description="Branches that run at once.")
+
+
+def _step_kind(value: Any) -> str:
+    return "step-parallel" if isinstance(value, (dict, Parallel)) else "step-service"
+
+
+Step = Annotated[
+    Union[Annotated[str, Tag("step-service")], Annotated[Parallel, Tag("step-parallel")]],
+    Discriminator(_step_kind),
+]
+
+
+class Workflow(_Model):
+    """A business workflow: ordered steps; a string calls a service, ``parallel`` fans out."""
+
+    steps: list[Step] = Field(min_length=1, description="Steps in order.")
+
+
+class RatePeriod(_Model):
+    """From ``at`` (seconds) on, arrivals come at ``rate`` per second, until the next period."""
+
+    at: NonNegativeFloat = Field(description="Start of the period, in seconds.")
+    rate: NonNegativeFloat = Field(description="Arrival rate, per second.")
+
+
+class Load(_Model):
+    """Arrivals of one workflow: Poisson or evenly spaced, at a fixed rate or by a schedule."""
+
+    arrival: Literal["poisson", "deterministic"] = Field(
+        "poisson", description="poisson: exponential gaps; deterministic: evenly spaced."
+    )
+    rate: PositiveFloat | None = Field(None, description="Arrivals per second.")
+    schedule: list[RatePeriod] | None = Field(
+        None, min_length=1, description="Piecewise-constant rate: periods sorted by 'at', first at 0."
+    )
+
+    @model_validator(mode="after")
+    def _rate_or_schedule(self) -> Load:
+        if (self.rate is None) == (self.schedule is None):
+            raise ValueError("give exactly one of rate and schedule")
+        if self.schedule is not None:
+            starts = [p.at for p in self.schedule]
+            if starts[0] != 0:
+                raise ValueError("schedule: the first period must start at 0")
+            if any(b <= a for a, b in zip(starts, starts[1:])):
+                raise ValueError("schedule: periods must be in increasing order of 'at'")
+        return self
+
+    def periods(self) -> list[tuple[float, float]]:
+        """(start, rate) pairs; a fixed rate is one period from 0."""
+        if self.schedule is None:
+            assert self.rate is not None
+            return [(0.0, self.rate)]
+        return [(p.at, p.rate) for p in self.schedule]
+
+
+class Orchestrator(_Model):
+    """A central workflow engine. It takes one decision when a workflow starts and one after each
+    reply; each decision occupies one worker for ``step_overhead`` (state persistence, dispatch)."""
+
+    workers: PositiveInt | None = Field(
+        None, description="Decisions one replica works on at once. Omit for unlimited."
+    )
+    replicas: PositiveInt = Field(1, description="Engine replicas sharing the work.")
+    step_overhead: Distribution = Field(ZERO, description="Engine time per decision, in seconds.")
+
+    @property
+    def servers(self) -> int | None:
+        return None if self.workers is None else self.workers * self.replicas
+
+
+class Broker(_Model):
+    """A message broker. Each published event occupies one partition for 1/capacity seconds, is
+    committed after ``publish_latency`` and reaches each subscriber after ``delivery_latency``."""
+
+    publish_latency: Distribution = Field(ZERO, description="From accept to commit, in seconds.")
+    delivery_latency: Distribution = Field(ZERO, description="From commit to a consumer, in seconds.")
+    capacity: PositiveFloat | None = Field(
+        None, description="Events one partition moves per second. Omit for unlimited."
+    )
+    partitions: PositiveInt = Field(1, description="Partitions working in parallel.")
+
+    @property
+    def servers(self) -> int | None:
+        return None if self.capacity is None else self.partitions
+
+
+class Topology(_Model):
+    """One way of coordinating the workflows. ``kind`` may be omitted when the topology's name is
+    itself a kind (orchestration, choreography, hybrid)."""
+
+    kind: Literal["orchestration", "choreography", "hybrid"] | None = Field(
+        None, description="Coordination style."
+    )
+    orchestrator: Orchestrator | None = Field(None, description="Engine (orchestration, hybrid).")
+    broker: Broker | None = Field(None, description="Broker (choreography, hybrid).")
+    asynchronous: list[str] = Field(
+        [], description="Hybrid: services whose steps are published as events, not awaited."
+    )
+
+
+class Scenario(_Model):
+    """A complete experiment: one world and the topologies to compare in it."""
+
+    name: str = Field(
+        "scenario", min_length=1, description="Scenario name (used in result paths). Default: file name."
+    )
+    description: str = Field("", description="What question the scenario answers.")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="Root random seed.")
+    duration: PositiveFloat = Field(description="Simulated seconds during which workflows arrive.")
+    warmup: NonNegativeFloat = Field(0.0, description="Initial seconds excluded from statistics.")
+    drain: NonNegativeFloat | None = Field(
+        None,
+        description="Seconds after arrivals stop that in-flight workflows may still finish. "
+        "Default: as long as duration.",
+    )
+    window: PositiveFloat | None = Field(
+        None, description="Width of time-series windows, in seconds. Default: duration / 60."
+    )
+    services: dict[str, Service] = Field(min_length=1, description="Services by name.")
+    network: Network = Field(Network(), description="Network between components.")
+    workflows: dict[str, Workflow] = Field(min_length=1, description="Workflows by name.")
+    load: dict[str, Load] = Field(min_length=1, description="Load per workflow name.")
+    topologies: dict[str, Topology] = Field(min_length=1, description="Topologies to compare.")
+
+    @property
+    def drain_time(self) -> float:
+        return self.duration if self.drain is None else self.drain
+
+    @property
+    def window_width(self) -> float:
+        return self.window if self.window is not None else self.duration / 60
+
+    def topology_kind(self, name: str) -> str:
+        topo = self.topologies[name]
+        return topo.kind if topo.kind is not None else name

@@ -14,6 +14,7 @@ hops) come from their own streams.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,12 +178,12 @@ class World:
                     step = StepPlan(len(steps), svc, s, b, p, self.stations[svc])
                     steps.append(step)
                     chain.append(step)
-                for a, nxt in zip(chain, chain[1:]):
+                for a, nxt in itertools.pairwise(chain):
                     a.next_in_branch = nxt
                 chain[-1].last_in_branch = True
                 stage.append(chain)
             stages.append(stage)
-        for here, there in zip(stages, stages[1:]):
+        for here, there in itertools.pairwise(stages):
             firsts = [branch[0] for branch in there]
             for branch in here:
                 branch[-1].followers = firsts
@@ -318,18 +319,22 @@ class World:
         self.check_conservation()
 
     def check_conservation(self) -> None:
-        """Every arrival is completed, failed or still in flight; raise if not."""
+        """Every arrival is completed, failed or still in flight, exactly once; raise if not."""
         status = np.asarray(self.status, dtype=np.int8)
-        counts = np.bincount(status, minlength=3)
-        arrived = self.total
-        if int(counts.sum()) != arrived:
-            raise AssertionError(f"conservation violated: {arrived} arrived, {counts.tolist()} accounted")
+        counts = {code: int(np.count_nonzero(status == code)) for code in STATUS_NAMES}
+        if sum(counts.values()) != self.total:
+            raise AssertionError(f"conservation violated: {self.total} arrived, outcomes {counts}")
         done = np.asarray(self.completion)
         finished = ~np.isnan(done)
-        if int(finished.sum()) != int(counts[COMPLETED] + counts[FAILED]):
+        if int(finished.sum()) != counts[COMPLETED] + counts[FAILED]:
             raise AssertionError("conservation violated: finished instances without an outcome")
         if np.any(done[finished] > self.env.now) or np.any(done[finished] < self.arrival[finished]):
             raise AssertionError("conservation violated: a completion outside the run")
+        open_async = int(np.sum(self.async_pending))
+        if self.open != counts[IN_FLIGHT] + open_async:
+            raise AssertionError(
+                f"conservation violated: {self.open} open, {counts[IN_FLIGHT]} in flight + {open_async} async"
+            )
 
 
 def _fire(event: Timeout) -> None:

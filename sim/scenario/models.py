@@ -10,6 +10,7 @@ Times are in seconds, rates in events per second.
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -119,7 +120,7 @@ class Load(_Model):
             starts = [p.at for p in self.schedule]
             if starts[0] != 0:
                 raise ValueError("schedule: the first period must start at 0")
-            if any(b <= a for a, b in zip(starts, starts[1:])):
+            if any(b <= a for a, b in itertools.pairwise(starts)):
                 raise ValueError("schedule: periods must be in increasing order of 'at'")
         return self
 

@@ -1,0 +1,67 @@
+"""Shared helpers for tests: small scenarios as data, and batch-means confidence intervals."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sim import scenario_from_dict
+from sim.scenario.models import Scenario
+
+
+def scenario(
+    services: dict[str, Any],
+    steps: list[Any],
+    rate: float,
+    duration: float,
+    warmup: float = 0.0,
+    topologies: dict[str, Any] | None = None,
+    seed: int = 1,
+    **extra: Any,
+) -> Scenario:
+    """A one-workflow scenario with zero overheads unless ``topologies`` says otherwise."""
+    data = {
+        "name": "test",
+        "seed": seed,
+        "duration": duration,
+        "warmup": warmup,
+        "services": copy.deepcopy(services),
+        "workflows": {"wf": {"steps": steps}},
+        "load": {"wf": {"arrival": "poisson", "rate": rate}},
+        "topologies": topologies if topologies is not None else {"orchestration": {}, "choreography": {}},
+        **extra,
+    }
+    return scenario_from_dict(data)
+
+
+def batch_means(
+    requests: pd.DataFrame, warmup: float, duration: float, batches: int = 20, confidence: float = 0.999
+) -> tuple[float, float]:
+    """Mean latency of completed workflows and the half-width of its batch-means interval.
+
+    Workflows are grouped by arrival time into ``batches`` consecutive batches; batch means are
+    nearly independent when batches are long compared with the system's relaxation time, so the
+    Student-t interval over them is an honest tolerance derived from the run itself.
+    """
+    done = requests[(requests["status"] == "completed") & (requests["arrival"] >= warmup)]
+    done = done[done["arrival"] < duration]
+    edges = np.linspace(warmup, duration, batches + 1)
+    idx = np.clip(np.searchsorted(edges, done["arrival"].to_numpy(), side="right") - 1, 0, batches - 1)
+    means = pd.Series(done["latency"].to_numpy()).groupby(idx).mean().to_numpy()
+    half = stats.t.ppf(0.5 + confidence / 2, len(means) - 1) * means.std(ddof=1) / np.sqrt(len(means))
+    return float(done["latency"].mean()), float(half)
+
+
+def erlang_c_wait(c: int, lam: float, mu: float) -> float:
+    """Mean waiting time in queue of an M/M/c queue (Erlang C formula)."""
+    a = lam / mu
+    rho = a / c
+    terms = sum(a**k / math.factorial(k) for k in range(c))
+    top = a**c / math.factorial(c) / (1 - rho)
+    p_wait = top / (terms + top)
+    return p_wait / (c * mu - lam)

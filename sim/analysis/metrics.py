@@ -14,7 +14,8 @@
   service); **mean_wait** / **p99_wait** = waiting time of the requests that arrived in the window
   and started service; **handled** = services that ended in the window; **rejected** = requests
   refused by a full queue in the window.
-* **bottleneck**: the component with the highest utilization.
+* **bottleneck**: the component with the highest utilization; among components equally saturated
+  (to 0.1 %), the one with the longest mean queue.
 
 Time-weighted quantities (utilization, queue length) are kept apart from per-request tallies
 (waits, latencies), as in salabim's monitors. This module does not import the simulation engine.
@@ -94,11 +95,15 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
 
 
 def _bottleneck(components: pd.DataFrame) -> tuple[str | None, float]:
+    """Highest utilization; among components saturated alike (to 0.1 %), the longest queue."""
     finite = components.dropna(subset=["utilization"])
     finite = finite[finite["handled"] > 0]
     if finite.empty:
         return None, math.nan
-    row = finite.loc[finite["utilization"].idxmax()]
+    ranked = finite.assign(_u=finite["utilization"].round(3)).sort_values(
+        ["_u", "mean_queue"], ascending=False, kind="stable"
+    )
+    row = ranked.iloc[0]
     return str(row["name"]), float(row["utilization"])
 
 

@@ -22,7 +22,11 @@ def exp(mean: float) -> dict:
 def checkout_like(**topologies: dict) -> sim.Scenario:
     return scenario(
         {
-            "payment": {"replicas": 2, "concurrency": 2, "latency": {"dist": "lognormal", "median": 0.08, "p99": 0.4}},
+            "payment": {
+                "replicas": 2,
+                "concurrency": 2,
+                "latency": {"dist": "lognormal", "median": 0.08, "p99": 0.4},
+            },
             "warehouse": {"replicas": 2, "latency": exp(0.05)},
             "inventory": {"replicas": 2, "latency": exp(0.03)},
             "shipping": {"replicas": 2, "latency": {"dist": "gamma", "mean": 0.06, "cv": 0.5}},
@@ -35,8 +39,12 @@ def checkout_like(**topologies: dict) -> sim.Scenario:
         network={"latency": exp(0.001)},
         topologies=topologies
         or {
-            "orchestration": {"orchestrator": {"workers": 4, "step_overhead": {"dist": "exponential", "mean": 0.01}}},
-            "choreography": {"broker": {"publish_latency": 0.002, "delivery_latency": 0.001, "capacity": 500}},
+            "orchestration": {
+                "orchestrator": {"workers": 4, "step_overhead": {"dist": "exponential", "mean": 0.01}}
+            },
+            "choreography": {
+                "broker": {"publish_latency": 0.002, "delivery_latency": 0.001, "capacity": 500}
+            },
             "hybrid": {
                 "orchestrator": {"workers": 4, "step_overhead": {"dist": "exponential", "mean": 0.01}},
                 "broker": {"publish_latency": 0.002, "delivery_latency": 0.001, "capacity": 500},
@@ -59,7 +67,11 @@ def test_every_topology_sees_the_same_arrivals_and_work() -> None:
     """
     services = {n: {"replicas": 10_000, "latency": exp(m)} for n, m in [("a", 0.1), ("b", 0.2), ("c", 0.05)]}
     sc = scenario(
-        services, ["a", "b", "c"], rate=30, duration=60, topologies={"orchestration": CONST_ORCH, "choreography": CONST_BROKER}
+        services,
+        ["a", "b", "c"],
+        rate=30,
+        duration=60,
+        topologies={"orchestration": CONST_ORCH, "choreography": CONST_BROKER},
     )
     orch = run_topology(sc, "orchestration").requests
     chor = run_topology(sc, "choreography").requests
@@ -214,7 +226,10 @@ def test_hybrid_takes_asynchronous_steps_off_the_critical_path() -> None:
         duration=50,
         topologies={
             "orchestration": {},
-            "hybrid": {"broker": {"publish_latency": 0.01, "delivery_latency": 0.005}, "asynchronous": ["slow"]},
+            "hybrid": {
+                "broker": {"publish_latency": 0.01, "delivery_latency": 0.005},
+                "asynchronous": ["slow"],
+            },
         },
     )
     res = sim.run(sc)
@@ -249,7 +264,11 @@ def test_choreography_join_waits_for_every_branch() -> None:
 
 def test_failed_step_stops_the_workflow_in_every_topology() -> None:
     sc = scenario(
-        {"a": {"latency": exp(0.01)}, "bad": {"error_probability": 1.0, "latency": exp(0.01)}, "c": {"latency": 0.01}},
+        {
+            "a": {"latency": exp(0.01)},
+            "bad": {"error_probability": 1.0, "latency": exp(0.01)},
+            "c": {"latency": 0.01},
+        },
         ["a", "bad", "c"],
         rate=5,
         duration=100,
@@ -263,7 +282,9 @@ def test_failed_step_stops_the_workflow_in_every_topology() -> None:
 
 def test_failure_share_matches_error_probabilities() -> None:
     p = {"a": 0.05, "b": 0.1}
-    sc = scenario({n: {"error_probability": q, "latency": exp(0.01)} for n, q in p.items()}, ["a", "b"], 20, 1000)
+    sc = scenario(
+        {n: {"error_probability": q, "latency": exp(0.01)} for n, q in p.items()}, ["a", "b"], 20, 1000
+    )
     req = run_topology(sc, "choreography").requests
     expected = 1 - (1 - p["a"]) * (1 - p["b"])
     share = (req["status"] == "failed").mean()
@@ -277,7 +298,12 @@ def test_piecewise_schedule_changes_the_load() -> None:
             "duration": 300,
             "services": {"s": {"latency": exp(0.01)}},
             "workflows": {"wf": {"steps": ["s"]}},
-            "load": {"wf": {"arrival": "poisson", "schedule": [{"at": 0, "rate": 5}, {"at": 100, "rate": 50}, {"at": 200, "rate": 0}]}},
+            "load": {
+                "wf": {
+                    "arrival": "poisson",
+                    "schedule": [{"at": 0, "rate": 5}, {"at": 100, "rate": 50}, {"at": 200, "rate": 0}],
+                }
+            },
             "topologies": {"orchestration": {}},
             "window": 100,
         }

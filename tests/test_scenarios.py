@@ -32,5 +32,9 @@ def test_shipped_scenario_runs(path: Path) -> None:
 def test_checkout_matches_the_documented_shape() -> None:
     """The checkout scenario compares all three styles on the article's five-step checkout."""
     scenario = sim.load_scenario(Path(__file__).parent.parent / "scenarios" / "checkout.yaml")
-    assert [scenario.topology_kind(t) for t in scenario.topologies] == ["orchestration", "choreography", "hybrid"]
+    assert [scenario.topology_kind(t) for t in scenario.topologies] == [
+        "orchestration",
+        "choreography",
+        "hybrid",
+    ]
     assert set(scenario.services) == {"payment", "warehouse", "inventory", "shipping", "email"}

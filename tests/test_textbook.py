@@ -42,7 +42,11 @@ def test_mm1_mean_latency_and_utilization(topology: str) -> None:
 def test_mmc_erlang_c(topology: str) -> None:
     c, lam, mu = 3, 2.4, 1.0
     sc = scenario(
-        {"s": {"replicas": 1, "concurrency": c, "latency": exp(1 / mu)}}, ["s"], rate=lam, duration=20000, warmup=500
+        {"s": {"replicas": 1, "concurrency": c, "latency": exp(1 / mu)}},
+        ["s"],
+        rate=lam,
+        duration=20000,
+        warmup=500,
     )
     run = run_topology(sc, topology)
     mean, half = batch_means(run.requests, sc.warmup, sc.duration)

@@ -336,5 +336,5 @@ def test_warmup_excludes_early_arrivals() -> None:
     sc = scenario({"s": {"latency": exp(0.01)}}, ["s"], rate=10, duration=100, warmup=40)
     row = sim.run(sc).summary.iloc[0]
     assert abs(row["arrived"] - 600) < 5 * np.sqrt(600)
-    mean, half = batch_means(sim.run(sc).requests, 40, 100, batches=10)
+    mean, _half = batch_means(sim.run(sc).requests, 40, 100, batches=10)
     assert mean == pytest.approx(row["latency_mean"])

@@ -6,6 +6,7 @@ hand-tuned constants; seeds are fixed, so the tests are deterministic.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_mm1_mean_latency_and_utilization(topology: str) -> None:
     # Utilization: per-batch busy fractions give their own interval around rho.
     rec = run.components[0]
     edges = np.linspace(sc.warmup, sc.duration, 21)
-    utils = [component_stats(rec, a, b, run.end_time)["utilization"] for a, b in zip(edges, edges[1:])]
+    utils = [component_stats(rec, a, b, run.end_time)["utilization"] for a, b in itertools.pairwise(edges)]
     u_half = 3.88 * np.std(utils, ddof=1) / math.sqrt(len(utils))
     assert abs(np.mean(utils) - lam / mu) < u_half, f"utilization {np.mean(utils):.4f} vs rho 0.5"
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -35,7 +36,7 @@ out = Console(highlight=False)
 
 def _fail(exc: ScenarioError) -> None:
     for line in str(exc).splitlines():
-        err.print(f"[red]error:[/red] {line}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -85,7 +86,7 @@ def run(
         print(summary_json(result))
     elif not quiet:
         out.print(summary_table(result))
-        out.print(f"Run folder: {folder}")
+        print(f"Run folder: {folder}")
 
 
 def _fmt(value: object, unit: str = "") -> str:
@@ -144,7 +145,7 @@ def validate(file: Annotated[Path, typer.Argument(help="Scenario file (YAML).")]
         _fail(exc)
         return
     topologies = ", ".join(scenario.topologies)
-    out.print(f"{file}: ok (scenario {scenario.name!r}; topologies: {topologies})")
+    print(f"{file}: ok (scenario {scenario.name!r}; topologies: {topologies})")
 
 
 @app.command()

@@ -124,8 +124,8 @@ def with_overrides(scenario: Scenario, duration: float | None = None, seed: int 
             raise ScenarioError("--seed", ["must be at least 0"])
         update["seed"] = seed
     if duration is not None:
-        if not duration > 0:
-            raise ScenarioError("--duration", ["must be greater than 0"])
+        if not (math.isfinite(duration) and duration > 0):
+            raise ScenarioError("--duration", ["must be a finite number greater than 0"])
         if scenario.warmup >= duration:
             raise ScenarioError("--duration", [f"must be greater than the warm-up ({scenario.warmup:g} s)"])
         update["duration"] = duration

@@ -1,13 +1,15 @@
 """Reading scenario files: YAML in, a validated :class:`Scenario` out, or one clear error.
 
 Every problem is reported as ``file: field.path: what is wrong`` so that a user can find it without
-a traceback. PyYAML silently keeps the last of two equal keys; this loader refuses duplicates.
+a traceback. PyYAML silently keeps the last of two equal keys; this loader refuses duplicates (and
+keys that are lists or mappings), naming the field path, and refuses infinite or NaN numbers.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +29,55 @@ class ScenarioError(Exception):
         super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects a mapping with the same key twice."""
+def _join(path: str, key: Any) -> str:
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key {key!r} (first on line {seen[key] + 1})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
+
+def _key_problems(node: yaml.Node, path: str, seen: set[int]) -> Iterator[str]:
+    """Duplicate keys and keys that are not plain scalars, with the field path of each."""
+    if id(node) in seen:  # an alias of a node already checked (or a recursive structure)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _key_problems(item, _join(path, i), seen)
+    elif isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                yield from _key_problems(value_node, path, seen)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                what = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                yield f"{path or '(top level)'}: a key must be a plain name, not a {what} (line {line})"
+                continue
+            here = _join(path, key_node.value)
+            ident = (key_node.tag, key_node.value)
+            if ident in first:
+                yield f"{here}: duplicate key (lines {first[ident]} and {line})"
+            else:
+                first[ident] = line
+            yield from _key_problems(value_node, here, seen)
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    """One YAML document as plain data (None when empty); raise :class:`ScenarioError` if bad."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        problems = list(_key_problems(node, "", set()))
+        if problems:
+            raise ScenarioError(source, problems)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(source, [_yaml_problem(exc)]) from None
+    finally:
+        loader.dispose()
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -55,10 +90,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(source, ["file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(source, [f"cannot read the file: {exc}"]) from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(source, [_yaml_problem(exc)]) from None
+    data = _parse_yaml(text, source)
     if data is None:
         raise ScenarioError(source, ["the file is empty"])
     if not isinstance(data, dict):
@@ -71,6 +103,9 @@ def scenario_from_dict(
     data: Mapping[str, Any], source: str = "<scenario>", base_dir: str | Path = "."
 ) -> Scenario:
     """Validate a scenario given as plain data (as parsed from YAML)."""
+    problems = list(_value_problems(data, "", set()))
+    if problems:
+        raise ScenarioError(source, problems)
     try:
         scenario = Scenario.model_validate(dict(data), context={"base_dir": str(base_dir)})
     except ValidationError as exc:
@@ -81,10 +116,32 @@ def scenario_from_dict(
     return scenario
 
 
+def _value_problems(value: Any, path: str, seen: set[int]) -> Iterator[str]:
+    """Values no field accepts: infinite or NaN numbers (``.inf``, ``.nan``) and booleans
+    (which pydantic would otherwise read as 0 and 1)."""
+    if isinstance(value, bool):
+        word = "true" if value else "false"
+        yield f"{path or '(top level)'}: no field takes {word} (quote it if it is a name)"
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            yield f"{path or '(top level)'}: must be a finite number, not {value}"
+        return
+    if not isinstance(value, (Mapping, list, tuple)) or id(value) in seen:
+        return
+    seen.add(id(value))
+    items = value.items() if isinstance(value, Mapping) else enumerate(value)
+    for key, item in items:
+        yield from _value_problems(item, _join(path, key), seen)
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and cmark is not None and (mark is None or cmark.line != mark.line):
+        problem += f" ({context} at line {cmark.line + 1}, column {cmark.column + 1})"
     return f"invalid YAML: {where}{problem}"
 
 
@@ -103,23 +160,51 @@ def _format_path(loc: Iterable[Any]) -> str:
     return out or "(top level)"
 
 
+_DIST_HINT = "a bare number of seconds or a mapping with a 'dist' (one of: " + ", ".join(DIST_NAMES) + ")"
+
 _MESSAGES = [
+    (re.compile(r"^Input should be a valid dictionary or instance of .*$"), "must be a mapping of fields"),
+    (
+        re.compile(r"^Input should be a valid dictionary or object to extract fields from$"),
+        f"must be {_DIST_HINT}",
+    ),
+    (re.compile(r"^Input should be a valid dictionary$"), "must be a mapping"),
+    (re.compile(r"^Input should be a valid integer\b.*$"), "must be a whole number"),
+    (re.compile(r"^Input should be a valid number\b.*$"), "must be a number"),
+    (re.compile(r"^Input should be a valid (string|list)\b.*$"), r"must be a \1"),
     (re.compile(r"^Input should be (.*)$"), r"must be \1"),
     (re.compile(r"^Value error, (.*)$"), r"\1"),
     (re.compile(r"^Assertion failed, (.*)$"), r"\1"),
     (re.compile(r"^Field required$"), "is required"),
     (re.compile(r"^Extra inputs are not permitted$"), "unknown field"),
-    (
-        re.compile(r"^Unable to extract tag using discriminator 'dist'$"),
-        "needs a 'dist' (one of: " + ", ".join(DIST_NAMES) + ") or a bare number of seconds",
-    ),
+    (re.compile(r"^Unable to extract tag using discriminator 'dist'$"), f"must be {_DIST_HINT}"),
     (
         re.compile(r"^Input tag '(.*)' found using 'dist' does not match any of the expected tags.*$"),
         r"unknown dist '\1' (known: " + ", ".join(DIST_NAMES) + ")",
     ),
-    (re.compile(r"^List should have at least 1 item after validation, not 0$"), "must not be empty"),
-    (re.compile(r"^Dictionary should have at least 1 item after validation, not 0$"), "must not be empty"),
+    (
+        re.compile(r"^(List|Dictionary) should have at least 1 item after validation, not 0$"),
+        "must not be empty",
+    ),
+    (re.compile(r"^String should have at least 1 character$"), "must not be empty"),
 ]
+
+# Errors about the kind of value given; the message then says what was given.
+_TYPE_ERRORS = re.compile(r"_type$|_parsing$|^int_from_float$|^literal_error$")
+
+
+def _given(value: Any) -> str:
+    """A short description of a wrong value, in YAML terms."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _pydantic_problems(exc: ValidationError) -> list[str]:
@@ -127,12 +212,19 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
     for err in exc.errors(include_url=False):
         loc = err["loc"]
         msg = err["msg"]
+        if loc and loc[-1] == "[key]":  # a mapping key of the wrong type, e.g. ``1:`` for a name
+            line = f"{_format_path(loc[:-2])}: the name {_given(loc[-2])} must be a string (quote it)"
+            if line not in problems:
+                problems.append(line)
+            continue
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         for pattern, repl in _MESSAGES:
             msg, n = pattern.subn(repl, msg)
             if n:
                 break
+        if _TYPE_ERRORS.search(err["type"]):
+            msg += f", not {_given(err['input'])}"
         line = f"{_format_path(loc)}: {msg}"
         if line not in problems:
             problems.append(line)

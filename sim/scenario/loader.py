@@ -7,6 +7,7 @@ keys that are lists or mappings), naming the field path, and refuses infinite or
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -207,6 +208,25 @@ def _given(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _field_names() -> set[str]:
+    """Every field name (by alias) of the scenario language, for "did you mean" hints."""
+    from pydantic import BaseModel
+
+    from sim.scenario import distributions, models
+
+    names: set[str] = set()
+    for module in (models, distributions):
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, BaseModel):
+                names.update(f.alias or n for n, f in obj.model_fields.items())
+    return names
+
+
+def _suggestion(key: str) -> str:
+    close = difflib.get_close_matches(key, sorted(_field_names()), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _pydantic_problems(exc: ValidationError) -> list[str]:
     problems: list[str] = []
     for err in exc.errors(include_url=False):
@@ -218,7 +238,7 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
                 problems.append(line)
             continue
         if err["type"] == "extra_forbidden":
-            msg = "unknown field"
+            msg = "unknown field" + _suggestion(str(loc[-1]))
         for pattern, repl in _MESSAGES:
             msg, n = pattern.subn(repl, msg)
             if n:

@@ -40,10 +40,10 @@ def run_topology(
                 name=st.name,
                 kind=st.kind,
                 servers=st.servers,
-                arrived=np.asarray(st.arrived, dtype=float),
-                started=np.asarray(st.started, dtype=float),
-                ended=np.asarray(st.ended, dtype=float),
-                rejected=np.asarray(st.rejected, dtype=float),
+                arrived=np.array(st.arrived, dtype=float),
+                started=np.array(st.started, dtype=float),
+                ended=np.array(st.ended, dtype=float),
+                rejected=np.array(st.rejected, dtype=float),
             )
             for st in world.components
         ],
@@ -60,8 +60,8 @@ def _requests(world: World, topology: str) -> pd.DataFrame:
     ids = np.concatenate([np.arange(p.count) for p in world.plans])
     step_names = {p.name: [s.service for s in p.steps] for p in world.plans}
     failed_at = [step_names[w][k] if k >= 0 else None for w, k in zip(workflow.tolist(), world.failed_step)]
-    status = np.asarray(world.status, dtype=np.int8)
-    completion = np.asarray(world.completion, dtype=float)
+    status = np.array(world.status, dtype=np.int8)
+    completion = np.array(world.completion, dtype=float)
     frame = pd.DataFrame(
         {
             "topology": topology,
@@ -72,9 +72,9 @@ def _requests(world: World, topology: str) -> pd.DataFrame:
             "status": pd.Categorical.from_codes(status, [STATUS_NAMES[i] for i in range(3)]),
             "latency": completion - world.arrival,
             "failed_at": pd.array(failed_at, dtype="string"),
-            "async_completion": np.asarray(world.async_completion, dtype=float),
-            "async_pending": np.asarray(world.async_pending, dtype=np.int32),
-            "async_failures": np.asarray(world.async_failures, dtype=np.int32),
+            "async_completion": np.array(world.async_completion, dtype=float),
+            "async_pending": np.array(world.async_pending, dtype=np.int32),
+            "async_failures": np.array(world.async_failures, dtype=np.int32),
         }
     )
     return frame

@@ -18,6 +18,7 @@ as an ideal load balancer would).
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -50,12 +51,12 @@ class Station:
         self._capacity: float = math.inf if servers is None else servers
         self.busy = 0
         self.queue: deque[tuple[float, Callable[[Any], None], Any]] = deque()
-        # Raw records. FIFO means the i-th request to start is the i-th accepted one, so
-        # arrived[i] and started[i] belong to the same request.
-        self.arrived: list[float] = []
-        self.started: list[float] = []
-        self.ended: list[float] = []
-        self.rejected: list[float] = []
+        # Raw records (compact float arrays). FIFO means the i-th request to start is the i-th
+        # accepted one, so arrived[i] and started[i] belong to the same request.
+        self.arrived = array("d")
+        self.started = array("d")
+        self.ended = array("d")
+        self.rejected = array("d")
 
     def submit(self, service_time: float, done: Callable[[Any], None], payload: Any) -> bool:
         """Offer a request; ``done(payload)`` is called when its service ends.

@@ -15,6 +15,8 @@ hops) come from their own streams.
 from __future__ import annotations
 
 import itertools
+import math
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,12 +143,13 @@ class World:
             offset += len(times)
         self.total = offset
         self.arrival = np.concatenate(arrivals) if arrivals else np.empty(0)
-        self.completion = [float("nan")] * self.total
-        self.status = [IN_FLIGHT] * self.total
-        self.failed_step = [-1] * self.total
-        self.async_completion = [float("nan")] * self.total
-        self.async_failures = [0] * self.total
-        self.async_pending = [0] * self.total
+        # Outcomes, one slot per instance, in compact arrays (a run may hold millions).
+        self.completion = array("d", [math.nan]) * self.total
+        self.status = array("b", [IN_FLIGHT]) * self.total
+        self.failed_step = array("i", [-1]) * self.total
+        self.async_completion = array("d", [math.nan]) * self.total
+        self.async_failures = array("i", [0]) * self.total
+        self.async_pending = array("i", [0]) * self.total
         self.open = 0
         """Instances and asynchronous steps not yet finished."""
         self.arrivals_over = False
@@ -320,11 +323,11 @@ class World:
 
     def check_conservation(self) -> None:
         """Every arrival is completed, failed or still in flight, exactly once; raise if not."""
-        status = np.asarray(self.status, dtype=np.int8)
+        status = np.array(self.status, dtype=np.int8)
         counts = {code: int(np.count_nonzero(status == code)) for code in STATUS_NAMES}
         if sum(counts.values()) != self.total:
             raise AssertionError(f"conservation violated: {self.total} arrived, outcomes {counts}")
-        done = np.asarray(self.completion)
+        done = np.array(self.completion)
         finished = ~np.isnan(done)
         if int(finished.sum()) != counts[COMPLETED] + counts[FAILED]:
             raise AssertionError("conservation violated: finished instances without an outcome")

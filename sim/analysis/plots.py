@@ -62,8 +62,9 @@ def latency_cdf(requests: pd.DataFrame, warmup: float = 0.0, duration: float = n
 
 
 def timelines(timeseries: pd.DataFrame, warmup: float = 0.0) -> Figure:
-    """Throughput and p99 latency over time, per topology; the warm-up is shaded."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    """Throughput, p99 latency and workflows in flight over time, per topology; the warm-up is
+    shaded."""
+    fig, (top, bottom, backlog) = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True)
     names = list(dict.fromkeys(timeseries["topology"]))
     colours = topology_colours(names)
     for name in names:
@@ -71,14 +72,16 @@ def timelines(timeseries: pd.DataFrame, warmup: float = 0.0) -> Figure:
         mid = (ts["t_start"] + ts["t_end"]) / 2
         top.plot(mid, ts["throughput"], label=name, color=colours[name])
         bottom.plot(mid, ts["latency_p99"], label=name, color=colours[name])
-    for ax in (top, bottom):
+        backlog.plot(ts["t_end"], ts["in_flight"], label=name, color=colours[name])
+    for ax in (top, bottom, backlog):
         if warmup > 0:
             ax.axvspan(0, warmup, color="grey", alpha=0.15, lw=0)
         ax.grid(True, alpha=0.3)
     top.set_ylabel("completed / s")
-    top.set_title("Throughput and p99 latency over time (grey: warm-up)")
+    top.set_title("Throughput, p99 latency and workflows in flight over time (grey: warm-up)")
     bottom.set_ylabel("p99 latency (s)")
-    bottom.set_xlabel("simulated time (s)")
+    backlog.set_ylabel("in flight")
+    backlog.set_xlabel("simulated time (s)")
     top.legend()
     fig.tight_layout()
     return fig

@@ -288,6 +288,11 @@ def test_failure_share_matches_error_probabilities() -> None:
     req = run_topology(sc, "choreography").requests
     expected = 1 - (1 - p["a"]) * (1 - p["b"])
     share = (req["status"] == "failed").mean()
+    # Without overheads a workflow fails at the instant its service reports the error.
+    comps = sim.run(sc, topologies=["choreography"]).components.set_index("name")
+    in_window = req["completion"] < sc.duration
+    assert comps["errors"].sum() == ((req["status"] == "failed") & in_window).sum()
+    assert comps.loc["a", "errors"] == ((req["failed_at"] == "a") & in_window).sum()
     sd = np.sqrt(expected * (1 - expected) / len(req))
     assert abs(share - expected) < 4 * sd
 

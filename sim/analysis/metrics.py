@@ -13,7 +13,7 @@
   **mean_queue** / **max_queue** = time-average / largest number of requests waiting (not in
   service); **mean_wait** / **p99_wait** = waiting time of the requests that arrived in the window
   and started service; **handled** = services that ended in the window; **rejected** = requests
-  refused by a full queue in the window.
+  refused by a full queue in the window; **errors** = services that ended in an error in the window.
 * **bottleneck**: the component with the highest utilization; among components equally saturated
   (to 0.1 %), the one with the longest mean queue.
 
@@ -79,6 +79,7 @@ def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float)
         "p99_wait": float(np.quantile(waits, 0.99)) if waits.size else math.nan,
         "handled": int(ended_in.sum()),
         "rejected": int(((rec.rejected >= lo) & (rec.rejected < hi)).sum()),
+        "errors": int(((rec.errors >= lo) & (rec.errors < hi)).sum()),
     }
 
 

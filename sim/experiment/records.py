@@ -19,6 +19,7 @@ class ComponentRecord:
     started: np.ndarray
     ended: np.ndarray
     rejected: np.ndarray
+    errors: np.ndarray
 
 
 @dataclass

@@ -80,6 +80,7 @@ class RunResult:
                             "p99_wait",
                             "handled",
                             "rejected",
+                            "errors",
                         )
                     }
                     for c in comps.to_dict("records")

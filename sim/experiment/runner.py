@@ -44,6 +44,7 @@ def run_topology(
                 started=np.array(st.started, dtype=float),
                 ended=np.array(st.ended, dtype=float),
                 rejected=np.array(st.rejected, dtype=float),
+                errors=np.array(st.errors, dtype=float),
             )
             for st in world.components
         ],

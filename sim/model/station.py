@@ -57,6 +57,8 @@ class Station:
         self.started = array("d")
         self.ended = array("d")
         self.rejected = array("d")
+        self.errors = array("d")
+        """Instants at which a request served here ended in an error (recorded by the world)."""
 
     def submit(self, service_time: float, done: Callable[[Any], None], payload: Any) -> bool:
         """Offer a request; ``done(payload)`` is called when its service ends.

@@ -252,6 +252,13 @@ class World:
         else:
             Timeout(self.env, delay, (fn, arg)).callbacks.append(_fire)
 
+    def succeeded(self, inst: Instance, k: int) -> bool:
+        """Whether step ``k`` of ``inst``, just served, succeeded; an error is recorded at its service."""
+        if inst.errors[k]:
+            inst.plan.steps[k].station.errors.append(self.env.now)
+            return False
+        return True
+
     def finish(self, inst: Instance, status: int, failed_step: int = -1) -> None:
         """Record how ``inst`` ended (once; later calls for the same instance are ignored)."""
         if inst.finished:

@@ -77,7 +77,7 @@ class Choreography(Coordinator):
 
     def served(self, delivery: tuple[Instance, int]) -> None:
         inst, k = delivery
-        self.emit(inst, k, not inst.errors[k])
+        self.emit(inst, k, self.world.succeeded(inst, k))
 
     def emit(self, inst: Instance, k: int, ok: bool) -> None:
         """The service publishes its completion (or failure) event over the network."""

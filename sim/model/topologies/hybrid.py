@@ -50,4 +50,4 @@ class Hybrid(Orchestration):
 
     def consumed(self, event: tuple[Instance, int]) -> None:
         inst, k = event
-        self.world.async_done(inst, not inst.errors[k])
+        self.world.async_done(inst, self.world.succeeded(inst, k))

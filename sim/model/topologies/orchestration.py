@@ -94,7 +94,7 @@ class Orchestration(Coordinator):
 
     def served(self, request: tuple[Instance, int]) -> None:
         inst, k = request
-        self.reply(inst, k, not inst.errors[k])
+        self.reply(inst, k, self.world.succeeded(inst, k))
 
     def reply(self, inst: Instance, k: int, ok: bool) -> None:
         """The service answers the engine over the network."""

@@ -258,6 +258,44 @@ class Empirical(_Spec):
         return rng.choice(np.asarray(self.samples, dtype=float), n)
 
 
+class MixturePart(BaseModel):
+    """One part of a mixture: a distribution and its relative weight."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weight: PositiveFloat = Field(description="Relative weight (weights need not sum to 1).")
+    distribution: Distribution = Field(description="The part's distribution.")
+
+
+class Mixture(_Spec):
+    """Each draw comes from one of the ``parts``, chosen with probability proportional to its
+    weight: e.g. a fast body with rare slow stalls, which no single lognormal reproduces."""
+
+    dist: Literal["mixture"]
+    parts: list[MixturePart] = Field(min_length=2, description="The parts and their weights.")
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        w = np.array([p.weight for p in self.parts], dtype=float)
+        return w / w.sum()
+
+    @property
+    def mean(self) -> float:
+        return float(sum(p * part.distribution.mean for p, part in zip(self.probabilities, self.parts)))
+
+    @property
+    def is_zero(self) -> bool:
+        return all(part.distribution.is_zero for part in self.parts)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        which = rng.choice(len(self.parts), size=n, p=self.probabilities)
+        out = np.empty(n)
+        for i, part in enumerate(self.parts):
+            chosen = which == i
+            out[chosen] = part.distribution.sample(rng, int(chosen.sum()))
+        return out
+
+
 def _read_samples(path: Path, column: str | None) -> list[float]:
     import pandas as pd
 
@@ -291,11 +329,23 @@ def _number_is_constant(value: Any) -> Any:
 
 
 Distribution = Annotated[
-    Union[Constant, Exponential, Uniform, Normal, LogNormal, Gamma, Erlang, Empirical],
+    Union[Constant, Exponential, Uniform, Normal, LogNormal, Gamma, Erlang, Empirical, Mixture],
     Field(discriminator="dist"),
     BeforeValidator(_number_is_constant),
 ]
 """A latency distribution: a bare number of seconds, or a mapping tagged with ``dist``."""
 
-DIST_NAMES = ("constant", "exponential", "uniform", "normal", "lognormal", "gamma", "erlang", "empirical")
+DIST_NAMES = (
+    "constant",
+    "exponential",
+    "uniform",
+    "normal",
+    "lognormal",
+    "gamma",
+    "erlang",
+    "empirical",
+    "mixture",
+)
+MixturePart.model_rebuild()
+Mixture.model_rebuild()
 ZERO = Constant(value=0.0)

@@ -188,6 +188,10 @@ _MESSAGES = [
         "must not be empty",
     ),
     (re.compile(r"^String should have at least 1 character$"), "must not be empty"),
+    (
+        re.compile(r"^(List|Dictionary) should have at least (\d+) items after validation.*$"),
+        r"must have at least \2 items",
+    ),
 ]
 
 # Errors about the kind of value given; the message then says what was given.

@@ -14,8 +14,8 @@
   service); **mean_wait** / **p99_wait** = waiting time of the requests that arrived in the window
   and started service; **handled** = services that ended in the window; **rejected** = requests
   refused by a full queue in the window; **errors** = services that ended in an error in the window.
-* **bottleneck**: the component with the highest utilization; among components equally saturated
-  (to 0.1 %), the one with the longest mean queue.
+* **bottleneck**: the component with the highest utilization; among components within 0.1 % of
+  it, the one with the longest mean queue. Unlimited and idle components are not candidates.
 
 Time-weighted quantities (utilization, queue length) are kept apart from per-request tallies
 (waits, latencies), as in salabim's monitors. This module does not import the simulation engine.
@@ -96,14 +96,13 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
 
 
 def _bottleneck(components: pd.DataFrame) -> tuple[str | None, float]:
-    """Highest utilization; among components saturated alike (to 0.1 %), the longest queue."""
+    """Highest utilization; among components within 0.1 % of it, the longest queue."""
     finite = components.dropna(subset=["utilization"])
     finite = finite[finite["handled"] > 0]
     if finite.empty:
         return None, math.nan
-    ranked = finite.assign(_u=finite["utilization"].round(3)).sort_values(
-        ["_u", "mean_queue"], ascending=False, kind="stable"
-    )
+    top = finite[finite["utilization"] >= finite["utilization"].max() - 0.001]
+    ranked = top.sort_values("mean_queue", ascending=False, kind="stable")
     row = ranked.iloc[0]
     return str(row["name"]), float(row["utilization"])
 
@@ -137,6 +136,7 @@ def summary_table(runs: Sequence[TopologyRun], scenario: Scenario, components: p
         in_window = ((completed_all["completion"] >= lo) & (completed_all["completion"] < hi)).sum()
         bottleneck, util = _bottleneck(components[components["topology"] == run.topology])
         has_async = bool((req["async_completion"].notna() | (req["async_pending"] > 0)).any())
+        # Only instances whose asynchronous steps have all finished have an asynchronous latency.
         async_lat = (cohort["async_completion"] - cohort["arrival"]).dropna().to_numpy()
         row = {
             "topology": run.topology,
@@ -161,7 +161,6 @@ def summary_table(runs: Sequence[TopologyRun], scenario: Scenario, components: p
             "run_failed": int((req["status"] == "failed").sum()),
             "run_in_flight": int((req["status"] == "in_flight").sum()),
             "end_time": run.end_time,
-            "wall_seconds": run.wall_seconds,
         }
         if row["arrived"] != row["completed"] + row["failed"] + row["in_flight"]:
             raise AssertionError(f"conservation violated in the measured window of {run.topology}")
@@ -177,12 +176,13 @@ def timeseries_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
         req = run.requests
         n = max(1, math.ceil(run.end_time / width - 1e-9))
         edges = np.arange(n + 1) * width
+        edges[-1] = max(run.end_time, edges[-2] + 1e-9)  # the last window ends with the run
         arrival = req["arrival"].to_numpy()
         completion = req["completion"].to_numpy()
         ok = (req["status"] == "completed").to_numpy()
         failed = (req["status"] == "failed").to_numpy()
         finished = ~np.isnan(completion)
-        bins = np.clip(np.floor(completion[finished] / width).astype(int), 0, n - 1)
+        bins = np.clip(np.searchsorted(edges, completion[finished], side="right") - 1, 0, n - 1)
         lat = (completion - arrival)[finished]
         okf, failf = ok[finished], failed[finished]
         p99 = np.full(n, math.nan)
@@ -208,7 +208,7 @@ def timeseries_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                     "arrivals": arrivals,
                     "completions": completions,
                     "failures": failures,
-                    "throughput": completions / width,
+                    "throughput": completions / np.diff(edges),
                     "in_flight": started_by - done_by,
                     "latency_mean": mean,
                     "latency_p99": p99,

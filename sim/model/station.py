@@ -3,11 +3,11 @@
 Every component that does work (a service, the orchestrator's engine, the broker's partitions) is
 a station. A request is submitted with its service time and a continuation; if a server is idle
 it starts at once, otherwise it waits in the queue (or is rejected when a queue limit is full).
-When its service ends, the next waiting request starts and the continuation is called.
+When its service ends, the continuation is called and the next waiting request starts.
 
 The station is written like SimPy's own resources: callbacks on events, not a process per
 request, so one service visit costs exactly one engine event. It records raw timestamps
-(arrival, start and end of each visit, and rejections) into plain lists; utilisation, queue
+(arrival, start and end of each visit, rejections, errors) into compact arrays; utilisation, queue
 lengths and waits are computed from them afterwards (:mod:`sim.analysis.metrics`), so the warm-up
 can be re-chosen without re-running.
 
@@ -27,6 +27,36 @@ import simpy
 from simpy.events import Timeout
 
 
+class Immediate:
+    """Runs zero-delay actions one after another rather than nested inside each other.
+
+    A chain of instantaneous steps (zero latency, zero overhead) would otherwise grow the call
+    stack by a few frames per step. Actions still run at the same simulated instant, in the
+    order they were asked for.
+    """
+
+    __slots__ = ("_pending", "_running")
+
+    def __init__(self) -> None:
+        self._pending: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self._running = False
+
+    def __call__(self, fn: Callable[[Any], None], arg: Any) -> None:
+        if self._running:
+            self._pending.append((fn, arg))
+            return
+        self._running = True
+        try:
+            fn(arg)
+            pending = self._pending
+            while pending:
+                fn, arg = pending.popleft()
+                fn(arg)
+        finally:
+            self._pending.clear()
+            self._running = False
+
+
 class Station:
     """``servers`` identical servers (``None``: unlimited) sharing one FIFO queue.
 
@@ -42,8 +72,10 @@ class Station:
         kind: str,
         servers: int | None,
         queue_limit: int | None = None,
+        immediate: Immediate | None = None,
     ) -> None:
         self.env = env
+        self.immediate = immediate or Immediate()
         self.name = name
         self.kind = kind
         self.servers = servers
@@ -66,7 +98,7 @@ class Station:
         Returns False if the request was rejected because the queue was full.
         """
         now = self.env.now
-        if self.busy < self._capacity:
+        if self.busy < self._capacity and not self.queue:
             self.arrived.append(now)
             self._start(now, service_time, done, payload)
         elif self.queue_limit is not None and len(self.queue) >= self.queue_limit:
@@ -81,7 +113,7 @@ class Station:
         self.started.append(now)
         self.ended.append(now + service_time)
         if service_time == 0:  # takes no time, so it holds no server
-            done(payload)
+            self.immediate(done, payload)
             return
         self.busy += 1
         Timeout(self.env, service_time, (done, payload)).callbacks.append(self._finish)
@@ -89,10 +121,10 @@ class Station:
     def _finish(self, event: Timeout) -> None:
         done, payload = event._value
         self.busy -= 1
+        done(payload)
         queue = self.queue
         while queue and self.busy < self._capacity:
             self._start(self.env.now, *queue.popleft())
-        done(payload)
 
     @property
     def in_system(self) -> int:

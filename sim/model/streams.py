@@ -21,9 +21,18 @@ from sim.scenario.distributions import Constant, _Spec
 BATCH = 4096
 
 
-def generator(root_seed: int, name: str) -> np.random.Generator:
-    """The random generator of the stream called ``name`` under ``root_seed``."""
-    seq = np.random.SeedSequence(root_seed, spawn_key=(zlib.crc32(name.encode("utf-8")),))
+def generator(root_seed: int, name: str, replication: int = 0) -> np.random.Generator:
+    """The random generator of the stream called ``name`` under ``root_seed``.
+
+    Replication ``r`` > 0 of an experiment gets independent streams with the same names; every
+    topology of replication ``r`` shares them, which is what makes paired comparisons valid.
+    """
+    key = (
+        (zlib.crc32(name.encode("utf-8")),)
+        if replication == 0
+        else (zlib.crc32(name.encode("utf-8")), replication)
+    )
+    seq = np.random.SeedSequence(root_seed, spawn_key=key)
     return np.random.Generator(np.random.PCG64(seq))
 
 
@@ -32,20 +41,20 @@ def _batches(dist: _Spec, rng: np.random.Generator) -> Iterator[list[float]]:
         yield dist.sample(rng, BATCH).tolist()
 
 
-def draws(dist: _Spec, root_seed: int, name: str) -> Callable[[], float]:
+def draws(dist: _Spec, root_seed: int, name: str, replication: int = 0) -> Callable[[], float]:
     """A function returning the next draw of ``dist`` from stream ``name``.
 
     A constant needs no stream: its function returns the value without touching a generator.
     """
     if isinstance(dist, Constant):
         return itertools.repeat(float(dist.value)).__next__
-    rng = generator(root_seed, name)
+    rng = generator(root_seed, name, replication)
     return itertools.chain.from_iterable(_batches(dist, rng)).__next__
 
 
-def uniforms(root_seed: int, name: str) -> Callable[[], float]:
+def uniforms(root_seed: int, name: str, replication: int = 0) -> Callable[[], float]:
     """A function returning the next U(0, 1) draw of stream ``name``."""
-    rng = generator(root_seed, name)
+    rng = generator(root_seed, name, replication)
 
     def batches() -> Iterator[list[float]]:
         while True:

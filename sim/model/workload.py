@@ -25,7 +25,8 @@ def arrival_times(load: Load, duration: float, rng: np.random.Generator) -> np.n
         if start >= end or rate == 0:
             continue
         if load.arrival == "deterministic":
-            chunks.append(start + np.arange(int(np.ceil((end - start) * rate))) / rate)
+            times = start + np.arange(int(np.ceil((end - start) * rate - 1e-9))) / rate
+            chunks.append(times[times < end])
             continue
         t = start
         while True:

@@ -26,7 +26,7 @@ import simpy
 from simpy.events import Timeout
 
 from sim.model import streams
-from sim.model.station import Station
+from sim.model.station import Immediate, Station
 from sim.model.workload import arrival_times
 from sim.scenario.distributions import _Spec
 from sim.scenario.models import Parallel, Scenario
@@ -118,12 +118,14 @@ class World:
     outcome is recorded; ``check_conservation`` proves that every arrival is accounted for.
     """
 
-    def __init__(self, scenario: Scenario, seed: int | None = None) -> None:
+    def __init__(self, scenario: Scenario, seed: int | None = None, replication: int = 0) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
+        self.replication = replication
         self.env = simpy.Environment()
+        self.immediate = Immediate()
         self.stations: dict[str, Station] = {
-            name: Station(self.env, name, "service", svc.servers, svc.queue_limit)
+            name: Station(self.env, name, "service", svc.servers, svc.queue_limit, self.immediate)
             for name, svc in scenario.services.items()
         }
         self.components: list[Station] = list(self.stations.values())
@@ -136,7 +138,9 @@ class World:
         offset = 0
         for wname, wf in scenario.workflows.items():
             times = arrival_times(
-                scenario.load[wname], scenario.duration, streams.generator(self.seed, f"arrivals/{wname}")
+                scenario.load[wname],
+                scenario.duration,
+                streams.generator(self.seed, f"arrivals/{wname}", replication),
             )
             self.plans.append(self._compile(wname, wf.steps, offset, len(times)))
             arrivals.append(times)
@@ -160,11 +164,11 @@ class World:
 
     def draws(self, dist: _Spec, name: str) -> Callable[[], float]:
         """Draw function of ``dist`` from the stream ``name`` of this world's seed."""
-        return streams.draws(dist, self.seed, name)
+        return streams.draws(dist, self.seed, name, self.replication)
 
     def add_component(self, name: str, kind: str, servers: int | None) -> Station:
         """A coordination component (orchestrator, broker) of the topology being run."""
-        station = Station(self.env, name, kind, servers)
+        station = Station(self.env, name, kind, servers, immediate=self.immediate)
         self.components.append(station)
         return station
 
@@ -211,7 +215,11 @@ class World:
                 self.draws(services[st.service].latency, f"work/{k}") for st, k in zip(steps, key)
             ],
             error_draws=[
-                (st.index, services[st.service].error_probability, streams.uniforms(self.seed, f"errors/{k}"))
+                (
+                    st.index,
+                    services[st.service].error_probability,
+                    streams.uniforms(self.seed, f"errors/{k}", self.replication),
+                )
                 for st, k in zip(steps, key)
                 if services[st.service].error_probability > 0
             ],
@@ -248,7 +256,7 @@ class World:
     def after(self, delay: float, fn: Callable[[Any], None], arg: Any) -> None:
         """Call ``fn(arg)`` after ``delay`` seconds (at once, without an engine event, if 0)."""
         if delay == 0:
-            fn(arg)
+            self.immediate(fn, arg)
         else:
             Timeout(self.env, delay, (fn, arg)).callbacks.append(_fire)
 
@@ -274,9 +282,10 @@ class World:
         gid = inst.gid
         self._close()
         self.async_pending[gid] -= 1
-        self.async_completion[gid] = self.env.now
         if not ok:
             self.async_failures[gid] += 1
+        if self.async_pending[gid] == 0:
+            self.async_completion[gid] = self.env.now
 
     def async_started(self, inst: Instance) -> None:
         """Record that an asynchronous step of ``inst`` has been dispatched (hybrid)."""

@@ -8,7 +8,8 @@ service queue the work. Events that only fill a join take no service time.
 
 A workflow is complete when the broker has committed the completion events of its last steps. A
 failed or rejected step publishes a failure event instead; the workflow fails when that event is
-committed, and nothing downstream of the failed step runs.
+committed; from then on no service starts new work for that workflow (services see its failure
+event by correlation id), as an orchestrator would stop dispatching.
 
 Left out here (see the fault model): redelivery, dead letters, compensation and outages.
 """
@@ -45,6 +46,8 @@ class Choreography(Coordinator):
         inst, k, ok = event
         if not ok:
             self.world.finish(inst, FAILED, k)
+            return
+        if inst.finished:  # the workflow has failed: its services start nothing new for it
             return
         steps = inst.plan.steps
         followers = inst.plan.entry_steps if k == ENTRY else steps[k].followers

@@ -89,7 +89,13 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
     rows = []
     for run in runs:
         for rec in run.components:
-            rows.append({"topology": run.topology, **component_stats(rec, lo, hi, run.end_time)})
+            rows.append(
+                {
+                    "topology": run.topology,
+                    "replication": run.replication,
+                    **component_stats(rec, lo, hi, run.end_time),
+                }
+            )
     frame = pd.DataFrame(rows)
     frame["servers"] = frame["servers"].astype("Int64")
     return frame
@@ -134,12 +140,16 @@ def summary_table(runs: Sequence[TopologyRun], scenario: Scenario, components: p
         done = cohort[status == "completed"]
         completed_all = req[req["status"] == "completed"]
         in_window = ((completed_all["completion"] >= lo) & (completed_all["completion"] < hi)).sum()
-        bottleneck, util = _bottleneck(components[components["topology"] == run.topology])
+        mine = components[
+            (components["topology"] == run.topology) & (components["replication"] == run.replication)
+        ]
+        bottleneck, util = _bottleneck(mine)
         has_async = bool((req["async_completion"].notna() | (req["async_pending"] > 0)).any())
         # Only instances whose asynchronous steps have all finished have an asynchronous latency.
         async_lat = (cohort["async_completion"] - cohort["arrival"]).dropna().to_numpy()
         row = {
             "topology": run.topology,
+            "replication": run.replication,
             "kind": run.kind,
             "seed": run.seed,
             "arrived": len(cohort),
@@ -203,6 +213,7 @@ def timeseries_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
             pd.DataFrame(
                 {
                     "topology": run.topology,
+                    "replication": run.replication,
                     "t_start": edges[:-1],
                     "t_end": ends,
                     "arrivals": arrivals,

@@ -29,6 +29,7 @@ class TopologyRun:
     topology: str
     kind: str
     seed: int
+    replication: int
     requests: pd.DataFrame
     components: list[ComponentRecord]
     messages: int

@@ -20,14 +20,18 @@ from typing import Any
 import pandas as pd
 
 from sim.analysis.metrics import components_table, summary_table, timeseries_table
-from sim.experiment.runner import run_topologies
+from sim.analysis.statistics import aggregate, format_difference, mser5_warmup, paired_differences
+from sim.experiment.executors import Executor, make_executor
+from sim.experiment.records import TopologyRun
+from sim.experiment.runner import run_topology, simulate
 from sim.scenario.loader import ScenarioError, load_scenario
 from sim.scenario.models import Scenario
 
 
 @dataclass
 class RunResult:
-    """The outcome of one comparison run: one row per topology in ``summary``, and details."""
+    """The outcome of one comparison: ``summary`` has one row per topology and replication;
+    ``intervals`` and ``differences`` condense the replications."""
 
     scenario: Scenario
     seed: int
@@ -39,22 +43,70 @@ class RunResult:
 
     @property
     def topologies(self) -> list[str]:
-        return self.summary["topology"].tolist()
+        return list(dict.fromkeys(self.summary["topology"]))
+
+    @property
+    def replications(self) -> int:
+        return int(self.summary["replication"].nunique())
+
+    @property
+    def confidence(self) -> float:
+        return self.scenario.confidence
+
+    @property
+    def intervals(self) -> pd.DataFrame:
+        """Per topology: the mean of each headline metric over replications, with its Student-t
+        interval (``<metric>_low``, ``<metric>_high``, ``<metric>_half_width``; empty with one
+        replication)."""
+        metrics = [m for m in HEADLINE if m in self.summary.columns]
+        return aggregate(self.summary, ["topology"], metrics, self.confidence)
+
+    @property
+    def differences(self) -> pd.DataFrame:
+        """Each topology minus the first one, replication by replication, with the interval of the
+        mean difference: the headline a user quotes. Pairing removes the noise the topologies
+        share through common random numbers."""
+        if len(self.topologies) < 2:
+            return pd.DataFrame()
+        return paired_differences(self.summary, self.topologies[0], COMPARED, self.confidence)
+
+    def difference_lines(self) -> list[str]:
+        """The differences as sentences, e.g. ``latency_p99: choreography − orchestration = …``."""
+        frame = self.differences
+        if frame.empty:
+            return []
+        lines = []
+        for row in frame.to_dict("records"):
+            scale, unit = (1.0, "/s") if row["metric"] == "throughput" else (1000.0, "ms")
+            lines.append(format_difference(row, unit_scale=scale, unit=unit))
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
-        """The summary as plain data (what ``sim run --json`` prints)."""
+        """The summary as plain data (what ``sim run --json`` prints). With several replications
+        each number is the mean over replications, and ``intervals`` gives its interval."""
         out: dict[str, Any] = {
             "scenario": self.scenario.name,
             "seed": self.seed,
             "duration": self.scenario.duration,
             "warmup": self.scenario.warmup,
+            "replications": self.replications,
+            "confidence": self.confidence,
             "topologies": [],
         }
-        for row in self.summary.to_dict("records"):
-            comps = self.components[self.components["topology"] == row["topology"]]
+        intervals = self.intervals.set_index("topology")
+        for name in self.topologies:
+            rows = self.summary[self.summary["topology"] == name]
+            row = rows.mean(numeric_only=True).to_dict()
+            first = rows.iloc[0]
+            comps = self.components[self.components["topology"] == name]
+            comp_rows = (
+                comps.groupby("name", sort=False)
+                .agg({**{c: "mean" for c in COMPONENT_FIELDS[2:]}, "kind": "first"})
+                .reset_index()
+            )
             entry = {
-                "topology": row["topology"],
-                "kind": row["kind"],
+                "topology": name,
+                "kind": first["kind"],
                 "arrived": row["arrived"],
                 "completed": row["completed"],
                 "failed": row["failed"],
@@ -63,36 +115,31 @@ class RunResult:
                 "offered_rate": row["offered_rate"],
                 "messages_per_workflow": row["messages_per_workflow"],
                 "latency": {k: row[f"latency_{k}"] for k in ("mean", "p50", "p95", "p99", "max")},
-                "bottleneck": row["bottleneck"],
+                "bottleneck": rows["bottleneck"].mode().iloc[0] if rows["bottleneck"].notna().any() else None,
                 "bottleneck_utilization": row["bottleneck_utilization"],
-                "components": [
-                    {
-                        k: c[k]
-                        for k in (
-                            "name",
-                            "kind",
-                            "servers",
-                            "utilization",
-                            "mean_busy",
-                            "mean_queue",
-                            "max_queue",
-                            "mean_wait",
-                            "p99_wait",
-                            "handled",
-                            "rejected",
-                            "errors",
-                        )
-                    }
-                    for c in comps.to_dict("records")
-                ],
+                "components": [{k: c[k] for k in COMPONENT_FIELDS} for c in comp_rows.to_dict("records")],
             }
-            if row["async_steps"]:
+            if bool(first["async_steps"]):
                 entry["asynchronous"] = {
                     "latency": {k: row[f"async_latency_{k}"] for k in ("mean", "p50", "p95", "p99", "max")},
                     "failed": row["async_failed"],
                     "in_flight": row["async_in_flight"],
                 }
+            if self.replications > 1:
+                iv = intervals.loc[name]
+                entry["intervals"] = {
+                    m: {
+                        "mean": iv[m],
+                        "low": iv[f"{m}_low"],
+                        "high": iv[f"{m}_high"],
+                        "half_width": iv[f"{m}_half_width"],
+                    }
+                    for m in HEADLINE
+                    if m in self.summary.columns
+                }
             out["topologies"].append(entry)
+        if self.replications > 1 and len(self.topologies) > 1:
+            out["differences"] = self.differences.to_dict("records")
         return _plain(out)
 
     def save(self, folder: str | Path, plots: bool = True) -> Path:
@@ -100,6 +147,22 @@ class RunResult:
         from sim.experiment.rundir import write_run
 
         return write_run(self, folder, plots=plots)
+
+
+COMPONENT_FIELDS = [
+    "name",
+    "kind",
+    "servers",
+    "utilization",
+    "mean_busy",
+    "mean_queue",
+    "max_queue",
+    "mean_wait",
+    "p99_wait",
+    "handled",
+    "rejected",
+    "errors",
+]
 
 
 def _plain(value: Any) -> Any:
@@ -117,9 +180,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def with_overrides(scenario: Scenario, duration: float | None = None, seed: int | None = None) -> Scenario:
+def with_overrides(
+    scenario: Scenario,
+    duration: float | None = None,
+    seed: int | None = None,
+    replications: int | None = None,
+    confidence: float | None = None,
+) -> Scenario:
     """The scenario with the command-line overrides applied and checked."""
     update: dict[str, Any] = {}
+    if replications is not None:
+        if replications < 1:
+            raise ScenarioError("--replications", ["must be at least 1"])
+        update["replications"] = replications
+    if confidence is not None:
+        if not 0 < confidence < 1:
+            raise ScenarioError("--confidence", ["must be between 0 and 1 (e.g. 0.95)"])
+        update["confidence"] = confidence
     if seed is not None:
         if seed < 0:
             raise ScenarioError("--seed", ["must be at least 0"])
@@ -127,7 +204,7 @@ def with_overrides(scenario: Scenario, duration: float | None = None, seed: int 
     if duration is not None:
         if not (math.isfinite(duration) and duration > 0):
             raise ScenarioError("--duration", ["must be a finite number greater than 0"])
-        if scenario.warmup >= duration:
+        if scenario.warmup != "auto" and scenario.warmup >= duration:
             raise ScenarioError("--duration", [f"must be greater than the warm-up ({scenario.warmup:g} s)"])
         update["duration"] = duration
         if scenario.window is not None and scenario.window > duration:
@@ -135,34 +212,70 @@ def with_overrides(scenario: Scenario, duration: float | None = None, seed: int 
     return scenario.model_copy(update=update) if update else scenario
 
 
+HEADLINE = [
+    "throughput",
+    "latency_mean",
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+    "latency_max",
+    "messages_per_workflow",
+    "bottleneck_utilization",
+    "arrived",
+    "completed",
+    "failed",
+    "in_flight",
+    "async_latency_mean",
+    "async_latency_p99",
+]
+"""Summary metrics that get a confidence interval across replications."""
+
+COMPARED = ["throughput", "latency_mean", "latency_p50", "latency_p95", "latency_p99"]
+"""Metrics compared between topologies, replication by replication."""
+
+
 def run(
     scenario: Scenario | str | Path,
     topologies: Sequence[str] | None = None,
     seed: int | None = None,
     duration: float | None = None,
+    replications: int | None = None,
+    confidence: float | None = None,
+    executor: str | Executor | None = None,
+    workers: int | None = None,
     progress: Callable[[str, float], None] | None = None,
 ) -> RunResult:
     """Simulate the topologies of ``scenario`` side by side and summarise them.
 
     ``scenario`` is a :class:`Scenario` or the path of a scenario file. ``topologies`` selects
-    topologies by name (default: all, in file order); ``seed`` and ``duration`` override the
-    file. ``progress(topology, fraction)`` is called as the simulation advances.
+    topologies by name (default: all, in file order); ``seed``, ``duration``, ``replications``
+    and ``confidence`` override the file. Replication r of every topology shares its random
+    numbers. ``executor`` is ``serial``, ``processes`` (default when there is more than one
+    replication) or an :class:`~sim.experiment.executors.Executor`. ``progress(label,
+    fraction)`` is called as the work advances.
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    scenario = with_overrides(scenario, duration=duration, seed=seed)
+    scenario = with_overrides(
+        scenario, duration=duration, seed=seed, replications=replications, confidence=confidence
+    )
     names = list(topologies) if topologies else list(scenario.topologies)
     unknown = [n for n in names if n not in scenario.topologies]
     if unknown:
         known = ", ".join(scenario.topologies)
         raise ScenarioError("--topology", [f"unknown topology {n!r} (known: {known})" for n in unknown])
     started = time.perf_counter()
-    runs = run_topologies(scenario, names, progress=progress)
+    runs = _simulate_all(scenario, names, executor, workers, progress)
+    chosen_warmup = None
+    if scenario.warmup == "auto":
+        chosen_warmup = choose_warmup(runs, scenario.duration)
+        scenario = scenario.model_copy(update={"warmup": chosen_warmup})
     components = components_table(runs, scenario)
+    summary = summary_table(runs, scenario, components)
     result = RunResult(
         scenario=scenario,
         seed=scenario.seed,
-        summary=summary_table(runs, scenario, components),
+        summary=summary,
         components=components,
         requests=pd.concat([r.requests for r in runs], ignore_index=True),
         timeseries=timeseries_table(runs, scenario),
@@ -171,12 +284,62 @@ def run(
         "scenario": scenario.name,
         "seed": scenario.seed,
         "topologies": names,
+        "replications": scenario.replications,
+        "confidence": scenario.confidence,
+        "warmup": scenario.warmup,
+        "warmup_chosen_by": "MSER-5" if chosen_warmup is not None else "scenario",
         "wall_seconds": time.perf_counter() - started,
-        "wall_seconds_by_topology": {r.topology: r.wall_seconds for r in runs},
+        "simulation_seconds": {f"{r.topology}/{r.replication}": r.wall_seconds for r in runs},
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return result
+
+
+def _simulate_all(
+    scenario: Scenario,
+    names: list[str],
+    executor: str | Executor | None,
+    workers: int | None,
+    progress: Callable[[str, float], None] | None,
+) -> list[TopologyRun]:
+    """Every (replication, topology) run, in that order, on the chosen executor."""
+    tasks = [(scenario, name, r) for r in range(scenario.replications) for name in names]
+    if executor is None:
+        executor = "serial" if scenario.replications == 1 else "processes"
+    if executor == "serial" and not isinstance(executor, Executor):
+        # In-process: progress can follow each topology's simulated clock.
+        runs = []
+        for sc, name, r in tasks:
+            label = name if scenario.replications == 1 else f"{name} #{r}"
+            step = (lambda f, n=label: progress(n, f)) if progress is not None else None
+            runs.append(run_topology(sc, name, progress=step, replication=r))
+        return runs
+    owned = not isinstance(executor, Executor)
+    pool = make_executor(executor, workers) if owned else executor
+    results: dict[tuple[str, int], TopologyRun] = {}
+    try:
+        for i, (task, run_, error) in enumerate(pool.map(simulate, tasks), start=1):
+            if error is not None:
+                raise error
+            results[(task[1], task[2])] = run_
+            if progress is not None:
+                progress("replications", i / len(tasks))
+    finally:
+        if owned:
+            pool.close()
+    return [results[(name, r)] for _, name, r in tasks]
+
+
+def choose_warmup(runs: Sequence[TopologyRun], duration: float) -> float:
+    """MSER-5 warm-up: the largest truncation point over every run's latency series (in arrival
+    order), so that one warm-up serves every topology and replication alike."""
+    chosen = 0.0
+    for r in runs:
+        req = r.requests[r.requests["arrival"] < duration].sort_values("arrival", kind="stable")
+        latency = req["latency"].where(req["status"] == "completed")
+        chosen = max(chosen, mser5_warmup(req["arrival"].to_numpy(), latency.to_numpy()))
+    return float(chosen)
 
 
 def _versions() -> dict[str, str]:

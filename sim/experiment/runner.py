@@ -23,10 +23,11 @@ def run_topology(
     topology: str,
     seed: int | None = None,
     progress: Callable[[float], None] | None = None,
+    replication: int = 0,
 ) -> TopologyRun:
-    """Simulate one topology of ``scenario`` and return its raw records."""
+    """Simulate one topology of ``scenario`` (replication ``replication``) and return its raw records."""
     started = time.perf_counter()
-    world = World(scenario, seed)
+    world = World(scenario, seed, replication)
     coordinator = topologies.build(world, scenario, topology)
     world.run(coordinator.arrive, progress)
     wall = time.perf_counter() - started
@@ -34,6 +35,7 @@ def run_topology(
         topology=topology,
         kind=scenario.topology_kind(topology),
         seed=world.seed,
+        replication=replication,
         requests=_requests(world, topology),
         components=[
             ComponentRecord(
@@ -66,6 +68,7 @@ def _requests(world: World, topology: str) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "topology": topology,
+            "replication": np.full(len(ids), world.replication, dtype=np.int32),
             "workflow": workflow,
             "id": ids,
             "arrival": world.arrival,
@@ -79,6 +82,12 @@ def _requests(world: World, topology: str) -> pd.DataFrame:
         }
     )
     return frame
+
+
+def simulate(task: tuple[Scenario, str, int]) -> TopologyRun:
+    """Run one (scenario, topology, replication) task: what executors call in their workers."""
+    scenario, topology, replication = task
+    return run_topology(scenario, topology, replication=replication)
 
 
 def run_topologies(

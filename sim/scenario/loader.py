@@ -257,7 +257,7 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
 
 def _reference_problems(s: Scenario) -> Iterable[str]:
     """Cross-field checks: names that must resolve, windows that must fit."""
-    if s.warmup >= s.duration:
+    if s.warmup != "auto" and s.warmup >= s.duration:
         yield f"warmup: must be less than duration ({s.duration:g} s)"
     if s.window is not None and s.window > s.duration:
         yield f"window: must not exceed duration ({s.duration:g} s)"

@@ -186,7 +186,15 @@ class Scenario(_Model):
     description: str = Field("", description="What question the scenario answers.")
     seed: Annotated[int, Field(ge=0)] = Field(0, description="Root random seed.")
     duration: PositiveFloat = Field(description="Simulated seconds during which workflows arrive.")
-    warmup: NonNegativeFloat = Field(0.0, description="Initial seconds excluded from statistics.")
+    warmup: NonNegativeFloat | Literal["auto"] = Field(
+        0.0,
+        description="Initial seconds excluded from statistics, or 'auto' to choose them by MSER-5 "
+        "from the latencies of each run (the largest choice over topologies and replications).",
+    )
+    replications: PositiveInt = Field(
+        1, description="Independent replications; every topology of replication r shares its random numbers."
+    )
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the reported intervals.")
     drain: NonNegativeFloat | None = Field(
         None,
         description="Seconds after arrivals stop that in-flight workflows may still finish. "
@@ -200,6 +208,11 @@ class Scenario(_Model):
     workflows: dict[str, Workflow] = Field(min_length=1, description="Workflows by name.")
     load: dict[str, Load] = Field(min_length=1, description="Load per workflow name.")
     topologies: dict[str, Topology] = Field(min_length=1, description="Topologies to compare.")
+
+    @property
+    def warmup_seconds(self) -> float:
+        """The fixed warm-up (0 while it is still 'auto', before the run has chosen it)."""
+        return 0.0 if self.warmup == "auto" else self.warmup
 
     @property
     def drain_time(self) -> float:

@@ -1,0 +1,1 @@
+"""Statistics and plots computed from run records; never imports the simulation engine."""

@@ -1,0 +1,1 @@
+"""Running experiments: single runs, replications, sweeps, executors and run folders."""

@@ -1,0 +1,1 @@
+"""The world model: stations, network, workload, random streams and coordination topologies."""

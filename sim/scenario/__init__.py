@@ -1,0 +1,1 @@
+"""The scenario language: typed models, distributions, loading with clear errors, JSON Schema."""

@@ -68,7 +68,11 @@ def timelines(timeseries: pd.DataFrame, warmup: float = 0.0) -> Figure:
     names = list(dict.fromkeys(timeseries["topology"]))
     colours = topology_colours(names)
     for name in names:
-        ts = timeseries[timeseries["topology"] == name]
+        rows = timeseries[timeseries["topology"] == name]
+        # With replications, each window shows the mean over them.
+        ts = rows.groupby(["t_start", "t_end"], as_index=False)[
+            ["throughput", "latency_p99", "in_flight"]
+        ].mean()
         mid = (ts["t_start"] + ts["t_end"]) / 2
         top.plot(mid, ts["throughput"], label=name, color=colours[name])
         bottom.plot(mid, ts["latency_p99"], label=name, color=colours[name])
@@ -96,8 +100,9 @@ def utilization_bars(components: pd.DataFrame) -> Figure:
     width = 0.8 / max(1, len(names))
     x = np.arange(len(comps))
     for i, name in enumerate(names):
-        sel = components[components["topology"] == name].set_index("name")
-        values = [float(sel["utilization"].get(c, np.nan)) for c in comps]
+        # With replications, the mean utilization over them.
+        sel = components[components["topology"] == name].groupby("name")["utilization"].mean()
+        values = [float(sel.get(c, np.nan)) for c in comps]
         ax.bar(
             x + (i - (len(names) - 1) / 2) * width,
             np.nan_to_num(values),
@@ -131,4 +136,53 @@ def save_standard_plots(result: RunResult, folder: str | Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
+    return paths
+
+
+def sweep_curves(summary: pd.DataFrame, metric: str, factor: str, factors: Sequence[str] = ()) -> Figure:
+    """``metric`` (mean over replications) against ``factor``, one line per topology with its
+    confidence band; one panel per combination of the other factors."""
+    others = [f for f in factors if f != factor]
+    panels = list(summary.groupby(others, sort=False)) if others else [((), summary)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
+    names = list(dict.fromkeys(summary["topology"]))
+    colours = topology_colours(names)
+    for ax, (keys, frame) in zip(axes[0], panels, strict=True):
+        for name in names:
+            sel = frame[frame["topology"] == name].sort_values(factor)
+            if sel.empty:
+                continue
+            x = pd.to_numeric(sel[factor], errors="coerce")
+            x = x if x.notna().all() else sel[factor].astype(str)
+            ax.plot(x, sel[metric], marker="o", label=name, color=colours[name])
+            low, high = sel.get(f"{metric}_low"), sel.get(f"{metric}_high")
+            if low is not None and high is not None and low.notna().any():
+                ax.fill_between(x, low, high, color=colours[name], alpha=0.2, lw=0)
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        ax.set_title(", ".join(f"{k}={v}" for k, v in zip(others, keys, strict=True)) or metric)
+        ax.set_xlabel(factor)
+        ax.set_ylabel(metric)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+SWEEP_METRICS = ["throughput", "latency_mean", "latency_p99", "bottleneck_utilization"]
+
+
+def save_sweep_plots(summary: pd.DataFrame, factors: Sequence[str], folder: str | Path) -> list[Path]:
+    """One PNG per headline metric and factor: ``<metric>-vs-<factor>.png``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for factor in factors:
+        for metric in SWEEP_METRICS:
+            if metric not in summary.columns:
+                continue
+            fig = sweep_curves(summary, metric, factor, factors)
+            path = folder / f"{metric}-vs-{factor}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            paths.append(path)
     return paths

@@ -236,7 +236,12 @@ def format_difference(
         return f"{head}n/a"
     if math.isnan(half):
         return f"{head}{_number(diff, None)}{suffix} [no interval: n = {int(row['n'])}]"
-    decimals = _decimals(half) if half > 0 else None
+    # An interval far narrower than the value (a nearly constant difference) needs no more
+    # than 4 significant digits of the value itself.
+    negligible = half == 0 or half < 1e-4 * abs(diff)
+    decimals = None if negligible else _decimals(half)
+    if negligible and diff != 0:
+        decimals = max(0, 3 - math.floor(math.log10(abs(diff))))
     low, high = float(row["low"]) * scale, float(row["high"]) * scale
     return f"{head}{_number(diff, decimals)}{suffix} [{_number(low, decimals)}, {_number(high, decimals)}]"
 

@@ -9,18 +9,22 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from sim.experiment.results import RunResult, summary_json
 from sim.experiment.results import run as run_scenario
 from sim.experiment.rundir import default_folder
+from sim.experiment.sweep import SweepResult, run_sweep
 from sim.scenario.loader import ScenarioError, load_scenario
 from sim.scenario.schema import scenario_schema
 
@@ -31,13 +35,38 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
-out = Console(highlight=False)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 130)
 
 
 def _fail(exc: ScenarioError) -> None:
     for line in str(exc).splitlines():
         err.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+Executors = typer.Option("--executor", help="Where runs execute: serial, processes (all cores) or dask.")
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str, float], None]]:
+    """A progress bar on stderr (only when it is a terminal); yields ``update(label, fraction)``."""
+    with Progress(
+        TextColumn("{task.description:<20}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=quiet or not err.is_terminal,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(label: str, fraction: float) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=1.0)
+            bar.update(tasks[label], completed=fraction)
+
+        yield update
 
 
 @app.command()
@@ -48,6 +77,15 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Root seed (overrides the file).")] = None,
     duration: Annotated[float | None, typer.Option(help="Seconds of arrivals (overrides the file).")] = None,
+    replications: Annotated[
+        int | None,
+        typer.Option("--replications", "-r", help="Independent replications (overrides the file)."),
+    ] = None,
+    confidence: Annotated[
+        float | None, typer.Option(help="Confidence level of intervals, e.g. 0.95 (overrides the file).")
+    ] = None,
+    executor: Annotated[str | None, Executors] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run folder (default: results/<scenario>/<run-id>).")
     ] = None,
@@ -59,25 +97,18 @@ def run(
 ) -> None:
     """Simulate every topology of a scenario with the same random numbers and compare them."""
     try:
-        scenario = load_scenario(file)
-        show = not quiet and err.is_terminal
-        with Progress(
-            TextColumn("{task.description:<16}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-            disable=not show,
-        ) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(name: str, fraction: float) -> None:
-                if name not in tasks:
-                    tasks[name] = bar.add_task(name, total=1.0)
-                bar.update(tasks[name], completed=fraction)
-
-            result = run_scenario(scenario, topology, seed=seed, duration=duration, progress=progress)
+        with _progress(quiet) as progress:
+            result = run_scenario(
+                file,
+                topology,
+                seed=seed,
+                duration=duration,
+                replications=replications,
+                confidence=confidence,
+                executor=executor,
+                workers=workers,
+                progress=progress,
+            )
     except ScenarioError as exc:
         _fail(exc)
         return
@@ -86,53 +117,201 @@ def run(
         print(summary_json(result))
     elif not quiet:
         out.print(summary_table(result))
+        for line in result.difference_lines():
+            print(line)
         print(f"Run folder: {folder}")
 
 
 def _fmt(value: object, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
         if unit == "s":
-            return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.3f} s"
+            return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.3f} s"
         if unit == "%":
             return f"{value * 100:.1f} %"
         return f"{value:.2f}"
     return str(value)
 
 
+def _fmt_interval(mean: float, half: float, unit: str) -> str:
+    """``mean ± half`` with the unit written once (seconds shown in ms below 1 s)."""
+    if math.isnan(half):
+        return _fmt(mean, unit)
+    if unit == "s":
+        scale, suffix = (1000.0, " ms") if abs(mean) < 1 else (1.0, " s")
+        return f"{mean * scale:.1f} ± {half * scale:.1f}{suffix}"
+    if unit == "%":
+        return f"{mean * 100:.1f} ± {half * 100:.1f} %"
+    return f"{mean:.2f} ± {half:.2f}"
+
+
+TABLE_ROWS = [
+    ("arrived", "arrived", ""),
+    ("completed", "completed", ""),
+    ("failed", "failed", ""),
+    ("in flight", "in_flight", ""),
+    ("throughput (/s)", "throughput", ""),
+    ("latency mean", "latency_mean", "s"),
+    ("latency p50", "latency_p50", "s"),
+    ("latency p95", "latency_p95", "s"),
+    ("latency p99", "latency_p99", "s"),
+    ("latency max", "latency_max", "s"),
+    ("messages / workflow", "messages_per_workflow", ""),
+    ("bottleneck", "bottleneck", ""),
+    ("bottleneck utilization", "bottleneck_utilization", "%"),
+]
+
+
 def summary_table(result: RunResult) -> Table:
-    """The side-by-side table printed by ``sim run``."""
+    """The side-by-side table printed by ``sim run``: one column per topology; with several
+    replications each cell is the mean ± the half-width of its confidence interval."""
     sc = result.scenario
-    table = Table(
-        title=f"{sc.name}: seed {result.seed}, {sc.duration:g} s of arrivals, warm-up {sc.warmup:g} s",
-        title_justify="left",
-    )
+    reps = result.replications
+    title = f"{sc.name}: seed {result.seed}, {sc.duration:g} s of arrivals, warm-up {sc.warmup:g} s"
+    if reps > 1:
+        title += f", {reps} replications (mean ± {result.confidence:.0%} interval)"
+    table = Table(title=title, title_justify="left")
     table.add_column("metric")
-    rows = result.summary.to_dict("records")
-    for row in rows:
-        table.add_column(str(row["topology"]), justify="right")
-    spec = [
-        ("arrived", "arrived", ""),
-        ("completed", "completed", ""),
-        ("failed", "failed", ""),
-        ("in flight", "in_flight", ""),
-        ("throughput (/s)", "throughput", ""),
-        ("latency mean", "latency_mean", "s"),
-        ("latency p50", "latency_p50", "s"),
-        ("latency p95", "latency_p95", "s"),
-        ("latency p99", "latency_p99", "s"),
-        ("latency max", "latency_max", "s"),
-        ("messages / workflow", "messages_per_workflow", ""),
-        ("bottleneck", "bottleneck", ""),
-        ("bottleneck utilization", "bottleneck_utilization", "%"),
-    ]
-    for label, key, unit in spec:
-        table.add_row(label, *[_fmt(r[key], unit) for r in rows])
-    if any(r["async_steps"] for r in rows):
-        table.add_row("async completion p50", *[_fmt(r["async_latency_p50"], "s") for r in rows])
-        table.add_row("async completion p99", *[_fmt(r["async_latency_p99"], "s") for r in rows])
-        table.add_row("async failed", *[_fmt(r["async_failed"] if r["async_steps"] else None) for r in rows])
+    names = result.topologies
+    for name in names:
+        table.add_column(name, justify="right")
+    first = {n: result.summary[result.summary["topology"] == n].iloc[0] for n in names}
+    intervals = result.intervals.set_index("topology")
+    for label, key, unit in TABLE_ROWS:
+        cells = []
+        for name in names:
+            if reps == 1 or key not in intervals.columns:
+                value = first[name][key] if key != "bottleneck" or reps == 1 else _mode(result, name)
+                cells.append(_fmt(value, unit))
+            else:
+                mean, half = intervals.loc[name, key], intervals.loc[name, f"{key}_half_width"]
+                cells.append(_fmt_interval(float(mean), float(half), unit))
+        table.add_row(label, *cells)
+    if any(bool(first[n]["async_steps"]) for n in names):
+        for label, key in (
+            ("async completion p50", "async_latency_p50"),
+            ("async completion p99", "async_latency_p99"),
+        ):
+            table.add_row(
+                label,
+                *[_fmt(result.summary[result.summary["topology"] == n][key].mean(), "s") for n in names],
+            )
+    return table
+
+
+def _mode(result: RunResult, name: str) -> object:
+    values = result.summary.loc[result.summary["topology"] == name, "bottleneck"].dropna()
+    return values.mode().iloc[0] if not values.empty else None
+
+
+@app.command()
+def sweep(
+    file: Annotated[Path, typer.Argument(help="Scenario file (YAML).")],
+    vary: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--vary",
+            "-v",
+            help="PATH=VALUES: a field and its values (a,b,c; start:stop:step; log:start:stop:count). "
+            "Repeat for a grid; adds to the file's sweep: section.",
+        ),
+    ] = None,
+    topology: Annotated[
+        list[str] | None, typer.Option("--topology", "-t", help="Topology to run (repeatable; default: all).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Root seed (overrides the file).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds of arrivals (overrides the file).")] = None,
+    replications: Annotated[
+        int | None, typer.Option("--replications", "-r", help="Replications per point (overrides the file).")
+    ] = None,
+    executor: Annotated[str, Executors] = "processes",
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+    dask: Annotated[
+        str | None, typer.Option(help="Run on Dask: a scheduler address, or 'local' to start a LocalCluster.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Sweep folder (default: results/<scenario>/sweep-<factors>).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the aggregated table as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    plots: Annotated[bool, typer.Option(help="Write PNG plots into the sweep folder.")] = True,
+) -> None:
+    """Run the comparison over a grid of scenario variants; re-running skips finished points."""
+    if executor not in ("serial", "processes", "dask"):
+        _fail(
+            ScenarioError("--executor", [f"unknown executor {executor!r} (known: serial, processes, dask)"])
+        )
+    try:
+        with _progress(quiet) as progress:
+            result = run_sweep(
+                file,
+                vary or [],
+                out=out_dir,
+                topologies=topology,
+                seed=seed,
+                duration=duration,
+                replications=replications,
+                executor=executor,
+                workers=workers,
+                dask=dask,
+                progress=lambda done, total: progress("sweep", done / total if total else 1.0),
+                plots=plots,
+            )
+    except ScenarioError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(result.summary.to_json(orient="records", indent=2))
+    elif not quiet:
+        out.print(sweep_table(result))
+        if not result.saturation.empty:
+            out.print(saturation_table(result))
+        if not result.errors.empty:
+            err.print(
+                f"{len(result.errors)} task(s) failed; see {result.folder / 'errors.csv'}", highlight=False
+            )
+        m = result.meta
+        print(f"{m['tasks']} runs ({m['ran']} run now, {m['skipped']} already done, {m['failed']} failed)")
+        print(f"Sweep folder: {result.folder}")
+    if not result.errors.empty:
+        raise typer.Exit(1)
+
+
+def sweep_table(result: SweepResult) -> Table:
+    """Per point and topology: throughput and latency (mean ± interval half-width)."""
+    table = Table(title="Sweep (mean ± interval over replications)", title_justify="left")
+    for name in [
+        *result.factor_names,
+        "topology",
+        "throughput (/s)",
+        "latency mean",
+        "latency p99",
+        "bottleneck",
+    ]:
+        table.add_column(name, justify="right")
+    tidy = result.tidy
+    for row in result.summary.to_dict("records"):
+        sel = tidy[(tidy["point"] == row["point"]) & (tidy["topology"] == row["topology"])]
+        neck = sel["bottleneck"].dropna()
+        cells = [str(row[f]) for f in result.factor_names] + [row["topology"]]
+        for key, unit in (("throughput", ""), ("latency_mean", "s"), ("latency_p99", "s")):
+            half = row.get(f"{key}_half_width")
+            cells.append(_fmt_interval(float(row[key]), math.nan if pd.isna(half) else float(half), unit))
+        cells.append(str(neck.mode().iloc[0]) if not neck.empty else "-")
+        table.add_row(*cells)
+    return table
+
+
+def saturation_table(result: SweepResult) -> Table:
+    """The highest load each topology sustains and what saturates first."""
+    sat = result.saturation
+    table = Table(title=f"Saturation ({sat['factor'].iloc[0]})", title_justify="left")
+    cols = [c for c in sat.columns if c != "factor"]
+    for c in cols:
+        table.add_column(c.replace("_", " "), justify="right")
+    for row in sat.to_dict("records"):
+        table.add_row(*[_fmt(row[c], "s" if c == "p99_at_highest" else "") for c in cols])
     return table
 
 

@@ -84,6 +84,12 @@ def _parse_yaml(text: str, source: str) -> Any:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; raise :class:`ScenarioError` on any problem."""
     path = Path(path)
+    return scenario_from_dict(read_scenario_data(path), source=str(path), base_dir=path.parent)
+
+
+def read_scenario_data(path: str | Path) -> dict[str, Any]:
+    """A scenario file as plain data, before validation (``name`` defaults to the file's stem)."""
+    path = Path(path)
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -97,7 +103,7 @@ def load_scenario(path: str | Path) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(source, ["the top level must be a mapping of fields"])
     data.setdefault("name", path.stem)
-    return scenario_from_dict(data, source=source, base_dir=path.parent)
+    return data
 
 
 def scenario_from_dict(

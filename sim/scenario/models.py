@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from sim.scenario.distributions import ZERO, Distribution
+from sim.scenario.sweeps import SweepSpec
 
 TOPOLOGY_KINDS = ("orchestration", "choreography", "hybrid")
 
@@ -208,6 +209,7 @@ class Scenario(_Model):
     workflows: dict[str, Workflow] = Field(min_length=1, description="Workflows by name.")
     load: dict[str, Load] = Field(min_length=1, description="Load per workflow name.")
     topologies: dict[str, Topology] = Field(min_length=1, description="Topologies to compare.")
+    sweep: SweepSpec | None = Field(None, description="Fields to vary in `sim sweep` (a grid of runs).")
 
     @property
     def warmup_seconds(self) -> float:

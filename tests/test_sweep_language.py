@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from sim import ScenarioError
-from sim.experiment.sweep_spec import (
+from sim.scenario.sweeps import (
     Factor,
     SweepSpec,
     apply_point,

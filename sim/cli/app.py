@@ -126,6 +126,8 @@ def _fmt(value: object, unit: str = "") -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
+        if unit == "" and value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
         if unit == "s":
             return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.3f} s"
         if unit == "%":
@@ -225,6 +227,9 @@ def sweep(
     replications: Annotated[
         int | None, typer.Option("--replications", "-r", help="Replications per point (overrides the file).")
     ] = None,
+    confidence: Annotated[
+        float | None, typer.Option(help="Confidence level of intervals, e.g. 0.95 (overrides the file).")
+    ] = None,
     executor: Annotated[str, Executors] = "processes",
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     dask: Annotated[
@@ -252,6 +257,7 @@ def sweep(
                 seed=seed,
                 duration=duration,
                 replications=replications,
+                confidence=confidence,
                 executor=executor,
                 workers=workers,
                 dask=dask,

@@ -105,6 +105,7 @@ def plan(
     seed: int | None = None,
     duration: float | None = None,
     replications: int | None = None,
+    confidence: float | None = None,
 ) -> tuple[Scenario, list[Factor], list[dict[str, Any]], list[Task]]:
     """Validate the sweep and list its tasks, without running anything."""
     path = Path(path)
@@ -126,7 +127,9 @@ def plan(
     scenarios = []
     for point in points:
         sc = scenario_for_point(data, point, str(path), base_dir=path.parent)
-        scenarios.append(with_overrides(sc, duration=duration, seed=seed, replications=replications))
+        scenarios.append(
+            with_overrides(sc, duration=duration, seed=seed, replications=replications, confidence=confidence)
+        )
     reps = scenarios[0].replications
     version = _version()
     tasks: list[Task] = []
@@ -152,6 +155,7 @@ def run_sweep(
     seed: int | None = None,
     duration: float | None = None,
     replications: int | None = None,
+    confidence: float | None = None,
     executor: str | Executor = "processes",
     workers: int | None = None,
     dask: str | None = None,
@@ -164,7 +168,7 @@ def run_sweep(
     scheduler address or ``local``) selects the Dask executor. ``progress(done, total)`` is
     called after every finished task, counting those found already done.
     """
-    base, factors, points, tasks = plan(path, vary, topologies, seed, duration, replications)
+    base, factors, points, tasks = plan(path, vary, topologies, seed, duration, replications, confidence)
     folder = Path(out) if out is not None else default_sweep_folder(base, factors)
     store = folder / "tasks"
     store.mkdir(parents=True, exist_ok=True)

@@ -210,7 +210,7 @@ def test_booleans_and_infinite_durations_are_refused(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     result = invoke("validate", path)
     assert result.exit_code == 2
-    assert f"services.{first}.replicas: no field takes true" in result.stderr
+    assert f"services.{first}.replicas: no field here takes true" in result.stderr
     result = invoke("run", CHECKOUT, "--duration", "inf")
     assert result.exit_code == 2
     assert "--duration: must be a finite number" in result.stderr

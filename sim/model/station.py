@@ -57,12 +57,21 @@ class Immediate:
             self._running = False
 
 
+Job = tuple[float, Callable[[Any], None], Any, Callable[[Any], None] | None]
+"""(service time, continuation, payload, what to call if a crash aborts it)."""
+
+
 class Station:
     """``servers`` identical servers (``None``: unlimited) sharing one FIFO queue.
 
     ``queue_limit`` bounds the requests that may wait; a request that finds the queue full is
     rejected and :meth:`submit` returns False. ``kind`` names the role for reports
     (service, orchestrator, broker).
+
+    Faults act on a station through three knobs: :meth:`set_available` (servers lost to a crash,
+    an outage or a capacity loss; requests in service on a lost server are aborted and their
+    ``abort`` continuation is called), ``slowdown`` (a factor on the service time of requests
+    that start while it is set) and ``error_probability`` (read by the world when a request ends).
     """
 
     def __init__(
@@ -73,6 +82,7 @@ class Station:
         servers: int | None,
         queue_limit: int | None = None,
         immediate: Immediate | None = None,
+        error_probability: float = 0.0,
     ) -> None:
         self.env = env
         self.immediate = immediate or Immediate()
@@ -80,9 +90,15 @@ class Station:
         self.kind = kind
         self.servers = servers
         self.queue_limit = queue_limit
-        self._capacity: float = math.inf if servers is None else servers
+        self._full: float = math.inf if servers is None else servers
+        self._capacity: float = self._full
         self.busy = 0
-        self.queue: deque[tuple[float, Callable[[Any], None], Any]] = deque()
+        self.queue: deque[Job] = deque()
+        self.running: dict[Timeout, tuple[int, Job]] = {}
+        self.slowdown = 1.0
+        self.error_probability = error_probability
+        self.lost_work = 0.0
+        """Seconds of service thrown away by aborted requests."""
         # Raw records (compact float arrays). FIFO means the i-th request to start is the i-th
         # accepted one, so arrived[i] and started[i] belong to the same request.
         self.arrived = array("d")
@@ -91,40 +107,95 @@ class Station:
         self.rejected = array("d")
         self.errors = array("d")
         """Instants at which a request served here ended in an error (recorded by the world)."""
+        self.aborted = array("d")
+        """Instants at which a request in service was aborted by a crash."""
 
-    def submit(self, service_time: float, done: Callable[[Any], None], payload: Any) -> bool:
-        """Offer a request; ``done(payload)`` is called when its service ends.
+    @property
+    def down(self) -> bool:
+        """True while no server is available (an outage, or every replica crashed)."""
+        return self._capacity == 0
+
+    def submit(
+        self,
+        service_time: float,
+        done: Callable[[Any], None],
+        payload: Any,
+        abort: Callable[[Any], None] | None = None,
+    ) -> bool:
+        """Offer a request; ``done(payload)`` is called when its service ends, ``abort(payload)``
+        if a crash aborts it while in service.
 
         Returns False if the request was rejected because the queue was full.
         """
         now = self.env.now
         if self.busy < self._capacity and not self.queue:
             self.arrived.append(now)
-            self._start(now, service_time, done, payload)
+            self._start(now, (service_time, done, payload, abort))
         elif self.queue_limit is not None and len(self.queue) >= self.queue_limit:
             self.rejected.append(now)
             return False
         else:
             self.arrived.append(now)
-            self.queue.append((service_time, done, payload))
+            self.queue.append((service_time, done, payload, abort))
         return True
 
-    def _start(self, now: float, service_time: float, done: Callable[[Any], None], payload: Any) -> None:
+    def _start(self, now: float, job: Job) -> None:
+        service_time = job[0] * self.slowdown
         self.started.append(now)
         self.ended.append(now + service_time)
         if service_time == 0:  # takes no time, so it holds no server
-            self.immediate(done, payload)
+            self.immediate(job[1], job[2])
             return
         self.busy += 1
-        Timeout(self.env, service_time, (done, payload)).callbacks.append(self._finish)
+        event = Timeout(self.env, service_time, job)
+        event.callbacks.append(self._finish)
+        self.running[event] = (len(self.ended) - 1, job)
 
     def _finish(self, event: Timeout) -> None:
-        done, payload = event._value
+        if self.running.pop(event, None) is None:
+            return  # aborted by a crash: its server is already gone
+        _, done, payload, _ = event._value
         self.busy -= 1
         done(payload)
+        self._serve_queue()
+
+    def _serve_queue(self) -> None:
         queue = self.queue
         while queue and self.busy < self._capacity:
-            self._start(self.env.now, *queue.popleft())
+            self._start(self.env.now, queue.popleft())
+
+    def set_available(self, servers: float) -> None:
+        """Change the number of working servers (``math.inf`` for an unlimited station).
+
+        If fewer servers remain than requests in service, the most recently started requests are
+        aborted: their work is lost and their ``abort`` continuation is called. Waiting requests
+        stay queued (a broker keeps a down consumer's events) until servers return.
+        """
+        self._capacity = min(servers, self._full)
+        now = self.env.now
+        while self.busy > self._capacity:
+            event = next(reversed(self.running))
+            index, job = self.running.pop(event)
+            self.busy -= 1
+            self.lost_work += now - self.started[index]
+            self.ended[index] = now
+            self.aborted.append(now)
+            if job[3] is not None:
+                self.immediate(job[3], job[2])
+        self._serve_queue()
+
+    def available(self) -> float:
+        """Working servers now."""
+        return self._capacity
+
+    def full_capacity(self) -> float:
+        return self._full
+
+    def drop_queue(self) -> list[Job]:
+        """Remove and return every waiting request (an engine that loses its memory)."""
+        jobs = list(self.queue)
+        self.queue.clear()
+        return jobs
 
     @property
     def in_system(self) -> int:

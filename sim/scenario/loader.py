@@ -8,6 +8,7 @@ keys that are lists or mappings), naming the field path, and refuses infinite or
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -124,11 +125,12 @@ def scenario_from_dict(
 
 
 def _value_problems(value: Any, path: str, seen: set[int]) -> Iterator[str]:
-    """Values no field accepts: infinite or NaN numbers (``.inf``, ``.nan``) and booleans
-    (which pydantic would otherwise read as 0 and 1)."""
+    """Values no field accepts: infinite or NaN numbers (``.inf``, ``.nan``) and booleans outside
+    the few yes/no fields (pydantic would otherwise read them as the numbers 0 and 1)."""
     if isinstance(value, bool):
-        word = "true" if value else "false"
-        yield f"{path or '(top level)'}: no field takes {word} (quote it if it is a name)"
+        if path.rsplit(".", 1)[-1] not in _bool_fields():
+            word = "true" if value else "false"
+            yield f"{path or '(top level)'}: no field here takes {word} (quote it if it is a name)"
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -232,6 +234,21 @@ def _field_names() -> set[str]:
     return names
 
 
+@functools.cache
+def _bool_fields() -> frozenset[str]:
+    """Names of the yes/no fields of the scenario language."""
+    from pydantic import BaseModel
+
+    from sim.scenario import distributions, models
+
+    names = set()
+    for module in (models, distributions):
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, BaseModel):
+                names.update(f.alias or n for n, f in obj.model_fields.items() if f.annotation is bool)
+    return frozenset(names)
+
+
 def _suggestion(key: str) -> str:
     close = difflib.get_close_matches(key, sorted(_field_names()), n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -291,6 +308,20 @@ def _reference_problems(s: Scenario) -> Iterable[str]:
     for lname in s.load:
         if lname not in s.workflows:
             yield f"load.{lname}: no workflow named {lname!r} (known: {', '.join(sorted(s.workflows))})"
+    components = set(s.services) | {"orchestrator", "broker"}
+    for i, fault in enumerate(s.faults):
+        names = list(fault.between) if fault.type == "partition" else [fault.target]
+        field = "between" if fault.type == "partition" else "target"
+        for name in names:
+            if name not in components:
+                yield f"faults[{i}].{field}: unknown component {name!r} (known: {', '.join(sorted(components))})"
+        if fault.type == "error_burst" and fault.target not in s.services:
+            yield f"faults[{i}].target: an error burst needs a service, not {fault.target!r}"
+        if fault.type == "partition" and fault.between[0] == fault.between[1]:
+            yield f"faults[{i}].between: needs two different components"
+        if fault.type == "capacity_loss" and fault.target in s.services:
+            if fault.replicas > s.services[fault.target].replicas:
+                yield f"faults[{i}].replicas: {fault.target!r} has only {s.services[fault.target].replicas}"
     for tname, topo in s.topologies.items():
         kind = topo.kind or tname
         if kind not in TOPOLOGY_KINDS:

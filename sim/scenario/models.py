@@ -35,6 +35,46 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class Retry(_Model):
+    """Retries of a failed call: ``max_attempts`` in all (the first included), waiting
+    min(max_backoff, initial × multiplier^(n−1)) before retry n, with optional jitter.
+    Defaults follow the AWS SDK standard mode (3 attempts, 100 ms base, ×2, full jitter, 20 s cap)."""
+
+    max_attempts: PositiveInt = Field(3, description="Attempts in all, the first included.")
+    initial: NonNegativeFloat = Field(0.1, description="Backoff before the first retry, in seconds.")
+    multiplier: float = Field(2.0, ge=1, description="Factor between successive backoffs.")
+    max_backoff: PositiveFloat = Field(20.0, description="Longest backoff, in seconds.")
+    jitter: Literal["none", "full", "equal"] = Field(
+        "full", description="none: exact backoff; full: uniform in [0, b]; equal: uniform in [b/2, b]."
+    )
+
+
+class CircuitBreaker(_Model):
+    """A count-based circuit breaker (resilience4j's model and defaults): it opens when at least
+    ``failure_rate`` of the last ``window`` calls failed (once ``minimum_calls`` were seen), fails
+    calls fast for ``open_for`` seconds, then lets ``half_open_calls`` probes through."""
+
+    failure_rate: float = Field(0.5, gt=0, le=1, description="Failure share that opens the breaker.")
+    window: PositiveInt = Field(100, description="Calls in the sliding window.")
+    minimum_calls: PositiveInt = Field(100, description="Calls needed before the rate is judged.")
+    open_for: PositiveFloat = Field(60.0, description="Seconds the breaker stays open.")
+    half_open_calls: PositiveInt = Field(10, description="Probe calls allowed when half-open.")
+
+
+class Bulkhead(_Model):
+    """A limit on concurrent calls to a service from its caller (resilience4j: 25, no waiting)."""
+
+    max_concurrent: PositiveInt = Field(25, description="Calls in progress at once.")
+    max_waiting: Annotated[int, Field(ge=0)] = Field(0, description="Calls that may wait for a slot.")
+
+
+class Compensation(_Model):
+    """The undo action of a service's step in a saga: a request to the same service."""
+
+    latency: Distribution = Field(description="Service time of the compensating request, in seconds.")
+    error_probability: float = Field(0.0, ge=0, le=1, description="Probability that it fails.")
+
+
 class Service(_Model):
     """A service: ``replicas`` × ``concurrency`` identical servers in front of one FIFO queue."""
 
@@ -48,6 +88,18 @@ class Service(_Model):
     )
     error_probability: float = Field(
         0.0, ge=0, le=1, description="Probability that a request ends in an error (after its work)."
+    )
+    timeout: PositiveFloat | None = Field(
+        None, description="Caller's timeout per attempt, in seconds. Omit for none."
+    )
+    connect_timeout: PositiveFloat = Field(
+        1.0, description="Seconds a caller needs to find that the service is down or unreachable."
+    )
+    retry: Retry | None = Field(None, description="Retries of failed calls (errors, timeouts, refusals).")
+    circuit_breaker: CircuitBreaker | None = Field(None, description="Circuit breaker in front of it.")
+    bulkhead: Bulkhead | None = Field(None, description="Limit on concurrent calls to it.")
+    compensation: Compensation | None = Field(
+        None, description="How its step is undone when a workflow fails later. Omit: it cannot be."
     )
 
     @property
@@ -142,6 +194,17 @@ class Orchestrator(_Model):
     )
     replicas: PositiveInt = Field(1, description="Engine replicas sharing the work.")
     step_overhead: Distribution = Field(ZERO, description="Engine time per decision, in seconds.")
+    durable: bool = Field(
+        True,
+        description="Durable (Temporal-like): workflows survive an engine outage and resume. "
+        "Not durable: workflows in flight when the engine goes down are lost.",
+    )
+    failover_time: NonNegativeFloat | None = Field(
+        None, description="With a standby engine: seconds until it takes over. Omit: no standby."
+    )
+    when_down: Literal["queue", "reject"] = Field(
+        "queue", description="New workflows while the engine is down: wait for it, or are rejected."
+    )
 
     @property
     def servers(self) -> int | None:
@@ -158,10 +221,96 @@ class Broker(_Model):
         None, description="Events one partition moves per second. Omit for unlimited."
     )
     partitions: PositiveInt = Field(1, description="Partitions working in parallel.")
+    when_down: Literal["buffer", "retry"] = Field(
+        "buffer",
+        description="Publishing while the broker is down: buffer in the producer until it is back, "
+        "or retry with the producer's retry policy (and fail when it is exhausted).",
+    )
+    producer_retry: Retry = Field(Retry(max_attempts=10), description="Retries of failed publishes.")
+    redelivery_delay: NonNegativeFloat = Field(
+        30.0,
+        description="Seconds until an event whose consumer crashed while processing it is delivered "
+        "again (visibility timeout, ack wait).",
+    )
+    max_deliveries: PositiveInt = Field(
+        5, description="Deliveries of one event before it goes to the dead-letter queue."
+    )
 
     @property
     def servers(self) -> int | None:
         return None if self.capacity is None else self.partitions
+
+
+class _Window(_Model):
+    at: NonNegativeFloat = Field(description="Start of the fault, in seconds.")
+    duration: PositiveFloat = Field(description="Length of the fault, in seconds.")
+
+    def windows(self) -> list[tuple[float, float]]:
+        return [(self.at, self.at + self.duration)]
+
+
+class Outage(_Window):
+    """The target (a service, ``orchestrator`` or ``broker``) is down for the window."""
+
+    type: Literal["outage"]
+    target: str = Field(description="Service name, orchestrator or broker.")
+
+
+class CrashProcess(_Model):
+    """Each replica of the target fails and is repaired again and again: times to failure drawn
+    from ``mtbf`` and repair times from ``mttr``, from ``start`` until ``until``."""
+
+    type: Literal["crash"]
+    target: str = Field(description="Service name, orchestrator or broker.")
+    mtbf: Distribution = Field(description="Time between failures of one replica, in seconds.")
+    mttr: Distribution = Field(description="Time to repair one replica, in seconds.")
+    start: NonNegativeFloat = Field(0.0, description="When failures may begin, in seconds.")
+    until: PositiveFloat | None = Field(None, description="When failures stop. Omit: never.")
+
+
+class Slowdown(_Window):
+    """Service times of the target are multiplied by ``factor`` for requests starting in the window."""
+
+    type: Literal["slowdown"]
+    target: str = Field(description="Service name, orchestrator or broker.")
+    factor: PositiveFloat = Field(description="Multiplier of service times.")
+
+
+class ErrorBurst(_Window):
+    """The target service's error probability is ``probability`` during the window."""
+
+    type: Literal["error_burst"]
+    target: str = Field(description="Service name.")
+    probability: float = Field(ge=0, le=1, description="Error probability during the window.")
+
+
+class CapacityLoss(_Window):
+    """``replicas`` replicas of the target are lost for the window (their requests are aborted)."""
+
+    type: Literal["capacity_loss"]
+    target: str = Field(description="Service name, orchestrator or broker.")
+    replicas: PositiveInt = Field(description="Replicas lost.")
+
+
+class Partition(_Window):
+    """Calls and messages between two components fail (``fail``) or are held until the partition
+    heals (``hold``) during the window."""
+
+    type: Literal["partition"]
+    between: tuple[str, str] = Field(description="The two components (services, orchestrator, broker).")
+    mode: Literal["fail", "hold"] = Field("fail", description="fail: refused; hold: delayed until healed.")
+
+
+Fault = Annotated[
+    Union[Outage, CrashProcess, Slowdown, ErrorBurst, CapacityLoss, Partition], Field(discriminator="type")
+]
+
+
+class BlastRadiusSettings(_Model):
+    """How a workflow is judged affected by faults, compared with its twin in the baseline run."""
+
+    latency_factor: float = Field(2.0, ge=1, description="Affected if latency > factor × twin's...")
+    latency_slack: NonNegativeFloat = Field(1.0, description="... and > twin's + slack (seconds).")
 
 
 class Topology(_Model):
@@ -210,6 +359,8 @@ class Scenario(_Model):
     load: dict[str, Load] = Field(min_length=1, description="Load per workflow name.")
     topologies: dict[str, Topology] = Field(min_length=1, description="Topologies to compare.")
     sweep: SweepSpec | None = Field(None, description="Fields to vary in `sim sweep` (a grid of runs).")
+    faults: list[Fault] = Field([], description="Faults to inject; the baseline run has none.")
+    blast_radius: BlastRadiusSettings = Field(BlastRadiusSettings(), description="Blast-radius thresholds.")
 
     @property
     def warmup_seconds(self) -> float:

@@ -73,7 +73,7 @@ def _requests(world: World, topology: str) -> pd.DataFrame:
             "id": ids,
             "arrival": world.arrival,
             "completion": completion,
-            "status": pd.Categorical.from_codes(status, [STATUS_NAMES[i] for i in range(3)]),
+            "status": pd.Categorical.from_codes(status, [STATUS_NAMES[i] for i in range(len(STATUS_NAMES))]),
             "latency": completion - world.arrival,
             "failed_at": pd.array(failed_at, dtype="string"),
             "async_completion": np.array(world.async_completion, dtype=float),

@@ -26,14 +26,26 @@ import simpy
 from simpy.events import Timeout
 
 from sim.model import streams
+from sim.model.faults import Faults
 from sim.model.station import Immediate, Station
 from sim.model.workload import arrival_times
 from sim.scenario.distributions import _Spec
 from sim.scenario.models import Parallel, Scenario
 
 # Outcome codes of a workflow instance (stored in an int8 array).
-IN_FLIGHT, COMPLETED, FAILED = 0, 1, 2
-STATUS_NAMES = {IN_FLIGHT: "in_flight", COMPLETED: "completed", FAILED: "failed"}
+IN_FLIGHT, COMPLETED, FAILED, COMPENSATED, INCONSISTENT, LOST = 0, 1, 2, 3, 4, 5
+STATUS_NAMES = {
+    IN_FLIGHT: "in_flight",
+    COMPLETED: "completed",
+    FAILED: "failed",
+    COMPENSATED: "compensated",
+    INCONSISTENT: "inconsistent",
+    LOST: "lost",
+}
+"""completed: every step done; failed: failed before any step had effects; compensated: failed,
+and every done step was undone; inconsistent: failed with effects left (a compensation failed or
+was not defined); lost: vanished (a non-durable engine went down); in_flight: not finished."""
+FINISHED = (COMPLETED, FAILED, COMPENSATED, INCONSISTENT, LOST)
 
 
 @dataclass(eq=False)
@@ -71,11 +83,16 @@ class WorkflowPlan:
     stages: list[list[list[StepPlan]]]
     steps: list[StepPlan]
     service_draws: list[Callable[[], float]]
-    error_draws: list[tuple[int, float, Callable[[], float]]]
+    error_draws: list[tuple[int, Callable[[], float]]]
+    retry_work: list[Callable[[], float]]
+    """Service times of retried attempts, per step, drawn in order of use."""
+    retry_errors: list[Callable[[], float]]
+    compensation_work: list[Callable[[], float] | None]
+    compensation_errors: list[Callable[[], float]]
     net_in_draws: list[Callable[[], float]] | None
     net_out_draws: list[Callable[[], float]] | None
     net_entry_draw: Callable[[], float] | None
-    no_errors: list[bool] = field(default_factory=list)
+    no_errors: list[float] = field(default_factory=list)
 
     @property
     def entry_steps(self) -> list[StepPlan]:
@@ -88,8 +105,12 @@ class Instance:
 
     __slots__ = (
         "arrival",
+        "calls",
+        "effects",
         "errors",
+        "failure",
         "finished",
+        "first_effect",
         "gid",
         "index",
         "joins",
@@ -98,6 +119,8 @@ class Instance:
         "net_out",
         "pending",
         "plan",
+        "undo_failed",
+        "undoing",
         "work",
     )
 
@@ -109,6 +132,14 @@ class Instance:
         self.finished = False
         self.pending = 0
         self.joins: dict[int, int] | None = None
+        # Saga bookkeeping: steps whose effects stand (in the order they took effect), steps
+        # still running, the step that failed (-1 while none has), compensations in progress.
+        self.effects: list[int] = []
+        self.calls = 0
+        self.failure = -1
+        self.first_effect = math.nan
+        self.undoing = 0
+        self.undo_failed = False
 
 
 class World:
@@ -125,9 +156,19 @@ class World:
         self.env = simpy.Environment()
         self.immediate = Immediate()
         self.stations: dict[str, Station] = {
-            name: Station(self.env, name, "service", svc.servers, svc.queue_limit, self.immediate)
+            name: Station(
+                self.env, name, "service", svc.servers, svc.queue_limit, self.immediate, svc.error_probability
+            )
             for name, svc in scenario.services.items()
         }
+        self.faults = Faults(self.env, scenario, self.seed, replication)
+        for name, svc in scenario.services.items():
+            self.faults.register(name, self.stations[name], svc.replicas, svc.error_probability)
+        self.attempts = 0
+        """Service calls attempted (retries included): the numerator of retry amplification."""
+        self.duplicates = 0
+        """Events delivered again after a consumer crashed while processing them."""
+        self.dead_letters = 0
         self.components: list[Station] = list(self.stations.values())
         self.network = scenario.network.latency
         self.hop = self.draws(self.network, "net-extra")
@@ -154,6 +195,10 @@ class World:
         self.async_completion = array("d", [math.nan]) * self.total
         self.async_failures = array("i", [0]) * self.total
         self.async_pending = array("i", [0]) * self.total
+        self.undo_start = array("d", [math.nan]) * self.total
+        self.undo_end = array("d", [math.nan]) * self.total
+        """Inconsistency window of compensated and inconsistent instances: from the first effect
+        that had to be undone to the end of the last compensation."""
         self.open = 0
         """Instances and asynchronous steps not yet finished."""
         self.arrivals_over = False
@@ -166,10 +211,12 @@ class World:
         """Draw function of ``dist`` from the stream ``name`` of this world's seed."""
         return streams.draws(dist, self.seed, name, self.replication)
 
-    def add_component(self, name: str, kind: str, servers: int | None) -> Station:
-        """A coordination component (orchestrator, broker) of the topology being run."""
+    def add_component(self, name: str, kind: str, servers: int | None, replicas: int = 1) -> Station:
+        """A coordination component (orchestrator, broker) of the topology being run; it can be
+        the target of faults by its name."""
         station = Station(self.env, name, kind, servers, immediate=self.immediate)
         self.components.append(station)
+        self.faults.register(name, station, replicas)
         return station
 
     def _compile(self, wname: str, raw_steps: list[Any], offset: int, count: int) -> WorkflowPlan:
@@ -202,6 +249,8 @@ class World:
         for branch in stages[-1]:
             branch[-1].terminal = True
         services = self.scenario.services
+        bursts = {f.target for f in self.scenario.faults if f.type == "error_burst"}
+        may_fail = {n for n, svc in services.items() if svc.error_probability > 0} | bursts
         net_const = self.network.is_zero or self.network.dist == "constant"
         tag = f"{wname}/{{k}}/{{svc}}"
         key = [tag.format(k=st.index, svc=st.service) for st in steps]
@@ -215,18 +264,25 @@ class World:
                 self.draws(services[st.service].latency, f"work/{k}") for st, k in zip(steps, key)
             ],
             error_draws=[
-                (
-                    st.index,
-                    services[st.service].error_probability,
-                    streams.uniforms(self.seed, f"errors/{k}", self.replication),
-                )
-                for st, k in zip(steps, key)
-                if services[st.service].error_probability > 0
+                (st.index, streams.uniforms(self.seed, f"errors/{k}", self.replication))
+                for st, k in zip(steps, key, strict=True)
+                if st.service in may_fail
             ],
+            retry_work=[
+                self.draws(services[st.service].latency, f"retry-work/{k}") for st, k in zip(steps, key, strict=True)
+            ],
+            retry_errors=[streams.uniforms(self.seed, f"retry-errors/{k}", self.replication) for k in key],
+            compensation_work=[
+                None
+                if services[st.service].compensation is None
+                else self.draws(services[st.service].compensation.latency, f"undo-work/{k}")
+                for st, k in zip(steps, key, strict=True)
+            ],
+            compensation_errors=[streams.uniforms(self.seed, f"undo-errors/{k}", self.replication) for k in key],
             net_in_draws=None if net_const else [self.draws(self.network, f"net-in/{k}") for k in key],
             net_out_draws=None if net_const else [self.draws(self.network, f"net-out/{k}") for k in key],
             net_entry_draw=None if net_const else self.draws(self.network, f"net-entry/{wname}"),
-            no_errors=[False] * len(steps),
+            no_errors=[2.0] * len(steps),
         )
 
     # -- running ------------------------------------------------------------------------------
@@ -237,8 +293,8 @@ class World:
         inst.work = [draw() for draw in plan.service_draws]
         if plan.error_draws:
             errors = list(plan.no_errors)
-            for k, p, u in plan.error_draws:
-                errors[k] = u() < p
+            for k, u in plan.error_draws:
+                errors[k] = u()
             inst.errors = errors
         else:
             inst.errors = plan.no_errors
@@ -260,10 +316,14 @@ class World:
         else:
             Timeout(self.env, delay, (fn, arg)).callbacks.append(_fire)
 
-    def succeeded(self, inst: Instance, k: int) -> bool:
-        """Whether step ``k`` of ``inst``, just served, succeeded; an error is recorded at its service."""
-        if inst.errors[k]:
-            inst.plan.steps[k].station.errors.append(self.env.now)
+    def succeeded(self, inst: Instance, k: int, u: float | None = None) -> bool:
+        """Whether step ``k`` of ``inst``, just served, succeeded; an error is recorded at its
+        service. The instance's own uniform draw for the step is compared with the service's
+        error probability *now* (so an error burst and the baseline share their draws); a retry
+        passes its own draw ``u``."""
+        station = inst.plan.steps[k].station
+        if (inst.errors[k] if u is None else u) < station.error_probability:
+            station.errors.append(self.env.now)
             return False
         return True
 
@@ -276,6 +336,28 @@ class World:
         self.completion[inst.gid] = self.env.now
         self.status[inst.gid] = status
         self.failed_step[inst.gid] = failed_step
+
+    def took_effect(self, inst: Instance, k: int) -> None:
+        """Step ``k`` of ``inst`` succeeded: its effect stands until it is compensated."""
+        inst.effects.append(k)
+        if math.isnan(inst.first_effect):
+            inst.first_effect = self.env.now
+
+    def end_failed(self, inst: Instance) -> None:
+        """A failed instance whose compensations are all over: failed if nothing took effect,
+        compensated if everything was undone, inconsistent if effects remain."""
+        if math.isnan(inst.first_effect):
+            self.finish(inst, FAILED, inst.failure)
+            return
+        status = INCONSISTENT if inst.undo_failed or inst.effects else COMPENSATED
+        if not inst.finished:
+            self.undo_start[inst.gid] = inst.first_effect
+            self.undo_end[inst.gid] = self.env.now
+        self.finish(inst, status, inst.failure)
+
+    def lose(self, inst: Instance) -> None:
+        """The instance vanished with a non-durable engine."""
+        self.finish(inst, LOST, inst.failure)
 
     def async_done(self, inst: Instance, ok: bool) -> None:
         """Record that one asynchronous step of ``inst`` has finished (hybrid)."""
@@ -326,6 +408,7 @@ class World:
         The run stops as soon as every instance (and asynchronous step) has finished.
         """
         env = self.env
+        self.faults.start()
         env.process(self.source(arrive))
         duration = self.scenario.duration
         marks = np.linspace(0, duration, 41)[1:].tolist() if progress is not None else [duration]
@@ -338,14 +421,15 @@ class World:
         self.check_conservation()
 
     def check_conservation(self) -> None:
-        """Every arrival is completed, failed or still in flight, exactly once; raise if not."""
+        """Every arrival is completed, failed, compensated, inconsistent, lost or still in flight,
+        exactly once; raise if not."""
         status = np.array(self.status, dtype=np.int8)
         counts = {code: int(np.count_nonzero(status == code)) for code in STATUS_NAMES}
         if sum(counts.values()) != self.total:
             raise AssertionError(f"conservation violated: {self.total} arrived, outcomes {counts}")
         done = np.array(self.completion)
         finished = ~np.isnan(done)
-        if int(finished.sum()) != counts[COMPLETED] + counts[FAILED]:
+        if int(finished.sum()) != sum(counts[c] for c in FINISHED):
             raise AssertionError("conservation violated: finished instances without an outcome")
         if np.any(done[finished] > self.env.now) or np.any(done[finished] < self.arrival[finished]):
             raise AssertionError("conservation violated: a completion outside the run")

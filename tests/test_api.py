@@ -65,7 +65,8 @@ def test_timeseries_adds_up_to_the_requests(result: sim.RunResult) -> None:
         req = result.requests[result.requests["topology"] == name]
         assert ts["arrivals"].sum() == len(req)
         assert ts["completions"].sum() == (req["status"] == "completed").sum()
-        assert ts["failures"].sum() == (req["status"] == "failed").sum()
+        ended_badly = req["status"].isin(["failed", "compensated", "inconsistent", "lost"])
+        assert ts["failures"].sum() == ended_badly.sum()
         assert (ts["in_flight"] >= 0).all()
         assert ts["in_flight"].iloc[-1] == (req["status"] == "in_flight").sum()
 

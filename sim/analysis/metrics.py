@@ -33,6 +33,16 @@ from sim.experiment.records import ComponentRecord, TopologyRun
 from sim.scenario.models import Scenario
 
 LATENCY_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+OUTCOMES = ["completed", "failed", "compensated", "inconsistent", "lost", "in_flight"]
+COUNTERS = [
+    "attempts",
+    "duplicates",
+    "dead_letters",
+    "lost_work",
+    "publish_failures",
+    "breaker_openings",
+    "bulkhead_refusals",
+]
 
 
 def _overlap(a: np.ndarray, b: np.ndarray, lo: float, hi: float) -> float:
@@ -147,32 +157,35 @@ def summary_table(runs: Sequence[TopologyRun], scenario: Scenario, components: p
         has_async = bool((req["async_completion"].notna() | (req["async_pending"] > 0)).any())
         # Only instances whose asynchronous steps have all finished have an asynchronous latency.
         async_lat = (cohort["async_completion"] - cohort["arrival"]).dropna().to_numpy()
+        counts = {name: int((status == name).sum()) for name in OUTCOMES}
+        run_counts = {f"run_{name}": int((req["status"] == name).sum()) for name in OUTCOMES}
+        window = (cohort["inconsistency_end"] - cohort["inconsistency_start"]).dropna()
         row = {
             "topology": run.topology,
             "replication": run.replication,
             "kind": run.kind,
             "seed": run.seed,
             "arrived": len(cohort),
-            "completed": int((status == "completed").sum()),
-            "failed": int((status == "failed").sum()),
-            "in_flight": int((status == "in_flight").sum()),
+            **counts,
+            "success_rate": counts["completed"] / len(cohort) if len(cohort) else math.nan,
             "offered_rate": len(cohort) / span,
             "throughput": float(in_window) / span,
             **_quantiles(done["latency"].to_numpy(), "latency_"),
             "messages_per_workflow": run.messages / len(req) if len(req) else math.nan,
             "bottleneck": bottleneck,
             "bottleneck_utilization": util,
+            "inconsistency_window_mean": float(window.mean()) if len(window) else math.nan,
+            "inconsistency_window_max": float(window.max()) if len(window) else math.nan,
             "async_steps": has_async,
             **_quantiles(async_lat, "async_latency_"),
             "async_failed": int(cohort["async_failures"].sum()),
             "async_in_flight": int(cohort["async_pending"].sum()),
             "run_arrived": len(req),
-            "run_completed": int((req["status"] == "completed").sum()),
-            "run_failed": int((req["status"] == "failed").sum()),
-            "run_in_flight": int((req["status"] == "in_flight").sum()),
+            **run_counts,
+            **{k: run.counters.get(k, 0) for k in COUNTERS},
             "end_time": run.end_time,
         }
-        if row["arrived"] != row["completed"] + row["failed"] + row["in_flight"]:
+        if row["arrived"] != sum(counts.values()) or row["run_arrived"] != sum(run_counts.values()):
             raise AssertionError(f"conservation violated in the measured window of {run.topology}")
         rows.append(row)
     return pd.DataFrame(rows)
@@ -190,7 +203,7 @@ def timeseries_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
         arrival = req["arrival"].to_numpy()
         completion = req["completion"].to_numpy()
         ok = (req["status"] == "completed").to_numpy()
-        failed = (req["status"] == "failed").to_numpy()
+        failed = req["status"].isin(["failed", "compensated", "inconsistent", "lost"]).to_numpy()
         finished = ~np.isnan(completion)
         bins = np.clip(np.searchsorted(edges, completion[finished], side="right") - 1, 0, n - 1)
         lat = (completion - arrival)[finished]
@@ -207,6 +220,12 @@ def timeseries_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
         failures = np.bincount(bins[failf], minlength=n)
         arrivals = np.histogram(arrival, bins=edges)[0]
         ends = edges[1:]
+        queued = {kind: np.zeros(n, dtype=np.int64) for kind in ("service", "orchestrator", "broker")}
+        for rec in run.components:
+            waiting = np.searchsorted(rec.arrived, ends, side="right") - np.searchsorted(
+                rec.started, ends, side="right"
+            )
+            queued[rec.kind] += waiting
         started_by = np.searchsorted(np.sort(arrival), ends, side="right")
         done_by = np.searchsorted(np.sort(completion[finished]), ends, side="right")
         frames.append(
@@ -223,6 +242,10 @@ def timeseries_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                     "in_flight": started_by - done_by,
                     "latency_mean": mean,
                     "latency_p99": p99,
+                    "backlog": queued["service"] + queued["orchestrator"] + queued["broker"],
+                    "queued_services": queued["service"],
+                    "queued_orchestrator": queued["orchestrator"],
+                    "queued_broker": queued["broker"],
                 }
             )
         )

@@ -1,29 +1,68 @@
-"""Standard plots of a run, as matplotlib Figures (one fixed colour per topology).
+"""Standard plots of a run, as matplotlib Figures (one style, one fixed colour per topology).
 
 Every function takes frames of a :class:`~sim.experiment.results.RunResult` and returns a
 Figure, so notebooks can restyle or combine them; :func:`save_standard_plots` writes the set a run
-folder carries. This module does not import the simulation engine.
+folder carries, in PNG and/or SVG. This module does not import the simulation engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.transforms as mtransforms
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+from sim.analysis.statistics import t_interval
 
 if TYPE_CHECKING:
     from sim.experiment.results import RunResult
 
 KIND_COLOURS = {"orchestration": "#1f77b4", "choreography": "#ff7f0e", "hybrid": "#2ca02c"}
 EXTRA_COLOURS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+FAULT_COLOUR = "#f4a6a6"
+"""Fill of fault windows in timelines (a pale red, distinct from every line colour)."""
+
+STYLE: dict[str, Any] = {
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9.5,
+    "xtick.labelsize": 8.5,
+    "ytick.labelsize": 8.5,
+    "legend.fontsize": 8.5,
+    "legend.frameon": False,
+    "svg.fonttype": "path",
+}
+"""Matplotlib settings every standard plot is drawn with."""
+
+CDF_POINTS = 2000
+"""Points per topology drawn by :func:`latency_cdf` (the curve is thinned beyond that)."""
+
+PNG_DPI = 110
+
+_F = TypeVar("_F", bound=Callable[..., Figure])
+
+
+def _styled(func: _F) -> _F:
+    """Draw the figure under :data:`STYLE`, so every plot looks alike."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with plt.rc_context(STYLE):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def topology_colours(names: Sequence[str]) -> dict[str, str]:
@@ -35,8 +74,12 @@ def topology_colours(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
+@_styled
 def latency_cdf(requests: pd.DataFrame, warmup: float = 0.0, duration: float = np.inf) -> Figure:
-    """Empirical CDF of workflow latency per topology, on a log time axis."""
+    """Empirical CDF of workflow latency per topology, on a log time axis.
+
+    Beyond :data:`CDF_POINTS` completed workflows the curve is drawn through evenly spaced
+    quantiles (and the maximum), which is indistinguishable on screen and keeps SVGs small."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     names = list(dict.fromkeys(requests["topology"]))
     colours = topology_colours(names)
@@ -50,7 +93,11 @@ def latency_cdf(requests: pd.DataFrame, warmup: float = 0.0, duration: float = n
         lat = np.sort(sel["latency"].to_numpy())
         if lat.size == 0:
             continue
-        ax.plot(lat, np.arange(1, lat.size + 1) / lat.size, label=name, color=colours[name])
+        rank = np.arange(1, lat.size + 1)
+        if lat.size > CDF_POINTS:
+            keep = np.unique(np.linspace(0, lat.size - 1, CDF_POINTS).round().astype(int))
+            lat, rank = lat[keep], rank[keep]
+        ax.plot(lat, rank / rank[-1], label=name, color=colours[name])
     ax.set_xscale("log")
     ax.set_xlabel("workflow latency (s)")
     ax.set_ylabel("fraction of completed workflows")
@@ -61,10 +108,15 @@ def latency_cdf(requests: pd.DataFrame, warmup: float = 0.0, duration: float = n
     return fig
 
 
-def timelines(timeseries: pd.DataFrame, warmup: float = 0.0) -> Figure:
+@_styled
+def timelines(
+    timeseries: pd.DataFrame,
+    warmup: float = 0.0,
+    fault_windows: Sequence[tuple[float, float, str]] = (),
+) -> Figure:
     """Throughput, p99 latency and workflows in flight over time, per topology; the warm-up is
-    shaded."""
-    fig, (top, bottom, backlog) = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True)
+    shaded grey and each fault window ``(start, end, label)`` pale red, labelled at the top."""
+    fig, (top, bottom, backlog) = plt.subplots(3, 1, figsize=(9.5, 7.5), sharex=True)
     names = list(dict.fromkeys(timeseries["topology"]))
     colours = topology_colours(names)
     for name in names:
@@ -79,18 +131,28 @@ def timelines(timeseries: pd.DataFrame, warmup: float = 0.0) -> Figure:
         backlog.plot(ts["t_end"], ts["in_flight"], label=name, color=colours[name])
     for ax in (top, bottom, backlog):
         if warmup > 0:
-            ax.axvspan(0, warmup, color="grey", alpha=0.15, lw=0)
+            ax.axvspan(0, warmup, color="grey", alpha=0.15, lw=0, label="warm-up" if ax is top else None)
+        for i, (start, end, _) in enumerate(fault_windows):
+            label = "fault" if ax is top and i == 0 else None
+            ax.axvspan(start, end, color=FAULT_COLOUR, alpha=0.5, lw=0, label=label)
         ax.grid(True, alpha=0.3)
+    above = mtransforms.blended_transform_factory(top.transData, top.transAxes)
+    labelled = False
+    for start, _, label in fault_windows:
+        if label:
+            top.text(start, 1.01, str(label), transform=above, fontsize=7.5, color="#a02020", va="bottom")
+            labelled = True
     top.set_ylabel("completed / s")
-    top.set_title("Throughput, p99 latency and workflows in flight over time (grey: warm-up)")
+    top.set_title("Throughput, p99 latency and workflows in flight over time", pad=16 if labelled else 6)
     bottom.set_ylabel("p99 latency (s)")
     backlog.set_ylabel("in flight")
     backlog.set_xlabel("simulated time (s)")
-    top.legend()
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
 
+@_styled
 def utilization_bars(components: pd.DataFrame) -> Figure:
     """Utilization of every component, grouped by component, one bar per topology."""
     names = list(dict.fromkeys(components["topology"]))
@@ -120,25 +182,255 @@ def utilization_bars(components: pd.DataFrame) -> Figure:
     return fig
 
 
-def save_standard_plots(result: RunResult, folder: str | Path) -> list[Path]:
-    """Write the run folder's PNG plots and return their paths."""
+PERCENTILES = [("p50", "latency_p50"), ("p95", "latency_p95"), ("p99", "latency_p99")]
+
+
+def _time_scale(values: Sequence[float]) -> tuple[float, str]:
+    """Milliseconds when every value is below a second, else seconds."""
+    finite = [abs(v) for v in values if np.isfinite(v)]
+    return (1000.0, "ms") if finite and max(finite) < 1 else (1.0, "s")
+
+
+@_styled
+def percentile_bars(summary: pd.DataFrame, confidence: float = 0.95) -> Figure:
+    """Latency p50, p95 and p99 per topology, grouped by percentile. With several replications
+    (column ``replication``) each bar is the mean over them with its Student-t interval as an
+    error bar."""
+    names = list(dict.fromkeys(summary["topology"]))
+    colours = topology_colours(names)
+    cells: dict[tuple[str, str], tuple[float, float]] = {}
+    for name in names:
+        rows = summary[summary["topology"] == name]
+        for label, column in PERCENTILES:
+            iv = t_interval(rows[column], confidence)
+            cells[(name, label)] = (iv.mean, iv.half_width)
+    scale, unit = _time_scale([m + (0 if np.isnan(h) else h) for m, h in cells.values()])
+    replicated = "replication" in summary.columns and summary["replication"].nunique() > 1
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.3 * len(names) * len(PERCENTILES) / 2 + 3), 4.2))
+    width = 0.8 / max(1, len(names))
+    x = np.arange(len(PERCENTILES))
+    for i, name in enumerate(names):
+        means = np.array([cells[(name, label)][0] for label, _ in PERCENTILES]) * scale
+        halves = np.array([cells[(name, label)][1] for label, _ in PERCENTILES]) * scale
+        pos = x + (i - (len(names) - 1) / 2) * width
+        bars = ax.bar(
+            pos,
+            np.nan_to_num(means),
+            width,
+            label=name,
+            color=colours[name],
+            yerr=np.nan_to_num(halves) if replicated else None,
+            capsize=3 if replicated else 0,
+            error_kw={"elinewidth": 1, "ecolor": "#333333"},
+        )
+        texts = ["" if np.isnan(m) else f"{m:.3g}" for m in means]
+        ax.bar_label(bars, texts, padding=2, fontsize=7.5)
+    ax.set_xticks(x, [label for label, _ in PERCENTILES])
+    ax.set_ylabel(f"workflow latency ({unit})")
+    ax.margins(y=0.12)
+    title = "Latency percentiles"
+    if replicated:
+        title += f" (mean over replications, {confidence:.0%} interval)"
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _mean_utilization(components: pd.DataFrame) -> pd.DataFrame:
+    """Mean utilization over replications, component × topology (NaN: unlimited or absent),
+    both in order of first appearance."""
+    names = list(dict.fromkeys(components["topology"]))
+    comps = list(dict.fromkeys(components["name"]))
+    util = pd.to_numeric(components["utilization"], errors="coerce")
+    table = util.groupby([components["name"], components["topology"]], sort=False).mean().unstack()
+    return table.reindex(index=comps, columns=names)
+
+
+@_styled
+def utilization_heatmap(components: pd.DataFrame) -> Figure:
+    """Utilization of every component (rows) in every topology (columns), mean over replications,
+    each cell annotated; components with unlimited servers, or absent from a topology, are blank."""
+    table = _mean_utilization(components)
+    names = list(table.columns)
+    colours = topology_colours(names)
+    values = table.to_numpy(dtype=float)
+    fig, ax = plt.subplots(
+        figsize=(max(5.0, 1.5 * len(names) + 2.5), max(3.0, 0.45 * len(table.index) + 1.6))
+    )
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="YlOrRd", vmin=0.0, vmax=1.0, aspect="auto")
+    for (r, c), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            colour = "white" if value > 0.6 else "black"
+            ax.text(c, r, f"{value:.0%}", ha="center", va="center", fontsize=8.5, color=colour)
+    ax.set_xticks(np.arange(len(names)), names)
+    for tick, name in zip(ax.get_xticklabels(), names, strict=True):
+        tick.set_color(colours[name])
+        tick.set_fontweight("bold")
+    ax.set_yticks(np.arange(len(table.index)), list(table.index))
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_xticks(np.arange(len(names) + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(len(table.index) + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=2)
+    ax.tick_params(which="minor", length=0)
+    bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.03)
+    bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    bar.set_label("utilization")
+    ax.set_title("Utilization per component and topology")
+    fig.text(0.01, 0.01, "blank: unlimited servers or not in that topology", fontsize=7.5, color="#555555")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def _bottlenecks(summary: pd.DataFrame) -> dict[str, str | None]:
+    """The bottleneck of each topology (the most frequent one over replications)."""
+    out: dict[str, str | None] = {}
+    for name in dict.fromkeys(summary["topology"]):
+        values = summary.loc[summary["topology"] == name, "bottleneck"].dropna()
+        out[name] = str(values.mode().iloc[0]) if not values.empty else None
+    return out
+
+
+@_styled
+def bottleneck_chart(summary: pd.DataFrame, components: pd.DataFrame, top: int = 3) -> Figure:
+    """Per topology, its ``top`` most utilized components (mean over replications), the
+    bottleneck of the summary drawn solid and labelled, the others pale."""
+    table = _mean_utilization(components)
+    necks = _bottlenecks(summary)
+    names = list(dict.fromkeys([*summary["topology"], *table.columns]))
+    colours = topology_colours(names)
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(max(6.5, 3.3 * len(names)), 2.9), squeeze=False, sharex=True
+    )
+    for ax, name in zip(axes[0], names, strict=True):
+        util = table[name].dropna() if name in table.columns else pd.Series(dtype=float)
+        ranked = util.sort_values(ascending=False, kind="stable")
+        chosen = list(ranked.index[:top])
+        neck = necks.get(name)
+        if neck is not None and neck in ranked.index and neck not in chosen:
+            chosen[-1] = neck  # the bottleneck is always shown
+        ax.set_title(name, color=colours[name])
+        ax.set_xlim(0, 1.15)
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+        ax.grid(True, axis="x", alpha=0.3)
+        if not chosen:
+            ax.set_yticks([])
+            ax.text(
+                0.5,
+                0.5,
+                "no component with\nlimited servers",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=8.5,
+                color="#555555",
+            )
+            continue
+        y = np.arange(len(chosen))[::-1]
+        values = [float(ranked[c]) for c in chosen]
+        is_neck = [c == neck for c in chosen]
+        ax.barh(
+            y,
+            values,
+            0.65,
+            color=colours[name],
+            linewidth=1.2,
+        )
+        for patch, b in zip(ax.patches, is_neck, strict=True):
+            patch.set_alpha(1.0 if b else 0.35)
+            patch.set_edgecolor("black" if b else "none")
+        for yi, value, b in zip(y, values, is_neck, strict=True):
+            ax.text(
+                value + 0.02, yi, f"{value:.0%}", va="center", fontsize=8, fontweight="bold" if b else None
+            )
+        ax.set_yticks(y, [f"{c}\n(bottleneck)" if b else c for c, b in zip(chosen, is_neck, strict=True)])
+        for tick, b in zip(ax.get_yticklabels(), is_neck, strict=True):
+            tick.set_fontweight("bold" if b else "normal")
+        ax.set_ylim(-0.6, max(top, len(chosen)) - 0.4)
+    axes[0][0].set_xlabel("utilization")
+    fig.suptitle(
+        f"Most utilized components per topology (top {top}; outlined: the bottleneck)",
+        fontsize=11,
+        fontweight="bold",
+    )
+    fig.tight_layout()
+    return fig
+
+
+STANDARD_PLOTS = [
+    "latency_cdf",
+    "timelines",
+    "utilization",
+    "percentiles",
+    "utilization_heatmap",
+    "bottleneck",
+]
+"""Names (file stems) of the plots of a run folder, in the order a report shows them."""
+
+
+def standard_plots(
+    result: RunResult, fault_windows: Sequence[tuple[float, float, str]] = ()
+) -> dict[str, Callable[[], Figure]]:
+    """The run's standard plots by name, each as a function that draws it (so a caller can make,
+    save and close one Figure at a time)."""
+    sc = result.scenario
+    warmup = float(sc.warmup) if sc.warmup != "auto" else 0.0
+    makers: dict[str, Callable[[], Figure]] = {
+        "latency_cdf": lambda: latency_cdf(result.requests, warmup, sc.duration),
+        "timelines": lambda: timelines(result.timeseries, warmup, fault_windows),
+        "utilization": lambda: utilization_bars(result.components),
+        "percentiles": lambda: percentile_bars(result.summary, sc.confidence),
+        "utilization_heatmap": lambda: utilization_heatmap(result.components),
+        "bottleneck": lambda: bottleneck_chart(result.summary, result.components),
+    }
+    return makers
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` in the format of the file suffix (PNG at :data:`PNG_DPI`, reproducible SVG)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    metadata = {"Date": None} if fmt == "svg" else None
+    fig.savefig(path, dpi=PNG_DPI, format=fmt, metadata=metadata)
+    return path
+
+
+def _formats(formats: Sequence[str]) -> list[str]:
+    wanted = list(dict.fromkeys(f.lower().lstrip(".") for f in formats))
+    supported = Figure().canvas.get_supported_filetypes()
+    unknown = [f for f in wanted if f not in supported]
+    if unknown:
+        raise ValueError(f"unsupported plot format(s) {unknown} (e.g. png, svg)")
+    return wanted
+
+
+def save_standard_plots(
+    result: RunResult,
+    folder: str | Path,
+    formats: Sequence[str] = ("png",),
+    fault_windows: Sequence[tuple[float, float, str]] = (),
+) -> list[Path]:
+    """Write every standard plot as ``<name>.<format>`` for each of ``formats`` (``png``,
+    ``svg``) into ``folder``; return the paths."""
+    wanted = _formats(formats)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    sc = result.scenario
-    figures = {
-        "latency_cdf.png": latency_cdf(result.requests, sc.warmup, sc.duration),
-        "timelines.png": timelines(result.timeseries, sc.warmup),
-        "utilization.png": utilization_bars(result.components),
-    }
     paths = []
-    for name, fig in figures.items():
-        path = folder / name
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+    for name, make in standard_plots(result, fault_windows).items():
+        fig = make()
+        try:
+            for fmt in wanted:
+                paths.append(save_figure(fig, folder / f"{name}.{fmt}"))
+        finally:
+            plt.close(fig)
     return paths
 
 
+@_styled
 def sweep_curves(summary: pd.DataFrame, metric: str, factor: str, factors: Sequence[str] = ()) -> Figure:
     """``metric`` (mean over replications) against ``factor``, one line per topology with its
     confidence band; one panel per combination of the other factors."""

@@ -339,5 +339,27 @@ def schema() -> None:
     sys.stdout.write(json.dumps(scenario_schema(), indent=2) + "\n")
 
 
+@app.command()
+def report(
+    folder: Annotated[Path, typer.Argument(metavar="RUN_FOLDER", help="Run folder (written by sim run).")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="FILE", help="Report file (default: RUN_FOLDER/report.html)."),
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report of a run folder (opens from disk, no network)."""
+    from sim.analysis.report import NotARunFolder, write_report
+
+    try:
+        path = write_report(folder, out_file)
+    except ScenarioError as exc:
+        _fail(exc)
+        return
+    except NotARunFolder as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    print(path)
+
+
 def main() -> None:
     app()

@@ -20,6 +20,7 @@ class ComponentRecord:
     ended: np.ndarray
     rejected: np.ndarray
     errors: np.ndarray
+    aborted: np.ndarray
 
 
 @dataclass
@@ -35,4 +36,8 @@ class TopologyRun:
     messages: int
     end_time: float
     wall_seconds: float
-    counters: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)
+    """Run totals: decisions, attempts, duplicates, dead_letters, lost_work, publish_failures,
+    breaker_openings, bulkhead_refusals."""
+    faults: list[dict[str, object]] = field(default_factory=list)
+    """Fault windows applied in this run: type, target, start, end."""

@@ -46,6 +46,7 @@ def run_topology(
                 started=np.array(st.started, dtype=float),
                 ended=np.array(st.ended, dtype=float),
                 rejected=np.array(st.rejected, dtype=float),
+                aborted=np.array(st.aborted, dtype=float),
                 errors=np.array(st.errors, dtype=float),
             )
             for st in world.components
@@ -53,8 +54,25 @@ def run_topology(
         messages=world.messages,
         end_time=float(world.env.now),
         wall_seconds=wall,
-        counters={"decisions": int(getattr(coordinator, "decisions", 0))},
+        counters=_counters(world, coordinator),
+        faults=list(world.faults.windows),
     )
+
+
+def _counters(world: World, coordinator: object) -> dict[str, float]:
+    broker = getattr(coordinator, "broker", None)
+    breakers = getattr(coordinator, "breakers", {})
+    bulkheads = getattr(coordinator, "bulkheads", {})
+    return {
+        "decisions": int(getattr(coordinator, "decisions", 0)),
+        "attempts": world.attempts,
+        "duplicates": world.duplicates,
+        "dead_letters": world.dead_letters,
+        "lost_work": float(sum(st.lost_work for st in world.components)),
+        "publish_failures": broker.publish_failures if broker is not None else 0,
+        "breaker_openings": sum(b.opened for b in breakers.values()),
+        "bulkhead_refusals": sum(b.refused for b in bulkheads.values()),
+    }
 
 
 def _requests(world: World, topology: str) -> pd.DataFrame:
@@ -76,6 +94,8 @@ def _requests(world: World, topology: str) -> pd.DataFrame:
             "status": pd.Categorical.from_codes(status, [STATUS_NAMES[i] for i in range(len(STATUS_NAMES))]),
             "latency": completion - world.arrival,
             "failed_at": pd.array(failed_at, dtype="string"),
+            "inconsistency_start": np.array(world.undo_start, dtype=float),
+            "inconsistency_end": np.array(world.undo_end, dtype=float),
             "async_completion": np.array(world.async_completion, dtype=float),
             "async_pending": np.array(world.async_pending, dtype=np.int32),
             "async_failures": np.array(world.async_failures, dtype=np.int32),

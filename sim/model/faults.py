@@ -24,6 +24,8 @@ from sim.model import streams
 from sim.model.station import Station
 from sim.scenario.models import CapacityLoss, CrashProcess, ErrorBurst, Outage, Partition, Scenario, Slowdown
 
+Windowed = Outage | Slowdown | ErrorBurst | CapacityLoss
+
 
 @dataclass
 class ComponentState:
@@ -36,13 +38,19 @@ class ComponentState:
     lost: int = 0
     base_error: float = 0.0
     bursts: list[float] = field(default_factory=list)
+    masked: bool = False
+    """A standby has taken over: the component works at full capacity until its fault is over."""
     on_change: list[Callable[[Station, bool], None]] = field(default_factory=list)
     """Hooks called as hook(station, went_down) whenever availability changes."""
 
     def apply(self) -> None:
         was_down = self.station.down
-        if self.outages > 0:
-            servers: float = 0
+        if self.masked and self.outages <= 0 and self.lost <= 0:
+            self.masked = False
+        if self.masked:
+            servers: float = self.station.full_capacity()
+        elif self.outages > 0:
+            servers = 0
         elif self.per_replica == math.inf:
             servers = math.inf if self.lost < self.replicas else 0
         else:
@@ -64,7 +72,9 @@ class Faults:
         self.windows: list[dict[str, object]] = []
         self._partitions: list[Partition] = [f for f in scenario.faults if isinstance(f, Partition)]
 
-    def register(self, name: str, station: Station, replicas: int, error_probability: float = 0.0) -> ComponentState:
+    def register(
+        self, name: str, station: Station, replicas: int, error_probability: float = 0.0
+    ) -> ComponentState:
         """Make a component a possible fault target (components a topology lacks are not)."""
         per_replica = math.inf if station.servers is None else station.servers / replicas
         state = ComponentState(station, replicas, per_replica, base_error=error_probability)
@@ -76,7 +86,12 @@ class Faults:
         for i, fault in enumerate(self.scenario.faults):
             if isinstance(fault, Partition):
                 self.windows.append(
-                    {"type": "partition", "target": "-".join(fault.between), "start": fault.at, "end": fault.at + fault.duration}
+                    {
+                        "type": "partition",
+                        "target": "-".join(fault.between),
+                        "start": fault.at,
+                        "end": fault.at + fault.duration,
+                    }
                 )
                 continue
             state = self.components.get(fault.target)
@@ -90,15 +105,21 @@ class Faults:
 
     # -- processes --------------------------------------------------------------------------
 
-    def _window(self, fault: Outage | Slowdown | ErrorBurst | CapacityLoss, state: ComponentState) -> Iterator[Timeout]:
+    def _window(
+        self, fault: Outage | Slowdown | ErrorBurst | CapacityLoss, state: ComponentState
+    ) -> Iterator[Timeout]:
         if fault.at > 0:
             yield Timeout(self.env, fault.at)
-        self.windows.append({"type": fault.type, "target": fault.target, "start": fault.at, "end": fault.at + fault.duration})
+        self.windows.append(
+            {"type": fault.type, "target": fault.target, "start": fault.at, "end": fault.at + fault.duration}
+        )
         self._set(fault, state, True)
         yield Timeout(self.env, fault.duration)
         self._set(fault, state, False)
 
-    def _set(self, fault: Outage | Slowdown | ErrorBurst | CapacityLoss, state: ComponentState, on: bool) -> None:
+    def _set(
+        self, fault: Outage | Slowdown | ErrorBurst | CapacityLoss, state: ComponentState, on: bool
+    ) -> None:
         sign = 1 if on else -1
         if isinstance(fault, Outage):
             state.outages += sign
@@ -115,7 +136,9 @@ class Faults:
                 state.bursts.remove(fault.probability)
             state.station.error_probability = max(state.bursts, default=state.base_error)
 
-    def _crashes(self, fault: CrashProcess, state: ComponentState, index: int, replica: int) -> Iterator[Timeout]:
+    def _crashes(
+        self, fault: CrashProcess, state: ComponentState, index: int, replica: int
+    ) -> Iterator[Timeout]:
         name = f"faults/{index}/{fault.target}/{replica}"
         up_for = streams.draws(fault.mtbf, self.seed, f"{name}/mtbf", self.replication)
         down_for = streams.draws(fault.mttr, self.seed, f"{name}/mttr", self.replication)
@@ -130,7 +153,9 @@ class Faults:
             yield Timeout(self.env, wait)
             repair = down_for()
             start = self.env.now
-            self.windows.append({"type": "crash", "target": fault.target, "start": start, "end": start + repair})
+            self.windows.append(
+                {"type": "crash", "target": fault.target, "start": start, "end": start + repair}
+            )
             state.lost += 1
             state.apply()
             yield Timeout(self.env, repair)

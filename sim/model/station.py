@@ -192,9 +192,14 @@ class Station:
         return self._full
 
     def drop_queue(self) -> list[Job]:
-        """Remove and return every waiting request (an engine that loses its memory)."""
+        """Remove and return every waiting request (an engine that loses its memory). They are
+        recorded as leaving the queue now, with no service."""
         jobs = list(self.queue)
         self.queue.clear()
+        now = self.env.now
+        for _ in jobs:
+            self.started.append(now)
+            self.ended.append(now)
         return jobs
 
     @property

@@ -211,6 +211,10 @@ class World:
         """Draw function of ``dist`` from the stream ``name`` of this world's seed."""
         return streams.draws(dist, self.seed, name, self.replication)
 
+    def uniforms(self, name: str) -> Callable[[], float]:
+        """U(0, 1) draw function from the stream ``name`` of this world."""
+        return streams.uniforms(self.seed, name, self.replication)
+
     def add_component(self, name: str, kind: str, servers: int | None, replicas: int = 1) -> Station:
         """A coordination component (orchestrator, broker) of the topology being run; it can be
         the target of faults by its name."""
@@ -269,7 +273,8 @@ class World:
                 if st.service in may_fail
             ],
             retry_work=[
-                self.draws(services[st.service].latency, f"retry-work/{k}") for st, k in zip(steps, key, strict=True)
+                self.draws(services[st.service].latency, f"retry-work/{k}")
+                for st, k in zip(steps, key, strict=True)
             ],
             retry_errors=[streams.uniforms(self.seed, f"retry-errors/{k}", self.replication) for k in key],
             compensation_work=[
@@ -278,7 +283,9 @@ class World:
                 else self.draws(services[st.service].compensation.latency, f"undo-work/{k}")
                 for st, k in zip(steps, key, strict=True)
             ],
-            compensation_errors=[streams.uniforms(self.seed, f"undo-errors/{k}", self.replication) for k in key],
+            compensation_errors=[
+                streams.uniforms(self.seed, f"undo-errors/{k}", self.replication) for k in key
+            ],
             net_in_draws=None if net_const else [self.draws(self.network, f"net-in/{k}") for k in key],
             net_out_draws=None if net_const else [self.draws(self.network, f"net-out/{k}") for k in key],
             net_entry_draw=None if net_const else self.draws(self.network, f"net-entry/{wname}"),
@@ -337,9 +344,9 @@ class World:
         self.status[inst.gid] = status
         self.failed_step[inst.gid] = failed_step
 
-    def took_effect(self, inst: Instance, k: int) -> None:
-        """Step ``k`` of ``inst`` succeeded: its effect stands until it is compensated."""
-        inst.effects.append(k)
+    def effect_time(self, inst: Instance) -> None:
+        """A step of ``inst`` has just taken effect at its service: the start of the inconsistency
+        window if the workflow later fails."""
         if math.isnan(inst.first_effect):
             inst.first_effect = self.env.now
 

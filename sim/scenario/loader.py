@@ -312,16 +312,20 @@ def _reference_problems(s: Scenario) -> Iterable[str]:
     for i, fault in enumerate(s.faults):
         names = list(fault.between) if fault.type == "partition" else [fault.target]
         field = "between" if fault.type == "partition" else "target"
+        known = ", ".join(sorted(components))
         for name in names:
             if name not in components:
-                yield f"faults[{i}].{field}: unknown component {name!r} (known: {', '.join(sorted(components))})"
+                yield f"faults[{i}].{field}: unknown component {name!r} (known: {known})"
         if fault.type == "error_burst" and fault.target not in s.services:
             yield f"faults[{i}].target: an error burst needs a service, not {fault.target!r}"
         if fault.type == "partition" and fault.between[0] == fault.between[1]:
             yield f"faults[{i}].between: needs two different components"
-        if fault.type == "capacity_loss" and fault.target in s.services:
-            if fault.replicas > s.services[fault.target].replicas:
-                yield f"faults[{i}].replicas: {fault.target!r} has only {s.services[fault.target].replicas}"
+        if (
+            fault.type == "capacity_loss"
+            and fault.target in s.services
+            and fault.replicas > s.services[fault.target].replicas
+        ):
+            yield f"faults[{i}].replicas: {fault.target!r} has only {s.services[fault.target].replicas}"
     for tname, topo in s.topologies.items():
         kind = topo.kind or tname
         if kind not in TOPOLOGY_KINDS:

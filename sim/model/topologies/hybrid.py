@@ -5,7 +5,8 @@ the ``asynchronous`` services: for those, the engine publishes an event to the b
 as soon as the broker has committed it (the acknowledgement is a reply like any other). The
 service consumes the event later, off the critical path. The workflow's latency is the critical
 path; the completion of its asynchronous steps is recorded separately, and their failures do not
-fail the workflow.
+fail the workflow. An asynchronous step counts as taken effect once published, so a saga
+compensates it like any other.
 """
 
 from __future__ import annotations
@@ -28,25 +29,36 @@ class Hybrid(Orchestration):
         if step.service not in self.asynchronous:
             super().dispatch(inst, step)
             return
-        self.world.async_started(inst)
+        inst.calls += 1
         self.world.messages += 1
         self.world.after(self.world.hop(), self.publish, (inst, step.index))
 
     def publish(self, event: tuple[Instance, int]) -> None:
-        self.broker.publish(self.committed, event)
+        self.broker.publish("orchestrator", self.committed, event, self.unpublished)
+
+    def unpublished(self, event: tuple[Instance, int]) -> None:
+        """The engine could not publish: the step fails."""
+        inst, k = event
+        self.decide((inst, k, False, False))
 
     def committed(self, event: tuple[Instance, int]) -> None:
         """The broker acknowledges to the engine and delivers the event to the service."""
         inst, k = event
         world = self.world
-        world.after(world.hop(), self.decide, (inst, k, True))
-        world.messages += 1
-        world.after(self.broker.delivery_latency() + inst.net_in[k], self.consume, event)
+        world.async_started(inst)
+        world.after(world.hop(), self.decide, (inst, k, True, False))
+        self.broker.deliver(inst.net_in[k], self.consume, event)
 
     def consume(self, event: tuple[Instance, int]) -> None:
         inst, k = event
-        if not inst.plan.steps[k].station.submit(inst.work[k], self.consumed, event):
+        self.world.attempts += 1
+        if not inst.plan.steps[k].station.submit(inst.work[k], self.consumed, event, self.consume_later):
             self.world.async_done(inst, False)
+
+    def consume_later(self, event: tuple[Instance, int]) -> None:
+        """The consumer crashed while processing the event: it is delivered again later."""
+        self.world.duplicates += 1
+        self.world.after(self.broker.config.redelivery_delay, self.consume, event)
 
     def consumed(self, event: tuple[Instance, int]) -> None:
         inst, k = event

@@ -7,14 +7,28 @@ decisions wait in the engine's queue. Each step is a request over the network to
 service's work, and a reply over the network back to the engine. A parallel group fans out from
 the engine and joins there: the engine goes on when the last branch has replied.
 
-A failed or rejected call fails the workflow at the decision that receives its reply; replies of
-other branches that arrive later still cost a decision, and are then ignored.
+Calls follow the service's resilience policies, applied by the engine without a decision (as
+Temporal retries activities server-side): a circuit breaker may fail the call fast, a bulkhead may
+refuse it, a timeout abandons an attempt (whose work goes on at the service, wasted), a call to a
+down or partitioned service fails after the connect timeout, a crash resets it, and failed
+attempts are retried with backoff until the retry policy is exhausted.
 
-Left out here (see the fault model): retries, timeouts, compensation and engine outages.
+A step that fails for good fails the workflow. The engine waits for the replies of steps still
+running, then compensates every step that took effect, one by one in reverse order (a saga); the
+workflow ends compensated, inconsistent (a compensation failed or none is defined) or failed
+(nothing took effect).
+
+Engine outages: a durable engine (Temporal-like) keeps every workflow's state; decisions wait for
+it and resume, and replies that arrive meanwhile queue. A non-durable engine loses the workflows
+in flight when it goes down. A standby takes over after ``failover_time``. New workflows arriving
+while it is down wait, or are rejected (``when_down``).
 """
 
 from __future__ import annotations
 
+from sim.model import streams
+from sim.model.resilience import Breaker, Slots, backoff
+from sim.model.station import Station
 from sim.model.topologies.base import Coordinator
 from sim.model.world import COMPLETED, FAILED, Instance, StepPlan, World
 from sim.scenario.models import Orchestrator, Topology
@@ -23,40 +37,77 @@ START = -1
 """Pseudo step index of the decision that starts a workflow."""
 
 
+class Attempt:
+    """One attempt of a call from the engine to a service (``undo``: a compensation)."""
+
+    __slots__ = ("inst", "k", "number", "open", "sent", "slot", "undo")
+
+    def __init__(self, inst: Instance, k: int, number: int, undo: bool) -> None:
+        self.inst = inst
+        self.k = k
+        self.number = number
+        self.undo = undo
+        self.open = True
+        self.sent = False
+        self.slot = False
+
+
 class Orchestration(Coordinator):
     """Coordinates every step through a central engine."""
 
     def __init__(self, world: World, name: str, config: Topology) -> None:
         super().__init__(world, name, config)
         engine = config.orchestrator or Orchestrator()
-        self.engine = world.add_component("orchestrator", "orchestrator", engine.servers)
+        self.engine_config = engine
+        self.engine = world.add_component("orchestrator", "orchestrator", engine.servers, engine.replicas)
         self.overhead = world.draws(engine.step_overhead, "orchestrator/overhead")
         self.decisions = 0
+        services = world.scenario.services
+        self.services = services
+        self.breakers = {n: Breaker(s.circuit_breaker) for n, s in services.items() if s.circuit_breaker}
+        self.bulkheads = {n: Slots(s.bulkhead) for n, s in services.items() if s.bulkhead}
+        self.jitter = streams.uniforms(world.seed, f"{name}/jitter", world.replication)
+        self.running: dict[int, Instance] = {}
+        """Instances in flight, kept only for a non-durable engine, which loses them when it fails."""
+        self.state = world.faults.components["orchestrator"]
+        self.state.on_change.append(self._engine_changed)
 
-    # The life of a workflow, as the engine sees it.
+    # -- the life of a workflow, as the engine sees it -----------------------------------------
 
     def arrive(self, inst: Instance) -> None:
         """A client starts the workflow: one message to the engine, then the first decision."""
+        if self.engine.down and self.engine_config.when_down == "reject":
+            self.world.finish(inst, FAILED)
+            return
+        if not self.engine_config.durable:
+            self._track(inst)
         self.world.messages += 1
-        self.world.after(inst.net_entry, self.decide, (inst, START, True))
+        self.world.after(inst.net_entry, self.decide, (inst, START, True, False))
 
-    def decide(self, reply: tuple[Instance, int, bool]) -> None:
+    def decide(self, reply: tuple[Instance, int, bool, bool]) -> None:
         """A start request or a reply reaches the engine and waits for a worker."""
         self.decisions += 1
-        self.engine.submit(self.overhead(), self.decided, reply)
+        self.engine.submit(self.overhead(), self.decided, reply, self._decision_aborted)
 
-    def decided(self, reply: tuple[Instance, int, bool]) -> None:
+    def decided(self, reply: tuple[Instance, int, bool, bool]) -> None:
         """The engine has persisted the reply; it dispatches what comes next."""
-        inst, k, ok = reply
+        inst, k, ok, undo = reply
         if inst.finished:
             return
         if k == START:
             self.start_stage(inst, 0)
-            return
-        if not ok:
-            self.world.finish(inst, FAILED, k)
-            return
-        self.step_done(inst, inst.plan.steps[k])
+        elif undo:
+            self.undone(inst, ok)
+        else:
+            inst.calls -= 1
+            if ok:
+                inst.effects.append(k)
+            if inst.failure >= 0 or not ok:
+                if inst.failure < 0:
+                    inst.failure = k
+                self.compensate(inst)
+            else:
+                self.step_done(inst, inst.plan.steps[k])
 
     def step_done(self, inst: Instance, step: StepPlan) -> None:
         """One step has succeeded: go on in its branch, or join its stage."""
@@ -81,22 +132,157 @@ class Orchestration(Coordinator):
             self.dispatch(inst, branch[0])
 
     def dispatch(self, inst: Instance, step: StepPlan) -> None:
-        """Send the request of ``step`` to its service."""
-        self.world.messages += 1
-        self.world.after(inst.net_in[step.index], self.call, (inst, step.index))
+        """Call the service of ``step``."""
+        inst.calls += 1
+        self.attempt(Attempt(inst, step.index, 1, False))
 
-    def call(self, request: tuple[Instance, int]) -> None:
-        """The request reaches the service: it is queued, served, or rejected when full."""
-        inst, k = request
-        station = inst.plan.steps[k].station
-        if not station.submit(inst.work[k], self.served, request):
-            self.reply(inst, k, False)
+    # -- sagas --------------------------------------------------------------------------------
 
-    def served(self, request: tuple[Instance, int]) -> None:
-        inst, k = request
-        self.reply(inst, k, self.world.succeeded(inst, k))
+    def compensate(self, inst: Instance) -> None:
+        """Once no step is running, undo the steps that took effect, last first."""
+        if inst.calls > 0 or inst.undoing:
+            return
+        while inst.effects:
+            k = inst.effects.pop()
+            if self.services[inst.plan.steps[k].service].compensation is None:
+                inst.undo_failed = True
+                continue
+            inst.undoing = 1
+            self.attempt(Attempt(inst, k, 1, True))
+            return
+        self.world.end_failed(inst)
 
-    def reply(self, inst: Instance, k: int, ok: bool) -> None:
+    def undone(self, inst: Instance, ok: bool) -> None:
+        inst.undoing = 0
+        if not ok:
+            inst.undo_failed = True
+        self.compensate(inst)
+
+    # -- calls and their resilience policies --------------------------------------------------
+
+    def attempt(self, a: Attempt) -> None:
+        """Try a call: the breaker and the bulkhead may fail it fast."""
+        service = a.inst.plan.steps[a.k].service
+        breaker = self.breakers.get(service)
+        if breaker is not None and not breaker.allow(self.world.env.now):
+            self.closed(a, False)
+            return
+        slots = self.bulkheads.get(service)
+        if slots is not None:
+            a.slot = True
+            if not slots.acquire(self.send, a):
+                a.slot = False
+                self.closed(a, False)
+            return
+        self.send(a)
+
+    def send(self, a: Attempt) -> None:
+        """The request leaves the engine (with a timer, if the service has a timeout)."""
+        world = self.world
+        inst, k = a.inst, a.k
+        service = inst.plan.steps[k].service
+        a.sent = True
+        world.messages += 1
+        world.attempts += 1
+        delay = inst.net_in[k] if a.number == 1 and not a.undo else world.hop()
+        timeout = self.services[service].timeout
+        if timeout is not None:
+            world.after(timeout, self.timed_out, a)
+        cut = world.faults.partitioned("orchestrator", service)
+        if cut is not None:
+            if cut.mode == "fail":
+                world.after(self.services[service].connect_timeout, self.answer, (a, False))
+                return
+            delay += cut.at + cut.duration - world.env.now
+        world.after(delay, self.reach, a)
+
+    def reach(self, a: Attempt) -> None:
+        """The request reaches the service: refused if it is down, else queued or rejected."""
+        inst, k = a.inst, a.k
+        station: Station = inst.plan.steps[k].station
+        if station.down:
+            self.world.after(self.services[station.name].connect_timeout, self.answer, (a, False))
+            return
+        if a.undo:
+            work = inst.plan.compensation_work[k]()  # type: ignore[misc]
+        else:
+            work = inst.work[k] if a.number == 1 else inst.plan.retry_work[k]()
+        if not station.submit(work, self.served, a, self.reset):
+            self.reply(a, False)
+
+    def served(self, a: Attempt) -> None:
+        inst, k = a.inst, a.k
+        if a.undo:
+            undo = self.services[inst.plan.steps[k].service].compensation
+            assert undo is not None
+            ok = inst.plan.compensation_errors[k]() >= undo.error_probability
+        else:
+            ok = self.world.succeeded(inst, k, None if a.number == 1 else inst.plan.retry_errors[k]())
+            if ok:
+                self.world.effect_time(inst)
+        self.reply(a, ok)
+
+    def reset(self, a: Attempt) -> None:
+        """A crash aborted the request in service: the connection is reset."""
+        self.reply(a, False)
+
+    def reply(self, a: Attempt, ok: bool) -> None:
         """The service answers the engine over the network."""
-        self.world.messages += 1
-        self.world.after(inst.net_out[k], self.decide, (inst, k, ok))
+        world = self.world
+        world.messages += 1
+        delay = a.inst.net_out[a.k] if a.number == 1 and not a.undo else world.hop()
+        world.after(delay, self.answer, (a, ok))
+
+    def timed_out(self, a: Attempt) -> None:
+        if a.open:
+            self.closed(a, False)
+
+    def answer(self, item: tuple[Attempt, bool]) -> None:
+        a, ok = item
+        if a.open:  # else the attempt had timed out: its late reply is dropped
+            self.closed(a, ok)
+
+    def closed(self, a: Attempt, ok: bool) -> None:
+        """An attempt is over: record it, and retry or report to the engine."""
+        a.open = False
+        service = a.inst.plan.steps[a.k].service
+        if a.sent and service in self.breakers:
+            self.breakers[service].record(ok, self.world.env.now)
+        if a.slot:
+            self.bulkheads[service].release()
+        retry = self.services[service].retry
+        if not ok and retry is not None and a.number < retry.max_attempts and not a.inst.finished:
+            wait = backoff(retry, a.number, self.jitter())
+            self.world.after(wait, self.attempt, Attempt(a.inst, a.k, a.number + 1, a.undo))
+            return
+        self.decide((a.inst, a.k, ok, a.undo))
+
+    # -- engine faults ------------------------------------------------------------------------
+
+    def _track(self, inst: Instance) -> None:
+        running = self.running
+        running[inst.gid] = inst
+        if len(running) > 4096 and len(running) % 4096 == 0:
+            self.running = {g: i for g, i in running.items() if not i.finished}
+
+    def _decision_aborted(self, reply: tuple[Instance, int, bool, bool]) -> None:
+        """A decision in progress when the engine failed: a durable engine redoes it."""
+        if self.engine_config.durable:
+            self.engine.submit(self.overhead(), self.decided, reply, self._decision_aborted)
+
+    def _engine_changed(self, station: Station, went_down: bool) -> None:
+        if not went_down:
+            return
+        if not self.engine_config.durable:
+            lost, self.running = self.running, {}
+            for inst in lost.values():
+                if not inst.finished:
+                    self.world.lose(inst)
+            station.drop_queue()
+        if self.engine_config.failover_time is not None:
+            self.world.after(self.engine_config.failover_time, self._take_over, station)
+
+    def _take_over(self, station: Station) -> None:
+        """The standby engine takes over with full capacity."""
+        self.state.masked = True
+        self.state.apply()

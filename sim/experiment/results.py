@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from sim.analysis.blast_radius import blast_radius
+from sim.analysis.metrics import component_stats as component_stats_of
 from sim.analysis.metrics import components_table, summary_table, timeseries_table
 from sim.analysis.statistics import aggregate, format_difference, mser5_warmup, paired_differences
 from sim.experiment.executors import Executor, make_executor
@@ -40,6 +42,12 @@ class RunResult:
     requests: pd.DataFrame
     timeseries: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
+    baseline: RunResult | None = None
+    """With faults: the same scenario and seed run without them (the twins)."""
+    faults: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """With faults: the fault windows applied, per topology and replication."""
+    blast_radius: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """With faults: one row per topology and replication, see :mod:`sim.analysis.blast_radius`."""
 
     @property
     def topologies(self) -> list[str]:
@@ -266,20 +274,24 @@ def run(
         raise ScenarioError("--topology", [f"unknown topology {n!r} (known: {known})" for n in unknown])
     started = time.perf_counter()
     runs = _simulate_all(scenario, names, executor, workers, progress)
+    baseline_runs: list[TopologyRun] = []
+    if scenario.faults:
+        # The twin run: same scenario and seed, no faults. Its labels keep progress bars apart.
+        plain = scenario.model_copy(update={"faults": []})
+        label = (lambda n, f: progress(f"{n} (baseline)", f)) if progress is not None else None
+        baseline_runs = _simulate_all(plain, names, executor, workers, label)
     chosen_warmup = None
     if scenario.warmup == "auto":
-        chosen_warmup = choose_warmup(runs, scenario.duration)
+        chosen_warmup = choose_warmup(runs + baseline_runs, scenario.duration)
         scenario = scenario.model_copy(update={"warmup": chosen_warmup})
-    components = components_table(runs, scenario)
-    summary = summary_table(runs, scenario, components)
-    result = RunResult(
-        scenario=scenario,
-        seed=scenario.seed,
-        summary=summary,
-        components=components,
-        requests=pd.concat([r.requests for r in runs], ignore_index=True),
-        timeseries=timeseries_table(runs, scenario),
-    )
+    result = _frames(scenario, runs)
+    if baseline_runs:
+        result.baseline = _frames(scenario.model_copy(update={"faults": []}), baseline_runs)
+        result.faults = pd.DataFrame(
+            [{"topology": r.topology, "replication": r.replication, **w} for r in runs for w in r.faults],
+            columns=["topology", "replication", "type", "target", "start", "end"],
+        )
+        result.blast_radius = _blast_radius(scenario, result, runs, baseline_runs)
     result.meta = {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -288,12 +300,50 @@ def run(
         "confidence": scenario.confidence,
         "warmup": scenario.warmup,
         "warmup_chosen_by": "MSER-5" if chosen_warmup is not None else "scenario",
+        "faults": len(scenario.faults),
         "wall_seconds": time.perf_counter() - started,
         "simulation_seconds": {f"{r.topology}/{r.replication}": r.wall_seconds for r in runs},
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return result
+
+
+def _frames(scenario: Scenario, runs: list[TopologyRun]) -> RunResult:
+    components = components_table(runs, scenario)
+    return RunResult(
+        scenario=scenario,
+        seed=scenario.seed,
+        summary=summary_table(runs, scenario, components),
+        components=components,
+        requests=pd.concat([r.requests for r in runs], ignore_index=True),
+        timeseries=timeseries_table(runs, scenario),
+    )
+
+
+def _blast_radius(
+    scenario: Scenario, result: RunResult, runs: list[TopologyRun], baseline_runs: list[TopologyRun]
+) -> pd.DataFrame:
+    """Compare every faulted run with its fault-free twin (same topology, replication, seed)."""
+    assert result.baseline is not None
+    records = {(id(result), r.topology, r.replication): r for r in runs}
+    records.update({(id(result.baseline), r.topology, r.replication): r for r in baseline_runs})
+
+    def component_stats(
+        frames: object, topology: str, replication: int, lo: float, hi: float
+    ) -> pd.DataFrame:
+        run = records[(id(frames), topology, replication)]
+        return pd.DataFrame([component_stats_of(rec, lo, hi, run.end_time) for rec in run.components])
+
+    windows = {(r.topology, r.replication): r.faults for r in runs}
+    return blast_radius(
+        result.baseline,
+        result,
+        windows,
+        latency_factor=scenario.blast_radius.latency_factor,
+        latency_slack=scenario.blast_radius.latency_slack,
+        component_stats=component_stats,
+    )
 
 
 def _simulate_all(

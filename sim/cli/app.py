@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from sim.analysis.blast_radius import blast_radius_summary_lines
 from sim.experiment.results import RunResult, summary_json
 from sim.experiment.results import run as run_scenario
 from sim.experiment.rundir import default_folder
@@ -119,6 +120,10 @@ def run(
         out.print(summary_table(result))
         for line in result.difference_lines():
             print(line)
+        if not result.blast_radius.empty:
+            print("Blast radius (against the same run without faults):")
+            for line in blast_radius_summary_lines(result.blast_radius):
+                print(f"  {line}")
         print(f"Run folder: {folder}")
 
 
@@ -152,6 +157,9 @@ TABLE_ROWS = [
     ("arrived", "arrived", ""),
     ("completed", "completed", ""),
     ("failed", "failed", ""),
+    ("compensated", "compensated", ""),
+    ("inconsistent", "inconsistent", ""),
+    ("lost", "lost", ""),
     ("in flight", "in_flight", ""),
     ("throughput (/s)", "throughput", ""),
     ("latency mean", "latency_mean", "s"),

@@ -80,6 +80,8 @@ class RunResult:
 
     def difference_lines(self) -> list[str]:
         """The differences as sentences, e.g. ``latency_p99: choreography − orchestration = …``."""
+        if self.replications < 2:
+            return []
         frame = self.differences
         if frame.empty:
             return []
@@ -148,6 +150,17 @@ class RunResult:
             out["topologies"].append(entry)
         if self.replications > 1 and len(self.topologies) > 1:
             out["differences"] = self.differences.to_dict("records")
+        if not self.blast_radius.empty:
+            radius = self.blast_radius
+            for entry in out["topologies"]:
+                rows = radius[radius["topology"] == entry["topology"]]
+                entry["blast_radius"] = {
+                    **rows.mean(numeric_only=True).drop("replication", errors="ignore").to_dict(),
+                    "affected_components": sorted(
+                        {c for v in rows["affected_components"].dropna() for c in str(v).split(";") if c}
+                    ),
+                }
+            out["faults"] = self.faults.to_dict("records")
         return _plain(out)
 
     def save(self, folder: str | Path, plots: bool = True) -> Path:

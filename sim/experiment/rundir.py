@@ -2,7 +2,8 @@
 
 A run folder holds the resolved scenario (``scenario.yaml``, which re-runs the same experiment),
 ``summary.csv``, ``summary.json``, ``components.csv``, ``requests.parquet``, ``timeseries.csv``,
-``meta.json`` and the plots (``plots/*.png``). It is written in a temporary folder beside its
+``meta.json`` and the plots (``plots/*.png``). With faults it also holds the baseline twin run
+(``baseline_*``), ``blast_radius.csv`` and ``faults.csv``. It is written in a temporary folder beside its
 destination and renamed into place, so an interrupted run leaves no half-written folder.
 """
 
@@ -21,6 +22,7 @@ import yaml
 
 from sim.experiment.results import RunResult, summary_json
 from sim.scenario.loader import scenario_from_dict
+from sim.scenario.models import Scenario
 
 
 def default_folder(result: RunResult, root: str | Path = "results") -> Path:
@@ -47,16 +49,19 @@ def write_run(result: RunResult, folder: str | Path, plots: bool = True) -> Path
     try:
         with open(tmp / "scenario.yaml", "w", encoding="utf-8") as fh:
             yaml.safe_dump(resolved_scenario(result), fh, sort_keys=False)
-        result.summary.to_csv(tmp / "summary.csv", index=False)
         (tmp / "summary.json").write_text(summary_json(result) + "\n", encoding="utf-8")
-        result.components.to_csv(tmp / "components.csv", index=False)
-        result.timeseries.to_csv(tmp / "timeseries.csv", index=False)
-        result.requests.to_parquet(tmp / "requests.parquet", index=False)
+        _write_frames(result, tmp, "")
         (tmp / "meta.json").write_text(json.dumps(result.meta, indent=2) + "\n", encoding="utf-8")
+        if result.baseline is not None:
+            _write_frames(result.baseline, tmp, "baseline_")
+            result.blast_radius.to_csv(tmp / "blast_radius.csv", index=False)
+            result.faults.to_csv(tmp / "faults.csv", index=False)
         if plots:
             from sim.analysis.plots import save_standard_plots
 
             save_standard_plots(result, tmp / "plots")
+            if result.baseline is not None:
+                _save_fault_plots(result, tmp / "plots")
         old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
@@ -70,20 +75,53 @@ def write_run(result: RunResult, folder: str | Path, plots: bool = True) -> Path
     return folder
 
 
+def _write_frames(result: RunResult, folder: Path, prefix: str) -> None:
+    result.summary.to_csv(folder / f"{prefix}summary.csv", index=False)
+    result.components.to_csv(folder / f"{prefix}components.csv", index=False)
+    result.timeseries.to_csv(folder / f"{prefix}timeseries.csv", index=False)
+    result.requests.to_parquet(folder / f"{prefix}requests.parquet", index=False)
+
+
+def _save_fault_plots(result: RunResult, folder: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from sim.analysis.blast_radius import blast_radius_bars, fault_timelines
+
+    assert result.baseline is not None
+    for name, fig in (
+        (
+            "fault_timelines.png",
+            fault_timelines(result.baseline.timeseries, result.timeseries, result.faults),
+        ),
+        ("blast_radius.png", blast_radius_bars(result.blast_radius)),
+    ):
+        fig.savefig(folder / name, dpi=110)
+        plt.close(fig)
+
+
+def _read_frames(folder: Path, prefix: str, scenario: Scenario, meta: dict) -> RunResult:
+    components = pd.read_csv(folder / f"{prefix}components.csv")
+    components["servers"] = components["servers"].astype("Int64")
+    return RunResult(
+        scenario=scenario,
+        seed=int(meta["seed"]),
+        summary=pd.read_csv(folder / f"{prefix}summary.csv"),
+        components=components,
+        requests=pd.read_parquet(folder / f"{prefix}requests.parquet"),
+        timeseries=pd.read_csv(folder / f"{prefix}timeseries.csv"),
+        meta=meta,
+    )
+
+
 def read_run(folder: str | Path) -> RunResult:
     """Read a run folder written by :func:`write_run` back into a :class:`RunResult`."""
     folder = Path(folder)
     with open(folder / "scenario.yaml", encoding="utf-8") as fh:
         scenario = scenario_from_dict(yaml.safe_load(fh), source=str(folder / "scenario.yaml"))
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    components = pd.read_csv(folder / "components.csv")
-    components["servers"] = components["servers"].astype("Int64")
-    return RunResult(
-        scenario=scenario,
-        seed=int(meta["seed"]),
-        summary=pd.read_csv(folder / "summary.csv"),
-        components=components,
-        requests=pd.read_parquet(folder / "requests.parquet"),
-        timeseries=pd.read_csv(folder / "timeseries.csv"),
-        meta=meta,
-    )
+    result = _read_frames(folder, "", scenario, meta)
+    if (folder / "blast_radius.csv").exists():
+        result.baseline = _read_frames(folder, "baseline_", scenario.model_copy(update={"faults": []}), meta)
+        result.blast_radius = pd.read_csv(folder / "blast_radius.csv")
+        result.faults = pd.read_csv(folder / "faults.csv")
+    return result

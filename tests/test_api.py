@@ -54,9 +54,12 @@ def test_save_replaces_an_existing_folder_and_leaves_no_temporaries(result: sim.
     result.save(tmp_path / "run", plots=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert sorted(p.name for p in (tmp_path / "run" / "plots").iterdir()) == [
+        "bottleneck.png",
         "latency_cdf.png",
+        "percentiles.png",
         "timelines.png",
         "utilization.png",
+        "utilization_heatmap.png",
     ]
 
 

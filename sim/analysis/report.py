@@ -48,6 +48,9 @@ TABLE_ROWS = [
     ("arrived", "arrived", ""),
     ("completed", "completed", ""),
     ("failed", "failed", ""),
+    ("compensated", "compensated", ""),
+    ("inconsistent", "inconsistent", ""),
+    ("lost", "lost", ""),
     ("in flight", "in_flight", ""),
     ("throughput (/s)", "throughput", ""),
     ("latency mean", "latency_mean", "s"),
@@ -59,7 +62,8 @@ TABLE_ROWS = [
     ("bottleneck", "bottleneck", ""),
     ("bottleneck utilization", "bottleneck_utilization", "%"),
 ]
-"""Rows of the side-by-side table: the same as the table ``sim run`` prints."""
+"""Rows of the side-by-side table: the same as the table ``sim run`` prints. A row whose column
+the summary lacks (a run folder written by an older version) is left out."""
 
 ASYNC_ROWS = [("async completion p50", "async_latency_p50"), ("async completion p99", "async_latency_p99")]
 
@@ -236,6 +240,8 @@ def side_by_side_rows(result: RunResult) -> list[tuple[str, list[str]]]:
     intervals = result.intervals.set_index("topology")
     rows = []
     for label, key, unit in TABLE_ROWS:
+        if key not in summary.columns:
+            continue
         cells = []
         for name in names:
             if reps == 1 or key not in intervals.columns:

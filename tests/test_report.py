@@ -1,0 +1,429 @@
+"""Plots and the HTML report: every plot function on real results, PNG and SVG files, the
+self-contained ``report.html`` (every section, no external reference, escaped user text) and
+``sim report``."""
+
+from __future__ import annotations
+
+import base64
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.figure import Figure
+from typer.testing import CliRunner
+
+import sim
+from sim.analysis import plots
+from sim.analysis import report as report_module
+from sim.analysis.report import (
+    PLOT_CAPTIONS,
+    REPORT_NAME,
+    NotARunFolder,
+    render_report,
+    side_by_side_rows,
+    write_report,
+)
+from sim.cli.app import TABLE_ROWS as CLI_ROWS
+from sim.cli.app import app
+
+DESCRIPTION = 'Checks <script>alert("x")</script> & friends'
+
+
+def _scenario(description: str = DESCRIPTION) -> sim.Scenario:
+    return sim.scenario_from_dict(
+        {
+            "name": "report-test",
+            "description": description,
+            "seed": 5,
+            "duration": 30,
+            "warmup": 3,
+            "services": {
+                "a": {"latency": {"dist": "exponential", "mean": 0.05}, "replicas": 2},
+                "b": {"latency": 0.02},
+                "c": {"latency": {"dist": "exponential", "mean": 0.01}, "error_probability": 0.01},
+            },
+            "workflows": {"wf": {"steps": ["a", {"parallel": ["b", "c"]}]}},
+            "load": {"wf": {"arrival": "poisson", "rate": 12}},
+            "topologies": {
+                "orchestration": {"orchestrator": {"workers": 2, "step_overhead": 0.004}},
+                "choreography": {"broker": {"capacity": 500}},
+                "hybrid": {"asynchronous": ["b"]},
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def single() -> sim.RunResult:
+    return sim.run(_scenario(), replications=1, executor="serial")
+
+
+@pytest.fixture(scope="module")
+def replicated() -> sim.RunResult:
+    return sim.run(_scenario(), replications=3, executor="serial")
+
+
+@pytest.fixture(scope="module", params=["single", "replicated"])
+def result(request: pytest.FixtureRequest) -> sim.RunResult:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="module")
+def folder(replicated: sim.RunResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return replicated.save(tmp_path_factory.mktemp("runs") / "run", plots=False)
+
+
+@pytest.fixture(scope="module")
+def html(folder: Path) -> str:
+    """The report of the replicated run, as ``write_report`` writes it from the run folder."""
+    return write_report(folder).read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def single_html(single: sim.RunResult) -> str:
+    return render_report(single, images="png")
+
+
+def _tiny_figure() -> Figure:
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1], [0, 1])
+    return fig
+
+
+@pytest.fixture
+def quick_plots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-in plots for tests about something else: drawing the real ones takes seconds."""
+
+    def makers(result: sim.RunResult, fault_windows: object = ()) -> dict:
+        return dict.fromkeys(plots.STANDARD_PLOTS, _tiny_figure)
+
+    monkeypatch.setattr(plots, "standard_plots", makers)
+    monkeypatch.setattr(report_module, "standard_plots", makers)
+
+
+# --- plots --------------------------------------------------------------------------------------
+
+
+def _figures(result: sim.RunResult) -> dict[str, Figure]:
+    sc = result.scenario
+    return {
+        "latency_cdf": plots.latency_cdf(result.requests, sc.warmup, sc.duration),
+        "timelines": plots.timelines(result.timeseries, sc.warmup),
+        "timelines_faults": plots.timelines(
+            result.timeseries, sc.warmup, fault_windows=[(10.0, 14.0, "a down"), (20.0, 22.0, "")]
+        ),
+        "utilization": plots.utilization_bars(result.components),
+        "percentiles": plots.percentile_bars(result.summary, sc.confidence),
+        "utilization_heatmap": plots.utilization_heatmap(result.components),
+        "bottleneck": plots.bottleneck_chart(result.summary, result.components),
+    }
+
+
+def test_every_plot_function_returns_a_figure(result: sim.RunResult) -> None:
+    for name, fig in _figures(result).items():
+        try:
+            assert isinstance(fig, Figure), name
+            assert fig.axes, name
+        finally:
+            plt.close(fig)
+
+
+def test_percentile_bars_have_error_bars_only_with_replications(
+    single: sim.RunResult, replicated: sim.RunResult
+) -> None:
+    for res, expected in ((single, False), (replicated, True)):
+        fig = plots.percentile_bars(res.summary, 0.95)
+        try:
+            containers = fig.axes[0].containers
+            bars = [c for c in containers if hasattr(c, "errorbar")]
+            assert len(bars) == len(res.topologies)
+            assert all((c.errorbar is not None) == expected for c in bars)
+        finally:
+            plt.close(fig)
+
+
+def test_heatmap_leaves_unlimited_and_absent_components_blank(replicated: sim.RunResult) -> None:
+    # The hybrid's orchestrator and broker have unlimited servers; choreography has no orchestrator.
+    fig = plots.utilization_heatmap(replicated.components)
+    try:
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        comps = replicated.components
+        finite = comps.groupby(["topology", "name"])["utilization"].mean().notna().sum()
+        assert len(texts) == finite
+        assert all(t.endswith("%") for t in texts)
+    finally:
+        plt.close(fig)
+
+
+def test_bottleneck_chart_highlights_the_bottleneck(replicated: sim.RunResult) -> None:
+    fig = plots.bottleneck_chart(replicated.summary, replicated.components)
+    try:
+        assert len(fig.axes) == len(replicated.topologies)
+        for ax, name in zip(fig.axes, replicated.topologies, strict=True):
+            assert ax.get_title() == name
+            labels = [t.get_text() for t in ax.get_yticklabels()]
+            assert 1 <= len(labels) <= 3
+            neck = replicated.summary.loc[replicated.summary["topology"] == name, "bottleneck"].mode()[0]
+            assert f"{neck}\n(bottleneck)" in labels
+    finally:
+        plt.close(fig)
+
+
+def test_timelines_shade_fault_windows(single: sim.RunResult) -> None:
+    plain = plots.timelines(single.timeseries, 3.0)
+    faulty = plots.timelines(single.timeseries, 3.0, fault_windows=[(10.0, 14.0, "a down")])
+    try:
+        assert len(faulty.axes[0].patches) == len(plain.axes[0].patches) + 1
+        assert "a down" in [t.get_text() for t in faulty.axes[0].texts]
+        assert "fault" in [t.get_text() for t in faulty.axes[0].get_legend().get_texts()]
+    finally:
+        plt.close(plain)
+        plt.close(faulty)
+
+
+def test_save_standard_plots_writes_png_and_svg(replicated: sim.RunResult, tmp_path: Path) -> None:
+    paths = plots.save_standard_plots(replicated, tmp_path / "plots", formats=("png", "svg"))
+    expected = {f"{n}.{f}" for n in plots.STANDARD_PLOTS for f in ("png", "svg")}
+    assert {p.name for p in paths} == expected
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == expected
+    assert {
+        "latency_cdf",
+        "timelines",
+        "utilization",
+        "percentiles",
+        "utilization_heatmap",
+        "bottleneck",
+    } == set(plots.STANDARD_PLOTS)
+    for p in paths:
+        head = p.read_bytes()[:200]
+        if p.suffix == ".png":
+            assert head.startswith(b"\x89PNG")
+        else:
+            assert b"<svg" in p.read_bytes()[:2000]
+    assert not plt.get_fignums()  # every figure closed
+
+
+def test_save_standard_plots_default_is_png_only(
+    single: sim.RunResult, tmp_path: Path, quick_plots: None
+) -> None:
+    paths = plots.save_standard_plots(single, tmp_path)
+    assert sorted(p.name for p in paths) == sorted(f"{n}.png" for n in plots.STANDARD_PLOTS)
+    with pytest.raises(ValueError, match="unsupported plot format"):
+        plots.save_standard_plots(single, tmp_path, formats=("bmpx",))
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+class _Collector(HTMLParser):
+    """Tags, ids, image sources and attribute values of a page; checks that tags balance."""
+
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.images: list[str] = []
+        self.attributes: list[str] = []
+        self.tags: list[str] = []
+        self.stack: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        values = dict(attrs)
+        if values.get("id"):
+            self.ids.add(values["id"])
+        if tag == "img":
+            self.images.append(values.get("src") or "")
+        self.attributes += [v for _, v in attrs if v]
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"unbalanced </{tag}> (open: {self.stack[-3:]})"
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _parse(html: str) -> _Collector:
+    page = _Collector()
+    page.feed(html)
+    page.close()
+    assert page.stack == []
+    return page
+
+
+def test_report_has_every_section(html: str, replicated: sim.RunResult) -> None:
+    # ``html`` was read back from the run folder, whose frames' types differ a little from a
+    # fresh run's; ``single_html`` covers a fresh result.
+    page = _parse(html)
+    for section in (
+        "scenario",
+        "comparison",
+        "differences",
+        "components",
+        "verdicts",
+        "plots",
+        "scenario-file",
+    ):
+        assert section in page.ids, section
+    for name in plots.STANDARD_PLOTS:
+        assert f"plot-{name}" in page.ids, name
+        assert PLOT_CAPTIONS[name][0] in html
+    text = "".join(page.text)
+    assert "report-test" in text
+    # The side-by-side table has the rows of the CLI table (those the summary has columns for),
+    # in the same order.
+    cli = [label for label, key, _ in CLI_ROWS if key in replicated.summary.columns]
+    ours = [label for label, _ in side_by_side_rows(replicated)]
+    assert [label for label in ours if label in cli] == cli
+    for label in cli:
+        assert f"<td>{label}</td>" in html, label
+    for name in replicated.topologies:
+        assert name in text
+    assert "±" in text  # replications: mean ± half-width
+    # Paired differences, the components and the run facts.
+    assert "choreography − orchestration" in text
+    assert "latency_p99" in text
+    assert "orchestrator" in text and "broker" in text
+    assert "versions" in text and "simpy" in text
+    assert "No objectives stated in the scenario" in text
+    assert "<pre>" in html and "workflows:" in text  # the resolved scenario
+
+
+def test_report_is_self_contained(html: str) -> None:
+    assert "http://" not in html
+    assert "https://" not in html
+    assert 'src="//' not in html
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower()
+    assert "@import" not in html and "url(" not in html
+    page = _parse(html)
+    assert len(page.images) == len(plots.STANDARD_PLOTS)
+    for src in page.images:
+        assert src.startswith(("data:image/svg+xml;base64,", "data:image/png;base64,"))
+        assert b"<svg" in base64.b64decode(src.split(",", 1)[1])[:3000]
+    for value in page.attributes:
+        assert not re.match(r"^\s*(https?:|//|file:|ftp:)", value), value
+
+
+def test_report_with_png_images(single_html: str, single: sim.RunResult) -> None:
+    page = _parse(single_html)
+    assert len(page.images) == len(plots.STANDARD_PLOTS)
+    assert all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert base64.b64decode(page.images[0].split(",", 1)[1]).startswith(b"\x89PNG")
+    assert "http://" not in single_html and "https://" not in single_html
+    with pytest.raises(ValueError):
+        render_report(single, images="gif")
+
+
+def test_report_escapes_user_text(html: str) -> None:
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; friends" in html
+    page = _parse(html)
+    assert DESCRIPTION in "".join(page.text)  # the browser shows the text as written
+
+
+def test_report_with_one_replication_says_there_is_no_interval(
+    single_html: str, single: sim.RunResult
+) -> None:
+    page = _parse(single_html)
+    text = "".join(page.text)
+    assert "differences" in page.ids
+    assert "One replication" in text
+    assert "±" not in "".join(label for label, _ in side_by_side_rows(single))
+    for name in plots.STANDARD_PLOTS:
+        assert f"plot-{name}" in page.ids
+
+
+def test_report_renders_verdicts_from_meta(single: sim.RunResult, quick_plots: None) -> None:
+    verdicts = [
+        {
+            "topology": "orchestration",
+            "objective": "latency_p99",
+            "target": "< 0.5 s",
+            "measured": 0.42,
+            "met": True,
+        },
+        {"topology": "choreography", "objective": "<b>tput</b>", "target": 10, "measured": 9.5, "met": False},
+    ]
+    res = sim.RunResult(
+        scenario=single.scenario,
+        seed=single.seed,
+        summary=single.summary,
+        components=single.components,
+        requests=single.requests,
+        timeseries=single.timeseries,
+        meta={**single.meta, "verdicts": verdicts},
+    )
+    html = render_report(res)
+    section = html[html.index('<section id="verdicts">') : html.index('<section id="plots">')]
+    assert "No objectives stated" not in section
+    assert "1 of 2 objectives met" in section
+    assert "latency_p99" in section and "&lt; 0.5 s" in section and "0.42" in section
+    assert "&lt;b&gt;tput&lt;/b&gt;" in section and "<b>" not in section
+    assert 'class="met"' in section and 'class="missed"' in section
+
+
+def test_write_report_into_the_run_folder(html: str, folder: Path) -> None:
+    assert (folder / REPORT_NAME).read_text(encoding="utf-8") == html
+    assert html.startswith("<!DOCTYPE html>") and "report-test" in html
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_write_report_elsewhere(folder: Path, tmp_path: Path, quick_plots: None) -> None:
+    other = write_report(folder, tmp_path / "elsewhere" / "r.html")
+    assert other == tmp_path / "elsewhere" / "r.html" and other.is_file()
+    assert write_report(folder, tmp_path) == tmp_path / REPORT_NAME  # a folder: report.html in it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", REPORT_NAME]
+
+
+def test_write_report_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(NotARunFolder, match="not a run folder"):
+        write_report(tmp_path)
+    with pytest.raises(NotARunFolder, match="no such folder"):
+        write_report(tmp_path / "missing")
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_report_writes_and_prints_the_path(folder: Path, tmp_path: Path, quick_plots: None) -> None:
+    runner = CliRunner()
+    out = tmp_path / "cli-report.html"
+    result = runner.invoke(app, ["report", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    result = runner.invoke(app, ["report", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(folder / REPORT_NAME)
+
+
+@pytest.mark.parametrize("what", ["empty", "missing", "file", "broken"])
+def test_cli_report_on_a_non_run_folder_exits_2(what: str, folder: Path, tmp_path: Path) -> None:
+    if what == "empty":
+        target = tmp_path / "empty"
+        target.mkdir()
+    elif what == "missing":
+        target = tmp_path / "nothing-here"
+    elif what == "file":
+        target = tmp_path / "a-file.txt"
+        target.write_text("x")
+    else:  # every file present, but unreadable
+        target = tmp_path / "broken"
+        target.mkdir()
+        for p in folder.iterdir():
+            if p.is_file():
+                (target / p.name).write_text("{not: [valid")
+    result = CliRunner().invoke(app, ["report", str(target)])
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output

@@ -59,7 +59,7 @@ def write_run(result: RunResult, folder: str | Path, plots: bool = True) -> Path
         if plots:
             from sim.analysis.plots import save_standard_plots
 
-            save_standard_plots(result, tmp / "plots")
+            save_standard_plots(result, tmp / "plots", fault_windows=fault_windows(result))
             if result.baseline is not None:
                 _save_fault_plots(result, tmp / "plots")
         old = None
@@ -73,6 +73,14 @@ def write_run(result: RunResult, folder: str | Path, plots: bool = True) -> Path
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def fault_windows(result: RunResult) -> list[tuple[float, float, str]]:
+    """The distinct fault windows of a run, for shading plots."""
+    if result.faults.empty:
+        return []
+    rows = result.faults.drop_duplicates(["type", "target", "start", "end"])
+    return [(float(r.start), float(r.end), f"{r.type}: {r.target}") for r in rows.itertuples()]
 
 
 def _write_frames(result: RunResult, folder: Path, prefix: str) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 
 import pandas as pd
 
-from sim.analysis.blast_radius import blast_radius
 from sim.analysis.metrics import component_stats as component_stats_of
 from sim.analysis.metrics import components_table, summary_table, timeseries_table
 from sim.analysis.statistics import aggregate, format_difference, mser5_warmup, paired_differences
@@ -350,6 +349,8 @@ def _blast_radius(
     ) -> pd.DataFrame:
         run = records[(id(frames), topology, replication)]
         return pd.DataFrame([component_stats_of(rec, lo, hi, run.end_time) for rec in run.components])
+
+    from sim.analysis.blast_radius import blast_radius  # plotting libraries only when needed
 
     windows = {(r.topology, r.replication): r.faults for r in runs}
     return blast_radius(

@@ -71,6 +71,7 @@ class Faults:
         self.components: dict[str, ComponentState] = {}
         self.windows: list[dict[str, object]] = []
         self._partitions: list[Partition] = [f for f in scenario.faults if isinstance(f, Partition)]
+        self.any_partition = bool(self._partitions)
 
     def register(
         self, name: str, station: Station, replicas: int, error_probability: float = 0.0
@@ -97,6 +98,8 @@ class Faults:
             state = self.components.get(fault.target)
             if state is None:
                 continue
+            if isinstance(fault, (Outage, CrashProcess, CapacityLoss)):
+                state.station.tracked = True
             if isinstance(fault, CrashProcess):
                 for replica in range(state.replicas):
                     self.env.process(self._crashes(fault, state, i, replica))
@@ -166,6 +169,8 @@ class Faults:
 
     def partitioned(self, a: str, b: str) -> Partition | None:
         """The partition between ``a`` and ``b`` in force now, if any."""
+        if not self.any_partition:
+            return None
         now = self.env.now
         for p in self._partitions:
             if p.at <= now < p.at + p.duration and {a, b} == set(p.between):

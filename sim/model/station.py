@@ -45,16 +45,14 @@ class Immediate:
         if self._running:
             self._pending.append((fn, arg))
             return
+        # No try/finally: an exception here ends the whole run, and its world with it.
         self._running = True
-        try:
+        fn(arg)
+        pending = self._pending
+        while pending:
+            fn, arg = pending.popleft()
             fn(arg)
-            pending = self._pending
-            while pending:
-                fn, arg = pending.popleft()
-                fn(arg)
-        finally:
-            self._pending.clear()
-            self._running = False
+        self._running = False
 
 
 Job = tuple[float, Callable[[Any], None], Any, Callable[[Any], None] | None]
@@ -95,6 +93,9 @@ class Station:
         self.busy = 0
         self.queue: deque[Job] = deque()
         self.running: dict[Timeout, tuple[int, Job]] = {}
+        self.tracked = False
+        """Whether requests in service are tracked so that a crash can abort them (only for
+        stations that faults can take servers from: it costs a dictionary entry per visit)."""
         self.slowdown = 1.0
         self.error_probability = error_probability
         self.lost_work = 0.0
@@ -149,10 +150,11 @@ class Station:
         self.busy += 1
         event = Timeout(self.env, service_time, job)
         event.callbacks.append(self._finish)
-        self.running[event] = (len(self.ended) - 1, job)
+        if self.tracked:
+            self.running[event] = (len(self.ended) - 1, job)
 
     def _finish(self, event: Timeout) -> None:
-        if self.running.pop(event, None) is None:
+        if self.tracked and self.running.pop(event, None) is None:
             return  # aborted by a crash: its server is already gone
         _, done, payload, _ = event._value
         self.busy -= 1

@@ -66,6 +66,7 @@ class Orchestration(Coordinator):
         self.services = services
         self.breakers = {n: Breaker(s.circuit_breaker) for n, s in services.items() if s.circuit_breaker}
         self.bulkheads = {n: Slots(s.bulkhead) for n, s in services.items() if s.bulkhead}
+        self.timeouts = {n: s.timeout for n, s in services.items() if s.timeout is not None}
         self.jitter = streams.uniforms(world.seed, f"{name}/jitter", world.replication)
         self.running: dict[int, Instance] = {}
         """Instances in flight, kept only for a non-durable engine, which loses them when it fails."""
@@ -162,6 +163,9 @@ class Orchestration(Coordinator):
 
     def attempt(self, a: Attempt) -> None:
         """Try a call: the breaker and the bulkhead may fail it fast."""
+        if not self.breakers and not self.bulkheads:
+            self.send(a)
+            return
         service = a.inst.plan.steps[a.k].service
         breaker = self.breakers.get(service)
         if breaker is not None and not breaker.allow(self.world.env.now):
@@ -185,10 +189,10 @@ class Orchestration(Coordinator):
         world.messages += 1
         world.attempts += 1
         delay = inst.net_in[k] if a.number == 1 and not a.undo else world.hop()
-        timeout = self.services[service].timeout
+        timeout = self.timeouts.get(service)
         if timeout is not None:
             world.after(timeout, self.timed_out, a)
-        cut = world.faults.partitioned("orchestrator", service)
+        cut = world.faults.partitioned("orchestrator", service) if world.faults.any_partition else None
         if cut is not None:
             if cut.mode == "fail":
                 world.after(self.services[service].connect_timeout, self.answer, (a, False))
@@ -250,12 +254,15 @@ class Orchestration(Coordinator):
             self.breakers[service].record(ok, self.world.env.now)
         if a.slot:
             self.bulkheads[service].release()
+        if ok:
+            self.decide((a.inst, a.k, True, a.undo))
+            return
         retry = self.services[service].retry
-        if not ok and retry is not None and a.number < retry.max_attempts and not a.inst.finished:
+        if retry is not None and a.number < retry.max_attempts and not a.inst.finished:
             wait = backoff(retry, a.number, self.jitter())
             self.world.after(wait, self.attempt, Attempt(a.inst, a.k, a.number + 1, a.undo))
             return
-        self.decide((a.inst, a.k, ok, a.undo))
+        self.decide((a.inst, a.k, False, a.undo))
 
     # -- engine faults ------------------------------------------------------------------------
 

@@ -120,6 +120,10 @@ def run(
         out.print(summary_table(result))
         for line in result.difference_lines():
             print(line)
+        if not result.verdicts.empty:
+            print("Objectives (ranked):")
+            for line in result.recommendation():
+                print(f"  {line}")
         if not result.blast_radius.empty:
             print("Blast radius (against the same run without faults):")
             for line in blast_radius_summary_lines(result.blast_radius):

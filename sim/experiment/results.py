@@ -47,6 +47,14 @@ class RunResult:
     """With faults: the fault windows applied, per topology and replication."""
     blast_radius: pd.DataFrame = field(default_factory=pd.DataFrame)
     """With faults: one row per topology and replication, see :mod:`sim.analysis.blast_radius`."""
+    verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """With objectives: one row per topology and objective, see :mod:`sim.analysis.verdicts`."""
+
+    def recommendation(self) -> list[str]:
+        """The topologies ranked by the objectives they meet, in sentences (empty without objectives)."""
+        from sim.analysis.verdicts import recommendation
+
+        return [] if self.verdicts.empty else recommendation(self.verdicts, self.summary)
 
     @property
     def topologies(self) -> list[str]:
@@ -160,6 +168,9 @@ class RunResult:
                     ),
                 }
             out["faults"] = self.faults.to_dict("records")
+        if not self.verdicts.empty:
+            out["verdicts"] = self.verdicts.to_dict("records")
+            out["recommendation"] = self.recommendation()
         return _plain(out)
 
     def save(self, folder: str | Path, plots: bool = True) -> Path:
@@ -307,6 +318,12 @@ def run(
             columns=["topology", "replication", "type", "target", "start", "end"],
         )
         result.blast_radius = _blast_radius(scenario, result, runs, baseline_runs)
+    objectives = scenario.objectives.model_dump()
+    if any(v is not None for v in objectives.values()):
+        from sim.analysis.verdicts import verdict_records, verdicts
+
+        radius = result.blast_radius if not result.blast_radius.empty else None
+        result.verdicts = verdicts(objectives, result.summary, radius, scenario.confidence)
     result.meta = {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -321,6 +338,9 @@ def run(
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if not result.verdicts.empty:
+        result.meta["verdicts"] = verdict_records(result.verdicts)
+        result.meta["recommendation"] = result.recommendation()
     return result
 
 

@@ -132,4 +132,6 @@ def read_run(folder: str | Path) -> RunResult:
         result.baseline = _read_frames(folder, "baseline_", scenario.model_copy(update={"faults": []}), meta)
         result.blast_radius = pd.read_csv(folder / "blast_radius.csv")
         result.faults = pd.read_csv(folder / "faults.csv")
+    if meta.get("verdicts"):
+        result.verdicts = pd.DataFrame(meta["verdicts"])
     return result

@@ -306,6 +306,23 @@ Fault = Annotated[
 ]
 
 
+class Objectives(_Model):
+    """Service-level objectives every topology is judged against (omit what does not matter)."""
+
+    latency_mean: PositiveFloat | None = Field(None, description="Highest acceptable mean latency (s).")
+    latency_p50: PositiveFloat | None = Field(None, description="Highest acceptable median latency (s).")
+    latency_p95: PositiveFloat | None = Field(None, description="Highest acceptable p95 latency (s).")
+    latency_p99: PositiveFloat | None = Field(None, description="Highest acceptable p99 latency (s).")
+    success_rate: float | None = Field(None, gt=0, le=1, description="Lowest share of workflows completed.")
+    throughput: PositiveFloat | None = Field(None, description="Lowest acceptable throughput (per s).")
+    affected_share: float | None = Field(
+        None, ge=0, le=1, description="With faults: highest share of workflows affected in the impact window."
+    )
+    recovery_time: NonNegativeFloat | None = Field(
+        None, description="With faults: longest acceptable recovery after the fault ends (s)."
+    )
+
+
 class BlastRadiusSettings(_Model):
     """How a workflow is judged affected by faults, compared with its twin in the baseline run."""
 
@@ -361,6 +378,7 @@ class Scenario(_Model):
     sweep: SweepSpec | None = Field(None, description="Fields to vary in `sim sweep` (a grid of runs).")
     faults: list[Fault] = Field([], description="Faults to inject; the baseline run has none.")
     blast_radius: BlastRadiusSettings = Field(BlastRadiusSettings(), description="Blast-radius thresholds.")
+    objectives: Objectives = Field(Objectives(), description="Objectives each topology is judged against.")
 
     @property
     def warmup_seconds(self) -> float:

@@ -1,0 +1,73 @@
+"""Verdict logic on known numbers, and objectives end to end."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import sim
+from sim.analysis.verdicts import ranking, recommendation, verdicts
+
+SUMMARY = pd.DataFrame(
+    {
+        "topology": ["a", "a", "a", "b", "b", "b"],
+        "replication": [0, 1, 2, 0, 1, 2],
+        "latency_p99": [0.50, 0.52, 0.48, 0.90, 1.10, 1.00],
+        "success_rate": [0.999, 0.998, 0.999, 0.9999, 0.9999, 0.9999],
+        "throughput": [40.0, 40.0, 40.0, 40.0, 40.0, 40.0],
+    }
+)
+
+
+def test_met_missed_margins_and_confidence() -> None:
+    v = verdicts({"latency_p99": 0.8, "success_rate": 0.9995}, SUMMARY).set_index(["topology", "objective"])
+    a99, b99 = v.loc[("a", "latency_p99")], v.loc[("b", "latency_p99")]
+    assert a99["met"] and a99["confident"] and a99["margin"] == pytest.approx(0.3)
+    assert not b99["met"] and b99["margin"] == pytest.approx(-0.2)
+    assert b99["relative_margin"] == pytest.approx(-0.25)
+    assert not v.loc[("a", "success_rate"), "met"] and v.loc[("b", "success_rate"), "met"]
+
+
+def test_an_interval_across_the_target_is_undecided() -> None:
+    v = verdicts({"latency_p99": 1.0}, SUMMARY).set_index("topology")
+    assert v.loc["b", "met"]  # mean exactly 1.0 meets an upper bound of 1.0
+    assert not v.loc["b", "confident"]  # but its interval reaches above it
+
+
+def test_ranking_and_recommendation() -> None:
+    v = verdicts({"latency_p99": 0.8, "success_rate": 0.9995, "throughput": 30}, SUMMARY)
+    ranked = ranking(v, SUMMARY)
+    # Both meet 2 of 3; a misses success_rate by 0.05 %, b misses p99 by 25 %: a ranks first.
+    assert list(ranked["topology"]) == ["a", "b"]
+    lines = recommendation(v, SUMMARY)
+    assert lines[0].startswith("1. a: meets 2 of 3 objectives; misses success_rate")
+    assert "latency_p99 by 200 ms (25%)" in lines[1]
+
+
+def test_fault_objectives_need_a_blast_radius() -> None:
+    assert verdicts({"recovery_time": 10.0}, SUMMARY).empty
+    radius = pd.DataFrame({"topology": ["a", "b"], "replication": [0, 0], "recovery_time": [5.0, 20.0]})
+    v = verdicts({"recovery_time": 10.0}, SUMMARY, radius).set_index("topology")
+    assert v.loc["a", "met"] and not v.loc["b", "met"]
+
+
+def test_objectives_end_to_end() -> None:
+    sc = sim.scenario_from_dict(
+        {
+            "duration": 100,
+            "services": {"s": {"latency": {"dist": "exponential", "mean": 0.1}}},
+            "workflows": {"wf": {"steps": ["s"]}},
+            "load": {"wf": {"rate": 5}},
+            "topologies": {
+                "orchestration": {"orchestrator": {"step_overhead": 0.5}},
+                "choreography": {},
+            },
+            "objectives": {"latency_p99": 1.5, "success_rate": 0.99},
+        }
+    )
+    result = sim.run(sc)
+    assert result.recommendation()[0].startswith("1. choreography: meets 2 of 2")
+    data = result.to_dict()
+    assert {v["objective"] for v in data["verdicts"]} == {"latency_p99", "success_rate"}
+    assert data["recommendation"] == result.recommendation()
+    assert result.meta["verdicts"]

@@ -4,8 +4,9 @@ An objective is an upper bound (latencies, affected share, recovery time) or a l
 (success rate, throughput). A topology *meets* it when its measured value (the mean over
 replications) is on the right side of the target; with replications the verdict is *confident*
 when the whole confidence interval lies on the same side as the mean, and *undecided* when the
-interval straddles the target (with one replication there is no interval, and no such judgement). The *margin* is the distance to the target on the good side (negative when missed),
-also given relative to the target.
+interval straddles the target (with one replication there is no interval, and no such judgement).
+The *margin* is the distance to the target on the good side (negative when missed), also given
+relative to the target.
 
 The ranking orders topologies by objectives met, then by how far they miss the others (the sum of
 relative shortfalls), then by p99 latency; the recommendation states that order in words. It

@@ -95,6 +95,9 @@ def run(
         bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and --json).")
     ] = False,
     plots: Annotated[bool, typer.Option(help="Write PNG plots into the run folder.")] = True,
+    trace: Annotated[
+        int, typer.Option(help="Trace N sampled workflow instances per topology (Chrome and OTLP JSON).")
+    ] = 0,
 ) -> None:
     """Simulate every topology of a scenario with the same random numbers and compare them."""
     try:
@@ -109,6 +112,7 @@ def run(
                 executor=executor,
                 workers=workers,
                 progress=progress,
+                trace=trace,
             )
     except ScenarioError as exc:
         _fail(exc)

@@ -41,3 +41,5 @@ class TopologyRun:
     breaker_openings, bulkhead_refusals."""
     faults: list[dict[str, object]] = field(default_factory=list)
     """Fault windows applied in this run: type, target, start, end."""
+    spans: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Spans of the traced workflow instances (empty unless tracing was asked for)."""

@@ -49,6 +49,8 @@ class RunResult:
     """With faults: one row per topology and replication, see :mod:`sim.analysis.blast_radius`."""
     verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
     """With objectives: one row per topology and objective, see :mod:`sim.analysis.verdicts`."""
+    spans: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """With tracing: the spans of the sampled workflow instances, see :mod:`sim.analysis.traces`."""
 
     def recommendation(self) -> list[str]:
         """The topologies ranked by the objectives they meet, in sentences (empty without objectives)."""
@@ -278,6 +280,7 @@ def run(
     executor: str | Executor | None = None,
     workers: int | None = None,
     progress: Callable[[str, float], None] | None = None,
+    trace: int = 0,
 ) -> RunResult:
     """Simulate the topologies of ``scenario`` side by side and summarise them.
 
@@ -286,7 +289,8 @@ def run(
     and ``confidence`` override the file. Replication r of every topology shares its random
     numbers. ``executor`` is ``serial``, ``processes`` (default when there is more than one
     replication) or an :class:`~sim.experiment.executors.Executor`. ``progress(label,
-    fraction)`` is called as the work advances.
+    fraction)`` is called as the work advances. ``trace`` > 0 records spans for that many
+    sampled instances of each workflow (the same instances in every topology).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
@@ -299,7 +303,7 @@ def run(
         known = ", ".join(scenario.topologies)
         raise ScenarioError("--topology", [f"unknown topology {n!r} (known: {known})" for n in unknown])
     started = time.perf_counter()
-    runs = _simulate_all(scenario, names, executor, workers, progress)
+    runs = _simulate_all(scenario, names, executor, workers, progress, trace)
     baseline_runs: list[TopologyRun] = []
     if scenario.faults:
         # The twin run: same scenario and seed, no faults. Its labels keep progress bars apart.
@@ -311,6 +315,8 @@ def run(
         chosen_warmup = choose_warmup(runs + baseline_runs, scenario.duration)
         scenario = scenario.model_copy(update={"warmup": chosen_warmup})
     result = _frames(scenario, runs)
+    if trace > 0:
+        result.spans = pd.concat([r.spans for r in runs], ignore_index=True)
     if baseline_runs:
         result.baseline = _frames(scenario.model_copy(update={"faults": []}), baseline_runs)
         result.faults = pd.DataFrame(
@@ -389,18 +395,19 @@ def _simulate_all(
     executor: str | Executor | None,
     workers: int | None,
     progress: Callable[[str, float], None] | None,
+    trace: int = 0,
 ) -> list[TopologyRun]:
     """Every (replication, topology) run, in that order, on the chosen executor."""
-    tasks = [(scenario, name, r) for r in range(scenario.replications) for name in names]
+    tasks = [(scenario, name, r, trace) for r in range(scenario.replications) for name in names]
     if executor is None:
         executor = "serial" if scenario.replications == 1 else "processes"
     if executor == "serial" and not isinstance(executor, Executor):
         # In-process: progress can follow each topology's simulated clock.
         runs = []
-        for sc, name, r in tasks:
+        for sc, name, r, tr in tasks:
             label = name if scenario.replications == 1 else f"{name} #{r}"
             step = (lambda f, n=label: progress(n, f)) if progress is not None else None
-            runs.append(run_topology(sc, name, progress=step, replication=r))
+            runs.append(run_topology(sc, name, progress=step, replication=r, trace=tr))
         return runs
     owned = not isinstance(executor, Executor)
     pool = make_executor(executor, workers) if owned else executor

@@ -52,6 +52,8 @@ def write_run(result: RunResult, folder: str | Path, plots: bool = True) -> Path
         (tmp / "summary.json").write_text(summary_json(result) + "\n", encoding="utf-8")
         _write_frames(result, tmp, "")
         (tmp / "meta.json").write_text(json.dumps(result.meta, indent=2) + "\n", encoding="utf-8")
+        if not result.spans.empty:
+            _write_traces(result, tmp)
         if result.baseline is not None:
             _write_frames(result.baseline, tmp, "baseline_")
             result.blast_radius.to_csv(tmp / "blast_radius.csv", index=False)
@@ -88,6 +90,22 @@ def _write_frames(result: RunResult, folder: Path, prefix: str) -> None:
     result.components.to_csv(folder / f"{prefix}components.csv", index=False)
     result.timeseries.to_csv(folder / f"{prefix}timeseries.csv", index=False)
     result.requests.to_parquet(folder / f"{prefix}requests.parquet", index=False)
+
+
+def _write_traces(result: RunResult, folder: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from sim.analysis.traces import chrome_trace, observability, otlp_trace, waterfall
+
+    result.spans.to_parquet(folder / "spans.parquet", index=False)
+    (folder / "traces").mkdir()
+    (folder / "traces" / "chrome.json").write_text(json.dumps(chrome_trace(result.spans)), encoding="utf-8")
+    (folder / "traces" / "otlp.json").write_text(json.dumps(otlp_trace(result.spans)), encoding="utf-8")
+    observability(result.spans).to_csv(folder / "observability.csv", index=False)
+    (folder / "plots").mkdir(exist_ok=True)
+    fig = waterfall(result.spans)
+    fig.savefig(folder / "plots" / "waterfall.png", dpi=110)
+    plt.close(fig)
 
 
 def _save_fault_plots(result: RunResult, folder: Path) -> None:
@@ -134,4 +152,6 @@ def read_run(folder: str | Path) -> RunResult:
         result.faults = pd.read_csv(folder / "faults.csv")
     if meta.get("verdicts"):
         result.verdicts = pd.DataFrame(meta["verdicts"])
+    if (folder / "spans.parquet").exists():
+        result.spans = pd.read_parquet(folder / "spans.parquet")
     return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -24,10 +25,12 @@ def run_topology(
     seed: int | None = None,
     progress: Callable[[float], None] | None = None,
     replication: int = 0,
+    trace: int = 0,
 ) -> TopologyRun:
-    """Simulate one topology of ``scenario`` (replication ``replication``) and return its raw records."""
+    """Simulate one topology of ``scenario`` (replication ``replication``) and return its raw
+    records; ``trace`` > 0 records spans for that many sampled instances of each workflow."""
     started = time.perf_counter()
-    world = World(scenario, seed, replication)
+    world = World(scenario, seed, replication, trace)
     coordinator = topologies.build(world, scenario, topology)
     world.run(coordinator.arrive, progress)
     wall = time.perf_counter() - started
@@ -56,7 +59,17 @@ def run_topology(
         wall_seconds=wall,
         counters=_counters(world, coordinator),
         faults=list(world.faults.windows),
+        spans=_spans(world, topology),
     )
+
+
+def _spans(world: World, topology: str) -> pd.DataFrame:
+    columns = ["workflow", "instance", "span", "parent", "component", "operation", "start", "end", "status"]
+    spans = [] if world.tracer is None else world.tracer.spans
+    frame = pd.DataFrame([asdict(s) for s in spans], columns=columns)
+    frame.insert(0, "replication", world.replication)
+    frame.insert(0, "topology", topology)
+    return frame.sort_values(["workflow", "instance", "start", "span"], kind="stable").reset_index(drop=True)
 
 
 def _counters(world: World, coordinator: object) -> dict[str, float]:
@@ -104,10 +117,10 @@ def _requests(world: World, topology: str) -> pd.DataFrame:
     return frame
 
 
-def simulate(task: tuple[Scenario, str, int]) -> TopologyRun:
-    """Run one (scenario, topology, replication) task: what executors call in their workers."""
-    scenario, topology, replication = task
-    return run_topology(scenario, topology, replication=replication)
+def simulate(task: tuple[Scenario, str, int, int]) -> TopologyRun:
+    """Run one (scenario, topology, replication, trace) task: what executors call in their workers."""
+    scenario, topology, replication, trace = task
+    return run_topology(scenario, topology, replication=replication, trace=trace)
 
 
 def run_topologies(

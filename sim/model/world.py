@@ -28,6 +28,7 @@ from simpy.events import Timeout
 from sim.model import streams
 from sim.model.faults import Faults
 from sim.model.station import Immediate, Station
+from sim.model.tracing import Tracer, sample_indices
 from sim.model.workload import arrival_times
 from sim.scenario.distributions import _Spec
 from sim.scenario.models import Parallel, Scenario
@@ -114,6 +115,7 @@ class Instance:
         "gid",
         "index",
         "joins",
+        "marks",
         "net_entry",
         "net_in",
         "net_out",
@@ -140,6 +142,8 @@ class Instance:
         self.first_effect = math.nan
         self.undoing = 0
         self.undo_failed = False
+        self.marks: dict[object, float] | None = None
+        """Start instants of open spans; only traced instances have it."""
 
 
 class World:
@@ -149,7 +153,9 @@ class World:
     outcome is recorded; ``check_conservation`` proves that every arrival is accounted for.
     """
 
-    def __init__(self, scenario: Scenario, seed: int | None = None, replication: int = 0) -> None:
+    def __init__(
+        self, scenario: Scenario, seed: int | None = None, replication: int = 0, trace: int = 0
+    ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
         self.replication = replication
@@ -188,6 +194,12 @@ class World:
             offset += len(times)
         self.total = offset
         self.arrival = np.concatenate(arrivals) if arrivals else np.empty(0)
+        self.tracer: Tracer | None = None
+        if trace > 0:
+            lo, hi = scenario.warmup_seconds, scenario.duration
+            self.tracer = Tracer(
+                {p.name: sample_indices(a, lo, hi, trace) for p, a in zip(self.plans, arrivals, strict=True)}
+            )
         # Outcomes, one slot per instance, in compact arrays (a run may hold millions).
         self.completion = array("d", [math.nan]) * self.total
         self.status = array("b", [IN_FLIGHT]) * self.total
@@ -297,6 +309,8 @@ class World:
     def instance(self, plan: WorkflowPlan, index: int, arrival: float) -> Instance:
         """Create instance ``index`` of ``plan`` with all the work it brings, drawn now."""
         inst = Instance(plan, index, arrival)
+        if self.tracer is not None and self.tracer.wants(plan.name, index):
+            inst.marks = {}
         inst.work = [draw() for draw in plan.service_draws]
         if plan.error_draws:
             errors = list(plan.no_errors)
@@ -334,11 +348,27 @@ class World:
             return False
         return True
 
+    def mark(self, inst: Instance, key: object) -> None:
+        """Open a span of a traced instance now (a no-op for the others)."""
+        if inst.marks is not None:
+            inst.marks[key] = self.env.now
+
+    def span(self, inst: Instance, key: object, component: str, operation: str, ok: bool = True) -> None:
+        """Close the span opened under ``key`` now and record it (a no-op for untraced instances)."""
+        if inst.marks is not None and key in inst.marks:
+            assert self.tracer is not None
+            start = inst.marks.pop(key)
+            status = "ok" if ok else "error"
+            self.tracer.record(inst.plan.name, inst.index, component, operation, start, self.env.now, status)
+
     def finish(self, inst: Instance, status: int, failed_step: int = -1) -> None:
         """Record how ``inst`` ended (once; later calls for the same instance are ignored)."""
         if inst.finished:
             return
         inst.finished = True
+        if inst.marks is not None:
+            assert self.tracer is not None
+            self.tracer.root(inst.plan.name, inst.index, inst.arrival, self.env.now, STATUS_NAMES[status])
         self._close()
         self.completion[inst.gid] = self.env.now
         self.status[inst.gid] = status
@@ -426,6 +456,12 @@ class World:
         if not self.idle.triggered and self.scenario.drain_time > 0:
             env.run(until=env.any_of([self.idle, env.timeout(self.scenario.drain_time)]))
         self.check_conservation()
+        if self.tracer is not None:  # sampled instances still running get an open-ended root span
+            for plan in self.plans:
+                for index in sorted(self.tracer.sampled.get(plan.name, ())):
+                    if self.status[plan.offset + index] == IN_FLIGHT:
+                        arrival = float(self.arrival[plan.offset + index])
+                        self.tracer.root(plan.name, index, arrival, float(env.now), "in_flight")
 
     def check_conservation(self) -> None:
         """Every arrival is completed, failed, compensated, inconsistent, lost or still in flight,

@@ -64,6 +64,8 @@ class Choreography(Coordinator):
     def publish(self, event: Event) -> None:
         inst, k = event[0], event[1]
         producer = "client" if k == ENTRY else inst.plan.steps[k].service
+        if inst.marks is not None:
+            self.world.mark(inst, ("publish", k, event[3]))
         self.broker.publish(producer, self.committed, event, self.unpublished)
 
     def unpublished(self, event: Event) -> None:
@@ -81,6 +83,13 @@ class Choreography(Coordinator):
     def committed(self, event: Event) -> None:
         """The event is in the log: the workflow moves on, fails, or its saga advances."""
         inst, k, ok, kind = event
+        if inst.marks is not None:
+            name = (
+                "start"
+                if k == ENTRY
+                else f"{inst.plan.steps[k].service} {'undone' if kind == 'undo' else 'done'}"
+            )
+            self.world.span(inst, ("publish", k, kind), "broker", f"publish {name}", ok)
         if inst.finished:
             return
         if kind == "undo":
@@ -99,6 +108,8 @@ class Choreography(Coordinator):
             return
         followers = inst.plan.entry_steps if k == ENTRY else steps[k].followers
         for step in followers:
+            if inst.marks is not None:
+                self.world.mark(inst, ("deliver", step.index, k))
             self.broker.deliver(inst.net_in[step.index], self.deliver, (inst, step.index, 1, 1))
 
     # -- consumers --------------------------------------------------------------------------
@@ -106,9 +117,12 @@ class Choreography(Coordinator):
     def deliver(self, delivery: Delivery) -> None:
         """An event reaches a subscriber; a join waits until all its inputs are there."""
         inst, k, _, _ = delivery
+        step = inst.plan.steps[k]
+        if inst.marks is not None:
+            for source in [*(p for p in range(-1, k) if ("deliver", k, p) in inst.marks)]:
+                self.world.span(inst, ("deliver", k, source), "broker", f"deliver to {step.service}")
         if inst.failure >= 0 or inst.finished:
             return
-        step = inst.plan.steps[k]
         if step.inputs > 1:
             joins = inst.joins
             if joins is None:
@@ -132,6 +146,8 @@ class Choreography(Coordinator):
                 self.redeliver(delivery)
             return
         self.world.attempts += 1
+        if inst.marks is not None:
+            self.world.mark(inst, ("handle", k, number, attempt))
         work = inst.work[k] if number == 1 and attempt == 1 else inst.plan.retry_work[k]()
         if not inst.plan.steps[k].station.submit(work, self.served, delivery, self.redeliver):
             self.dead_letter(inst, k)
@@ -139,7 +155,10 @@ class Choreography(Coordinator):
     def served(self, delivery: Delivery) -> None:
         inst, k, number, attempt = delivery
         first = number == 1 and attempt == 1
-        if self.world.succeeded(inst, k, None if first else inst.plan.retry_errors[k]()):
+        ok = self.world.succeeded(inst, k, None if first else inst.plan.retry_errors[k]())
+        if inst.marks is not None:
+            self.world.span(inst, ("handle", k, number, attempt), inst.plan.steps[k].service, "handle", ok)
+        if ok:
             self.world.effect_time(inst)
             inst.effects.append(k)
             inst.calls -= 1
@@ -208,6 +227,8 @@ class Choreography(Coordinator):
     def _compensate(self, item: tuple[Instance, int]) -> None:
         inst, k = item
         self.world.attempts += 1
+        if inst.marks is not None:
+            self.world.mark(inst, ("undo", k))
         work = inst.plan.compensation_work[k]()  # type: ignore[misc]
         if not inst.plan.steps[k].station.submit(work, self._compensated, item, self._compensate_later):
             self.emit(inst, k, False, "undo")
@@ -221,7 +242,10 @@ class Choreography(Coordinator):
         inst, k = item
         undo = self.services[inst.plan.steps[k].service].compensation
         assert undo is not None
-        self.emit(inst, k, inst.plan.compensation_errors[k]() >= undo.error_probability, "undo")
+        ok = inst.plan.compensation_errors[k]() >= undo.error_probability
+        if inst.marks is not None:
+            self.world.span(inst, ("undo", k), inst.plan.steps[k].service, "compensate", ok)
+        self.emit(inst, k, ok, "undo")
 
     def undone(self, inst: Instance, k: int, ok: bool) -> None:
         """A compensation event is committed."""

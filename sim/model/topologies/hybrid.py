@@ -34,6 +34,8 @@ class Hybrid(Orchestration):
         self.world.after(self.world.hop(), self.publish, (inst, step.index))
 
     def publish(self, event: tuple[Instance, int]) -> None:
+        if event[0].marks is not None:
+            self.world.mark(event[0], ("publish", event[1]))
         self.broker.publish("orchestrator", self.committed, event, self.unpublished)
 
     def unpublished(self, event: tuple[Instance, int]) -> None:
@@ -45,6 +47,9 @@ class Hybrid(Orchestration):
         """The broker acknowledges to the engine and delivers the event to the service."""
         inst, k = event
         world = self.world
+        if inst.marks is not None:
+            world.span(inst, ("publish", k), "broker", f"publish {inst.plan.steps[k].service} request")
+            world.mark(inst, ("async", k))
         world.async_started(inst)
         world.after(world.hop(), self.decide, (inst, k, True, False))
         self.broker.deliver(inst.net_in[k], self.consume, event)
@@ -62,4 +67,7 @@ class Hybrid(Orchestration):
 
     def consumed(self, event: tuple[Instance, int]) -> None:
         inst, k = event
-        self.world.async_done(inst, self.world.succeeded(inst, k))
+        ok = self.world.succeeded(inst, k)
+        if inst.marks is not None:
+            self.world.span(inst, ("async", k), inst.plan.steps[k].service, "deliver and handle (async)", ok)
+        self.world.async_done(inst, ok)

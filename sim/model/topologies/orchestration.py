@@ -88,11 +88,15 @@ class Orchestration(Coordinator):
     def decide(self, reply: tuple[Instance, int, bool, bool]) -> None:
         """A start request or a reply reaches the engine and waits for a worker."""
         self.decisions += 1
+        if reply[0].marks is not None:
+            self.world.mark(reply[0], ("decide", reply[1], reply[3]))
         self.engine.submit(self.overhead(), self.decided, reply, self._decision_aborted)
 
     def decided(self, reply: tuple[Instance, int, bool, bool]) -> None:
         """The engine has persisted the reply; it dispatches what comes next."""
         inst, k, ok, undo = reply
+        if inst.marks is not None:
+            self.world.span(inst, ("decide", k, undo), "orchestrator", "start" if k == START else "decide")
         if inst.finished:
             return
         if k == START:
@@ -186,6 +190,8 @@ class Orchestration(Coordinator):
         inst, k = a.inst, a.k
         service = inst.plan.steps[k].service
         a.sent = True
+        if inst.marks is not None:
+            world.mark(inst, ("call", k, a.number, a.undo))
         world.messages += 1
         world.attempts += 1
         delay = inst.net_in[k] if a.number == 1 and not a.undo else world.hop()
@@ -204,6 +210,8 @@ class Orchestration(Coordinator):
         """The request reaches the service: refused if it is down, else queued or rejected."""
         inst, k = a.inst, a.k
         station: Station = inst.plan.steps[k].station
+        if inst.marks is not None:
+            self.world.mark(inst, ("handle", k, a.number, a.undo))
         if station.down:
             self.world.after(self.services[station.name].connect_timeout, self.answer, (a, False))
             return
@@ -224,6 +232,9 @@ class Orchestration(Coordinator):
             ok = self.world.succeeded(inst, k, None if a.number == 1 else inst.plan.retry_errors[k]())
             if ok:
                 self.world.effect_time(inst)
+        if inst.marks is not None:
+            operation = "compensate" if a.undo else "handle"
+            self.world.span(inst, ("handle", k, a.number, a.undo), inst.plan.steps[k].service, operation, ok)
         self.reply(a, ok)
 
     def reset(self, a: Attempt) -> None:
@@ -250,6 +261,11 @@ class Orchestration(Coordinator):
         """An attempt is over: record it, and retry or report to the engine."""
         a.open = False
         service = a.inst.plan.steps[a.k].service
+        if a.inst.marks is not None:
+            what = f"{'undo' if a.undo else 'call'} {service}" + (
+                f" (attempt {a.number})" if a.number > 1 else ""
+            )
+            self.world.span(a.inst, ("call", a.k, a.number, a.undo), "orchestrator", what, ok)
         if a.sent and service in self.breakers:
             self.breakers[service].record(ok, self.world.env.now)
         if a.slot:

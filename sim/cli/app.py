@@ -95,6 +95,7 @@ def run(
         bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and --json).")
     ] = False,
     plots: Annotated[bool, typer.Option(help="Write PNG plots into the run folder.")] = True,
+    svg: Annotated[bool, typer.Option("--svg", help="Write the plots as SVG too.")] = False,
     trace: Annotated[
         int, typer.Option(help="Trace N sampled workflow instances per topology (Chrome and OTLP JSON).")
     ] = 0,
@@ -117,7 +118,10 @@ def run(
     except ScenarioError as exc:
         _fail(exc)
         return
-    folder = result.save(out_dir if out_dir is not None else default_folder(result), plots=plots)
+    formats = ("png", "svg") if svg else ("png",)
+    folder = result.save(
+        out_dir if out_dir is not None else default_folder(result), plots=plots, formats=formats
+    )
     if as_json:
         print(summary_json(result))
     elif not quiet:

@@ -175,11 +175,11 @@ class RunResult:
             out["recommendation"] = self.recommendation()
         return _plain(out)
 
-    def save(self, folder: str | Path, plots: bool = True) -> Path:
+    def save(self, folder: str | Path, plots: bool = True, formats: tuple[str, ...] = ("png",)) -> Path:
         """Write the run folder atomically; see :mod:`sim.experiment.rundir`."""
         from sim.experiment.rundir import write_run
 
-        return write_run(self, folder, plots=plots)
+        return write_run(self, folder, plots=plots, formats=formats)
 
 
 COMPONENT_FIELDS = [

@@ -41,8 +41,11 @@ def resolved_scenario(result: RunResult) -> dict:
     return result.scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def write_run(result: RunResult, folder: str | Path, plots: bool = True) -> Path:
-    """Write ``result`` to ``folder`` (replacing an earlier run folder of that name)."""
+def write_run(
+    result: RunResult, folder: str | Path, plots: bool = True, formats: tuple[str, ...] = ("png",)
+) -> Path:
+    """Write ``result`` to ``folder`` (replacing an earlier run folder of that name); plots in
+    every format of ``formats`` (png, svg)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -61,7 +64,7 @@ def write_run(result: RunResult, folder: str | Path, plots: bool = True) -> Path
         if plots:
             from sim.analysis.plots import save_standard_plots
 
-            save_standard_plots(result, tmp / "plots", fault_windows=fault_windows(result))
+            save_standard_plots(result, tmp / "plots", formats=formats, fault_windows=fault_windows(result))
             if result.baseline is not None:
                 _save_fault_plots(result, tmp / "plots")
         old = None

@@ -113,6 +113,9 @@ def test_sweep_grid_and_tables(small_file: Path, tmp_path: Path) -> None:
     for name in ("sweep.csv", "sweep_summary.csv", "sweep_differences.csv", "errors.csv", "sweep.json"):
         assert (tmp_path / "sweep" / name).exists()
     assert any((tmp_path / "sweep" / "plots").glob("latency_p99-vs-load.wf.rate.png"))
+    back = sim.read_sweep(tmp_path / "sweep")
+    pd.testing.assert_frame_equal(back.summary, result.summary, check_dtype=False)
+    assert back.points == result.points and back.factor_names == result.factor_names
     # More replicas of the bottleneck service lower latency at the higher load.
     s = result.summary.set_index(["load.wf.rate", "services.a.replicas", "topology"])
     assert s.loc[(8, 2, "choreography"), "latency_mean"] < s.loc[(8, 1, "choreography"), "latency_mean"]

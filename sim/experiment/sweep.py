@@ -334,3 +334,39 @@ def _write_tables(result: SweepResult, plots: bool) -> None:
         from sim.analysis.plots import save_sweep_plots
 
         save_sweep_plots(result.summary, result.factor_names, folder / "plots")
+
+
+def read_sweep(folder: str | Path) -> SweepResult:
+    """Read a sweep folder written by :func:`run_sweep` back into a :class:`SweepResult`."""
+    folder = Path(folder)
+    meta = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+    factors = [Factor(path, tuple(values)) for path, values in meta["factors"].items()]
+
+    def table(name: str) -> pd.DataFrame:
+        path = folder / name
+        if not path.exists() or path.stat().st_size <= 1:
+            return pd.DataFrame()
+        try:
+            return pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+
+    tidy = table("sweep.csv")
+    names = [f.path for f in factors]
+    points = (
+        tidy[["point", *names]].drop_duplicates().sort_values("point")[names].to_dict("records")
+        if not tidy.empty
+        else []
+    )
+    return SweepResult(
+        folder=folder,
+        factors=factors,
+        points=points,
+        tidy=tidy,
+        components=table("sweep_components.csv"),
+        summary=table("sweep_summary.csv"),
+        differences=table("sweep_differences.csv"),
+        errors=table("errors.csv"),
+        saturation=table("saturation.csv"),
+        meta=meta,
+    )

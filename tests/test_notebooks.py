@@ -25,10 +25,16 @@ SMALL = {
     "ENGINE_REPLICAS": "3,8",
     "EXECUTOR": "serial",
     "WORKERS": None,
+    "TRACE": 1,
+    "OUTAGES": [10, 20],
 }
 """Small values of the parameters the notebooks use; ``OUT`` is set to a temporary folder."""
 
-PER_NOTEBOOK = {"capacity-sweep.ipynb": {"DURATION": 40}}
+PER_NOTEBOOK = {
+    "capacity-sweep.ipynb": {"DURATION": 40},
+    # payment-outage.yaml: warm-up 30 s, outage at 120-180 s; 260 s covers the recovery.
+    "blast-radius.ipynb": {"DURATION": 260, "REPLICATIONS": 1},
+}
 """Values that differ from ``SMALL`` for one notebook."""
 
 

@@ -1,10 +1,12 @@
 """Plots and the HTML report: every plot function on real results, PNG and SVG files, the
-self-contained ``report.html`` (every section, no external reference, escaped user text) and
+self-contained ``report.html`` (every section, no external reference, escaped user text), the
+faults and blast-radius section and the verdicts of a run with faults and objectives, and
 ``sim report``."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,6 +20,7 @@ import sim
 from sim.analysis import plots
 from sim.analysis import report as report_module
 from sim.analysis.report import (
+    FAULT_PLOT_CAPTIONS,
     PLOT_CAPTIONS,
     REPORT_NAME,
     NotARunFolder,
@@ -27,6 +30,7 @@ from sim.analysis.report import (
 )
 from sim.cli.app import TABLE_ROWS as CLI_ROWS
 from sim.cli.app import app
+from sim.experiment.rundir import fault_windows
 
 DESCRIPTION = 'Checks <script>alert("x")</script> & friends'
 
@@ -101,6 +105,60 @@ def quick_plots(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(plots, "standard_plots", makers)
     monkeypatch.setattr(report_module, "standard_plots", makers)
+
+
+def _fault_scenario() -> sim.Scenario:
+    """Two services, an outage of the first, two objectives, two topologies: a short run."""
+    return sim.scenario_from_dict(
+        {
+            "name": "fault-report-test",
+            "seed": 3,
+            "duration": 40,
+            "warmup": 2,
+            "window": 2,
+            "services": {
+                "pay": {
+                    "latency": {"dist": "exponential", "mean": 0.05},
+                    "replicas": 2,
+                    "retry": {"max_attempts": 3, "initial": 0.5, "multiplier": 2, "jitter": "none"},
+                },
+                "ship": {"latency": 0.02},
+            },
+            "workflows": {"wf": {"steps": ["pay", "ship"]}},
+            "load": {"wf": {"arrival": "poisson", "rate": 10}},
+            "faults": [{"type": "outage", "target": "pay", "at": 10, "duration": 6}],
+            "objectives": {"latency_p99": 0.5, "recovery_time": 10},
+            "topologies": {"orchestration": {"orchestrator": {"workers": 4}}, "choreography": {}},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def faulted() -> sim.RunResult:
+    return sim.run(_fault_scenario(), replications=2, executor="serial")
+
+
+@pytest.fixture(scope="module")
+def faulted_single() -> sim.RunResult:
+    return sim.run(_fault_scenario(), replications=1, executor="serial")
+
+
+@pytest.fixture(scope="module")
+def faulted_folder(faulted: sim.RunResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return faulted.save(tmp_path_factory.mktemp("runs") / "faulted", plots=False)
+
+
+@pytest.fixture
+def quick_fault_plots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-ins for the two blast-radius plots (see ``quick_plots``)."""
+    monkeypatch.setattr(report_module, "fault_timelines", lambda *args: _tiny_figure())
+    monkeypatch.setattr(report_module, "blast_radius_bars", lambda *args: _tiny_figure())
+
+
+def _section(html: str, key: str) -> str:
+    """The HTML of one section of the report."""
+    start = html.index(f'<section id="{key}">')
+    return html[start : html.index("</section>", start)]
 
 
 # --- plots --------------------------------------------------------------------------------------
@@ -388,6 +446,160 @@ def test_write_report_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None
         write_report(tmp_path)
     with pytest.raises(NotARunFolder, match="no such folder"):
         write_report(tmp_path / "missing")
+
+
+# --- faults, blast radius and verdicts -----------------------------------------------------------
+
+
+def test_report_with_faults_shows_blast_radius_and_verdicts(
+    faulted_folder: Path, faulted: sim.RunResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Quick standard plots that record the fault windows handed to them; the two blast-radius
+    # plots are drawn for real.
+    handed: list[object] = []
+
+    def makers(result: sim.RunResult, fault_windows: object = ()) -> dict:
+        handed.append(fault_windows)
+        return dict.fromkeys(plots.STANDARD_PLOTS, _tiny_figure)
+
+    monkeypatch.setattr(report_module, "standard_plots", makers)
+    html = write_report(faulted_folder).read_text(encoding="utf-8")
+    page = _parse(html)
+    text = "".join(page.text)
+
+    # The timelines of the standard set get the fault windows.
+    assert handed == [fault_windows(faulted)]
+    assert handed[0] == [(10.0, 16.0, "outage: pay")]
+
+    # The section, its nav link and its two plots, embedded like the others.
+    assert "faults" in page.ids and '<a href="#faults">' in html
+    assert "Faults and blast radius" in text
+    for name in ("fault_timelines", "blast_radius"):
+        assert f"plot-{name}" in page.ids, name
+        assert FAULT_PLOT_CAPTIONS[name][0] in text
+    assert len(page.images) == len(plots.STANDARD_PLOTS) + 2
+    assert all(src.startswith("data:image/svg+xml;base64,") for src in page.images)
+    assert "http://" not in html and "https://" not in html
+
+    section = _section(html, "faults")
+    faults_text = "".join(_parse(section + "</section>").text)
+    # The distinct fault window (one, though every topology × replication run recorded it).
+    assert section.count("<td>outage</td>") == 1
+    assert "<td>pay</td><td>10 s</td><td>16 s</td><td>6 s</td><td>all</td>" in section
+    # One summary line per topology, as the CLI prints them.
+    for name in faulted.topologies:
+        assert re.search(
+            rf"<li>{name} \(mean of 2 replications\): [\d,]+( ± [\d,]+)? workflows affected", section
+        )
+    assert "in the impact window" in faults_text
+    # The compact table: the key columns, one row per topology.
+    for header in (
+        "affected",
+        "affected share",
+        "recovery time",
+        "recovered",
+        "peak backlog",
+        "drain time",
+        "retry amplification",
+        "duplicates",
+        "lost",
+        "affected components",
+    ):
+        assert f"<th>{header}</th>" in section, header
+    assert "nan" not in faults_text.lower()  # empty affected components read back from CSV
+    assert "mean over 2 replications" in faults_text
+
+    # Verdicts: one row per objective × topology, with intervals and a confidence judgement.
+    verdicts = _section(html, "verdicts")
+    assert "No objectives stated" not in verdicts
+    body = verdicts[verdicts.index("<tbody>") : verdicts.index("</tbody>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", body)
+    assert len(rows) == 2 * len(faulted.topologies)
+    cells = [re.findall(r"<td>(.*?)</td>", row) for row in rows]
+    assert [c[0] for c in cells] == ["latency_p99"] * 2 + ["recovery_time"] * 2
+    assert {c[2] for c in cells} == {"≤ 500 ms", "≤ 10 s"}
+    for c in cells:
+        assert re.search(r"\[.+, .+\]", c[3]), c  # measured [low, high]
+        assert c[4] in ('<span class="met">met</span>', '<span class="missed">not met</span>')
+        assert c[5] in ("confident", '<span class="undecided">undecided</span>')
+        assert c[6][0] in "+\N{MINUS SIGN}" and c[6].endswith("%)")
+    met = int(faulted.verdicts["met"].astype(bool).sum())
+    assert f"{met} of {len(faulted.verdicts)} objectives met" in verdicts
+    # The ranked recommendation as an ordered list, without the sentences' own numbers.
+    ranking = re.search(r'<ol class="ranking">(.*?)</ol>', verdicts)
+    assert ranking is not None
+    items = re.findall(r"<li>(.*?)</li>", ranking.group(1))
+    expected = [re.sub(r"^\d+\. ", "", line) for line in faulted.recommendation()]
+    assert len(items) == len(faulted.topologies)
+    assert items == [line.replace("'", "&#x27;") for line in expected]
+
+    # The side-by-side table has the six outcomes of a workflow.
+    comparison = _section(html, "comparison")
+    for label in ("completed", "failed", "compensated", "inconsistent", "lost", "in flight"):
+        assert f"<td>{label}</td>" in comparison, label
+    assert not plt.get_fignums()  # every figure closed
+
+
+def test_report_with_faults_and_one_replication(
+    faulted_single: sim.RunResult, quick_plots: None, quick_fault_plots: None
+) -> None:
+    html = render_report(faulted_single, images="png")
+    page = _parse(html)
+    assert {"faults", "plot-fault_timelines", "plot-blast_radius"} <= page.ids
+    body = _section(html, "verdicts")
+    rows = re.findall(r"<tr>(.*?)</tr>", body[body.index("<tbody>") :])
+    assert len(rows) == 4
+    for row in rows:
+        cells = re.findall(r"<td>(.*?)</td>", row)
+        assert "[" not in cells[3]  # no interval
+        assert cells[5] == ""  # no confidence judgement with one replication
+    assert "One replication: no interval" in body
+    assert "(mean of" not in _section(html, "faults")
+
+
+def test_report_without_faults_has_no_blast_radius_section(html: str, single_html: str) -> None:
+    for page_html in (html, single_html):
+        page = _parse(page_html)
+        assert "faults" not in page.ids
+        assert "#faults" not in page_html
+        assert "Faults and blast radius" not in page_html
+        assert not {"plot-fault_timelines", "plot-blast_radius"} & page.ids
+
+
+def test_report_escapes_fault_text(
+    faulted: sim.RunResult, quick_plots: None, quick_fault_plots: None
+) -> None:
+    evil = "<b>pay</b>&co"
+    faults = faulted.faults.assign(target=evil)
+    radius = faulted.blast_radius.assign(affected_components=f"{evil};ship")
+    res = dataclasses.replace(faulted, faults=faults, blast_radius=radius)
+    section = _section(render_report(res), "faults")
+    assert "<b>" not in section
+    assert "&lt;b&gt;pay&lt;/b&gt;&amp;co" in section
+    assert evil in "".join(_parse(section + "</section>").text)
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [
+        (0.25, "s", "250.0 ms"),
+        (2.5, "s", "2.500 s"),
+        (0.0512, "%", "5.12 %"),
+        (35.0, "/s", "35.00 /s"),
+    ],
+)
+def test_verdict_units(value: float, unit: str, expected: str) -> None:
+    assert report_module._quantity(value, unit) == expected
+
+
+def test_verdict_targets_and_margins() -> None:
+    assert report_module._target(0.5, "s") == "500 ms"
+    assert report_module._target(30, "s") == "30 s"
+    assert report_module._target(0.999, "%") == "99.9 %"
+    assert report_module._target(35, "/s") == "35 /s"
+    assert report_module._margin(-0.02, -0.4, "%") == "\N{MINUS SIGN}2.00 points (\N{MINUS SIGN}40%)"
+    assert report_module._margin(0.1, 0.2, "s") == "+100.0 ms (+20%)"
+    assert report_module._margin(float("nan"), float("nan"), "s") == "-"
 
 
 # --- CLI ----------------------------------------------------------------------------------------

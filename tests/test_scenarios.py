@@ -25,7 +25,8 @@ def test_shipped_scenario_runs(path: Path) -> None:
     duration = min(scenario.duration, max(scenario.warmup + 20, 40))
     result = sim.run(scenario, duration=duration)
     s = result.summary
-    assert (s["arrived"] == s["completed"] + s["failed"] + s["in_flight"]).all()
+    outcomes = ["completed", "failed", "compensated", "inconsistent", "lost", "in_flight"]
+    assert (s["arrived"] == s[outcomes].sum(axis=1)).all()
     assert (s["arrived"] > 0).all()
 
 

@@ -198,8 +198,11 @@ def timeseries_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
     for run in runs:
         req = run.requests
         n = max(1, math.ceil(run.end_time / width - 1e-9))
-        edges = np.arange(n + 1) * width
+        edges = np.arange(n + 1, dtype=float) * width
         edges[-1] = max(run.end_time, edges[-2] + 1e-9)  # the last window ends with the run
+        if n > 1 and edges[-1] - edges[-2] < width / 2:  # a sliver joins the window before it
+            edges = np.delete(edges, -2)
+            n -= 1
         arrival = req["arrival"].to_numpy()
         completion = req["completion"].to_numpy()
         ok = (req["status"] == "completed").to_numpy()

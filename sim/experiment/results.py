@@ -422,7 +422,7 @@ def _simulate_all(
     finally:
         if owned:
             pool.close()
-    return [results[(name, r)] for _, name, r in tasks]
+    return [results[(name, r)] for _, name, r, _ in tasks]
 
 
 def choose_warmup(runs: Sequence[TopologyRun], duration: float) -> float:

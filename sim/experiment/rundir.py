@@ -151,7 +151,11 @@ def read_run(folder: str | Path) -> RunResult:
     result = _read_frames(folder, "", scenario, meta)
     if (folder / "blast_radius.csv").exists():
         result.baseline = _read_frames(folder, "baseline_", scenario.model_copy(update={"faults": []}), meta)
-        result.blast_radius = pd.read_csv(folder / "blast_radius.csv")
+        radius = pd.read_csv(folder / "blast_radius.csv")
+        for column in ("affected_components", "fault_targets"):
+            if column in radius:
+                radius[column] = radius[column].fillna("").astype(str)
+        result.blast_radius = radius
         result.faults = pd.read_csv(folder / "faults.csv")
     if meta.get("verdicts"):
         result.verdicts = pd.DataFrame(meta["verdicts"])

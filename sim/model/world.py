@@ -119,6 +119,7 @@ class Instance:
         "net_entry",
         "net_in",
         "net_out",
+        "overheads",
         "pending",
         "plan",
         "undo_failed",

@@ -222,10 +222,10 @@ class Choreography(Coordinator):
             inst.undo_failed = True
             return
         inst.undoing += 1
-        self.broker.deliver(self.world.hop(), self._compensate, (inst, k))
+        self.broker.deliver(self.world.hop(), self._compensate, (inst, k, 1))
 
-    def _compensate(self, item: tuple[Instance, int]) -> None:
-        inst, k = item
+    def _compensate(self, item: tuple[Instance, int, int]) -> None:
+        inst, k, _ = item
         self.world.attempts += 1
         if inst.marks is not None:
             self.world.mark(inst, ("undo", k))
@@ -233,18 +233,23 @@ class Choreography(Coordinator):
         if not inst.plan.steps[k].station.submit(work, self._compensated, item, self._compensate_later):
             self.emit(inst, k, False, "undo")
 
-    def _compensate_later(self, item: tuple[Instance, int]) -> None:
+    def _compensate_later(self, item: tuple[Instance, int, int]) -> None:
         """A crash aborted the compensation: the failure event is delivered again later."""
         self.world.duplicates += 1
         self.world.after(self.broker.config.redelivery_delay, self._compensate, item)
 
-    def _compensated(self, item: tuple[Instance, int]) -> None:
-        inst, k = item
-        undo = self.services[inst.plan.steps[k].service].compensation
-        assert undo is not None
-        ok = inst.plan.compensation_errors[k]() >= undo.error_probability
+    def _compensated(self, item: tuple[Instance, int, int]) -> None:
+        inst, k, attempt = item
+        service = self.services[inst.plan.steps[k].service]
+        assert service.compensation is not None
+        ok = inst.plan.compensation_errors[k]() >= service.compensation.error_probability
         if inst.marks is not None:
             self.world.span(inst, ("undo", k), inst.plan.steps[k].service, "compensate", ok)
+        retry = service.retry
+        if not ok and retry is not None and attempt < retry.max_attempts:  # retried like its step
+            wait = backoff(retry, attempt, self.jitter())
+            self.world.after(wait, self._compensate, (inst, k, attempt + 1))
+            return
         self.emit(inst, k, ok, "undo")
 
     def undone(self, inst: Instance, k: int, ok: bool) -> None:

@@ -61,6 +61,7 @@ class Orchestration(Coordinator):
         self.engine_config = engine
         self.engine = world.add_component("orchestrator", "orchestrator", engine.servers, engine.replicas)
         self.overhead = world.draws(engine.step_overhead, "orchestrator/overhead")
+        self.extra_overhead = world.draws(engine.step_overhead, "orchestrator/extra-overhead")
         self.decisions = 0
         services = world.scenario.services
         self.services = services
@@ -82,15 +83,21 @@ class Orchestration(Coordinator):
             return
         if not self.engine_config.durable:
             self._track(inst)
+        # The engine time of the start decision and of the decision after each step is drawn now,
+        # in arrival order, so that a run with faults and its baseline give each instance the
+        # same engine times; extra decisions (compensations) draw from their own stream.
+        inst.overheads = [self.overhead() for _ in range(len(inst.plan.steps) + 1)]
         self.world.messages += 1
         self.world.after(inst.net_entry, self.decide, (inst, START, True, False))
 
     def decide(self, reply: tuple[Instance, int, bool, bool]) -> None:
         """A start request or a reply reaches the engine and waits for a worker."""
         self.decisions += 1
-        if reply[0].marks is not None:
-            self.world.mark(reply[0], ("decide", reply[1], reply[3]))
-        self.engine.submit(self.overhead(), self.decided, reply, self._decision_aborted)
+        inst, k, _, undo = reply
+        if inst.marks is not None:
+            self.world.mark(inst, ("decide", k, undo))
+        work = self.extra_overhead() if undo else inst.overheads[k + 1]
+        self.engine.submit(work, self.decided, reply, self._decision_aborted)
 
     def decided(self, reply: tuple[Instance, int, bool, bool]) -> None:
         """The engine has persisted the reply; it dispatches what comes next."""
@@ -230,7 +237,7 @@ class Orchestration(Coordinator):
             ok = inst.plan.compensation_errors[k]() >= undo.error_probability
         else:
             ok = self.world.succeeded(inst, k, None if a.number == 1 else inst.plan.retry_errors[k]())
-            if ok:
+            if ok and a.open:  # an abandoned attempt's late work is wasted, unknown to the saga
                 self.world.effect_time(inst)
         if inst.marks is not None:
             operation = "compensate" if a.undo else "handle"
@@ -291,7 +298,7 @@ class Orchestration(Coordinator):
     def _decision_aborted(self, reply: tuple[Instance, int, bool, bool]) -> None:
         """A decision in progress when the engine failed: a durable engine redoes it."""
         if self.engine_config.durable:
-            self.engine.submit(self.overhead(), self.decided, reply, self._decision_aborted)
+            self.engine.submit(self.extra_overhead(), self.decided, reply, self._decision_aborted)
 
     def _engine_changed(self, station: Station, went_down: bool) -> None:
         if not went_down:

@@ -153,6 +153,27 @@ def _fmt(value: object, unit: str = "") -> str:
     return str(value)
 
 
+def _verdict_rows(result: RunResult, names: list[str]) -> list[tuple[str, list[str]]]:
+    """One table row per objective: the target, and per topology met or missed with the value."""
+    if result.verdicts.empty:
+        return []
+    rows = []
+    for objective, group in result.verdicts.groupby("objective", sort=False):
+        first = group.iloc[0]
+        unit = {"s": "s", "%": "%"}.get(first["unit"], "")
+        sign = "≤" if first["sense"] == "max" else "≥"
+        verdict = group.set_index("topology")
+        cells = []
+        for name in names:
+            if name not in verdict.index or pd.isna(verdict.loc[name, "met"]):
+                cells.append("-")
+                continue
+            word = "met" if bool(verdict.loc[name, "met"]) else "missed"
+            cells.append(f"{word} ({_fmt(float(verdict.loc[name, 'measured']), unit)})")
+        rows.append((f"{objective} {sign} {_fmt(float(first['target']), unit)}", cells))
+    return rows
+
+
 def _fmt_interval(mean: float, half: float, unit: str) -> str:
     """``mean ± half`` with the unit written once (seconds shown in ms below 1 s)."""
     if math.isnan(half):
@@ -209,6 +230,8 @@ def summary_table(result: RunResult) -> Table:
             else:
                 mean, half = intervals.loc[name, key], intervals.loc[name, f"{key}_half_width"]
                 cells.append(_fmt_interval(float(mean), float(half), unit))
+        table.add_row(label, *cells)
+    for label, cells in _verdict_rows(result, names):
         table.add_row(label, *cells)
     if any(bool(first[n]["async_steps"]) for n in names):
         for label, key in (

@@ -52,6 +52,44 @@ class RunResult:
     spans: pd.DataFrame = field(default_factory=pd.DataFrame)
     """With tracing: the spans of the sampled workflow instances, see :mod:`sim.analysis.traces`."""
 
+    def plot_names(self) -> list[str]:
+        """The plots :meth:`plot` can draw for this run."""
+        names = [
+            "latency_cdf",
+            "timelines",
+            "utilization",
+            "percentiles",
+            "utilization_heatmap",
+            "bottleneck",
+        ]
+        if self.baseline is not None:
+            names += ["fault_timelines", "blast_radius"]
+        if not self.spans.empty:
+            names.append("waterfall")
+        return names
+
+    def plot(self, name: str = "latency_cdf"):
+        """One of :meth:`plot_names` as a matplotlib Figure (fault windows shaded)."""
+        if name == "fault_timelines" and self.baseline is not None:
+            from sim.analysis.blast_radius import fault_timelines
+
+            return fault_timelines(self.baseline.timeseries, self.timeseries, self.faults)
+        if name == "blast_radius" and self.baseline is not None:
+            from sim.analysis.blast_radius import blast_radius_bars
+
+            return blast_radius_bars(self.blast_radius)
+        if name == "waterfall" and not self.spans.empty:
+            from sim.analysis.traces import waterfall
+
+            return waterfall(self.spans)
+        from sim.analysis.plots import standard_plots
+        from sim.experiment.rundir import fault_windows
+
+        makers = standard_plots(self, fault_windows(self))
+        if name not in makers:
+            raise ValueError(f"unknown plot {name!r} (known: {', '.join(self.plot_names())})")
+        return makers[name]()
+
     def recommendation(self) -> list[str]:
         """The topologies ranked by the objectives they meet, in sentences (empty without objectives)."""
         from sim.analysis.verdicts import recommendation

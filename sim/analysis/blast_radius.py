@@ -45,10 +45,12 @@ computed from the frames of the two runs (``requests``, ``timeseries``, ``compon
   numerator, wherever they arrived; NaN when the window holds no arrival).
 * **peak_backlog** / **baseline_backlog**: the largest faulted / baseline ``backlog`` (sampled at
   window ends) over the windows whose end lies in (impact_start, impact_end].
-* **drain_time**: ``t_end − fault_end`` of the first window with ``t_end ≥ fault_end`` whose
-  faulted backlog b_f is back within ``b_f ≤ max(backlog_factor × b_b, b_b + backlog_abs)``, b_b
-  being the baseline backlog at the end of the same window (defaults 2 and 1); NaN when it never
-  is. Unlike the impact window it need not stay there.
+* **drain_time**: ``t_end − fault_end`` of the first window, at or after both the fault's end and
+  the window of the peak backlog (when the backlog left its band at all), whose faulted backlog
+  b_f is back within ``b_f ≤ max(backlog_factor × b_b, b_b + backlog_abs)``, b_b being the
+  baseline backlog at the end of the same window (defaults 2 and 1); NaN when it never is. Unlike
+  the impact window it need not stay there. Searching from the peak matters for retries: calls
+  waiting to be retried sit in no queue, so an orchestrated backlog may build only after the fault.
 * **attempts** / **baseline_attempts**: service calls attempted in the whole run (retries
   included); **retry_amplification** = attempts / baseline_attempts (NaN when the baseline made
   none); **duplicates**, **lost**, **lost_work**: the faulted run's ``summary`` values (``lost``
@@ -366,12 +368,20 @@ def _impact(aligned: pd.DataFrame, fault_end: float, band: Band) -> tuple[float,
     return float(t_end.max()), False, "never"
 
 
-def _drain_time(aligned: pd.DataFrame, fault_end: float, band: Band) -> float:
+def _drain_time(
+    aligned: pd.DataFrame, fault_start: float, fault_end: float, impact_end: float, band: Band
+) -> float:
     t_end = aligned["t_end"].to_numpy(dtype=float)
     b_b = aligned["backlog_b"].to_numpy(dtype=float)
     b_f = aligned["backlog_f"].to_numpy(dtype=float)
     limit = np.maximum(band.backlog_factor * b_b, b_b + band.backlog_abs)
-    hits = np.flatnonzero((t_end >= fault_end) & (b_f <= limit))
+    # Search from the later of the fault's end and the backlog's peak: work held outside any
+    # queue (calls waiting to be retried) may pile up only after the fault has ended.
+    during = np.flatnonzero((t_end > fault_start) & (t_end <= max(impact_end, fault_end)))
+    start = fault_end
+    if during.size and (b_f[during] > limit[during]).any():
+        start = max(fault_end, float(t_end[during[np.argmax(b_f[during])]]))
+    hits = np.flatnonzero((t_end >= start) & (b_f <= limit))
     return float(t_end[hits[0]] - fault_end) if hits.size else math.nan
 
 
@@ -518,7 +528,7 @@ def blast_radius(
         aligned = _aligned(b_ts.get(key, empty), f_ts.get(key, empty))
         if has_fault and not aligned.empty:
             impact_end, recovered, settled_by = _impact(aligned, fault_end, band)
-            drain = _drain_time(aligned, fault_end, band)
+            drain = _drain_time(aligned, fault_start, fault_end, impact_end, band)
         else:
             impact_end, recovered, settled_by, drain = math.nan, pd.NA, "no_fault", math.nan
             if has_fault:

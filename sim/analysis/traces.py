@@ -168,6 +168,9 @@ def waterfall(spans: pd.DataFrame, workflow: str | None = None, instance: int | 
         first = spans[spans["replication"] == spans["replication"].min()].iloc[0]
         workflow, instance = first["workflow"], int(first["instance"])
     chosen = spans[(spans["workflow"] == workflow) & (spans["instance"] == instance)]
+    if chosen.empty:
+        traced = sorted(spans.loc[spans["workflow"] == workflow, "instance"].unique().tolist())
+        raise ValueError(f"instance {instance} of {workflow!r} was not traced (traced: {traced})")
     chosen = chosen[chosen["replication"] == chosen["replication"].min()]
     names = list(dict.fromkeys(chosen["topology"]))
     colours = topology_colours(names)

@@ -34,6 +34,25 @@ from sim.scenario.models import Scenario
 
 LATENCY_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 OUTCOMES = ["completed", "failed", "compensated", "inconsistent", "lost", "in_flight"]
+TABLE_ROWS = [
+    ("arrived", "arrived", ""),
+    ("completed", "completed", ""),
+    ("failed", "failed", ""),
+    ("compensated", "compensated", ""),
+    ("inconsistent", "inconsistent", ""),
+    ("lost", "lost", ""),
+    ("in flight", "in_flight", ""),
+    ("throughput (/s)", "throughput", ""),
+    ("latency mean", "latency_mean", "s"),
+    ("latency p50", "latency_p50", "s"),
+    ("latency p95", "latency_p95", "s"),
+    ("latency p99", "latency_p99", "s"),
+    ("latency max", "latency_max", "s"),
+    ("messages / workflow", "messages_per_workflow", ""),
+    ("bottleneck", "bottleneck", ""),
+    ("bottleneck utilization", "bottleneck_utilization", "%"),
+]
+"""(label, summary column, unit) of the side-by-side table the CLI and the report show."""
 COUNTERS = [
     "attempts",
     "duplicates",

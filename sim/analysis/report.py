@@ -31,6 +31,7 @@ import pandas as pd
 import yaml
 
 from sim.analysis.blast_radius import blast_radius_bars, blast_radius_summary_lines, fault_timelines
+from sim.analysis.metrics import TABLE_ROWS
 from sim.analysis.plots import PNG_DPI, standard_plots, topology_colours
 from sim.analysis.statistics import format_difference
 
@@ -49,24 +50,6 @@ RUN_FILES = (
 )
 """Files that make a folder a run folder (see :mod:`sim.experiment.rundir`)."""
 
-TABLE_ROWS = [
-    ("arrived", "arrived", ""),
-    ("completed", "completed", ""),
-    ("failed", "failed", ""),
-    ("compensated", "compensated", ""),
-    ("inconsistent", "inconsistent", ""),
-    ("lost", "lost", ""),
-    ("in flight", "in_flight", ""),
-    ("throughput (/s)", "throughput", ""),
-    ("latency mean", "latency_mean", "s"),
-    ("latency p50", "latency_p50", "s"),
-    ("latency p95", "latency_p95", "s"),
-    ("latency p99", "latency_p99", "s"),
-    ("latency max", "latency_max", "s"),
-    ("messages / workflow", "messages_per_workflow", ""),
-    ("bottleneck", "bottleneck", ""),
-    ("bottleneck utilization", "bottleneck_utilization", "%"),
-]
 """Rows of the side-by-side table: the same as the table ``sim run`` prints. A row whose column
 the summary lacks (a run folder written by an older version) is left out."""
 

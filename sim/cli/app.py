@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Table
 
 from sim.analysis.blast_radius import blast_radius_summary_lines
+from sim.analysis.metrics import TABLE_ROWS
 from sim.experiment.results import RunResult, summary_json
 from sim.experiment.results import run as run_scenario
 from sim.experiment.rundir import default_folder
@@ -184,26 +185,6 @@ def _fmt_interval(mean: float, half: float, unit: str) -> str:
     if unit == "%":
         return f"{mean * 100:.1f} ± {half * 100:.1f} %"
     return f"{mean:.2f} ± {half:.2f}"
-
-
-TABLE_ROWS = [
-    ("arrived", "arrived", ""),
-    ("completed", "completed", ""),
-    ("failed", "failed", ""),
-    ("compensated", "compensated", ""),
-    ("inconsistent", "inconsistent", ""),
-    ("lost", "lost", ""),
-    ("in flight", "in_flight", ""),
-    ("throughput (/s)", "throughput", ""),
-    ("latency mean", "latency_mean", "s"),
-    ("latency p50", "latency_p50", "s"),
-    ("latency p95", "latency_p95", "s"),
-    ("latency p99", "latency_p99", "s"),
-    ("latency max", "latency_max", "s"),
-    ("messages / workflow", "messages_per_workflow", ""),
-    ("bottleneck", "bottleneck", ""),
-    ("bottleneck utilization", "bottleneck_utilization", "%"),
-]
 
 
 def summary_table(result: RunResult) -> Table:

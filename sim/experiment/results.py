@@ -54,14 +54,9 @@ class RunResult:
 
     def plot_names(self) -> list[str]:
         """The plots :meth:`plot` can draw for this run."""
-        names = [
-            "latency_cdf",
-            "timelines",
-            "utilization",
-            "percentiles",
-            "utilization_heatmap",
-            "bottleneck",
-        ]
+        from sim.analysis.plots import STANDARD_PLOTS
+
+        names = list(STANDARD_PLOTS)
         if self.baseline is not None:
             names += ["fault_timelines", "blast_radius"]
         if not self.spans.empty:

@@ -50,9 +50,6 @@ RUN_FILES = (
 )
 """Files that make a folder a run folder (see :mod:`sim.experiment.rundir`)."""
 
-"""Rows of the side-by-side table: the same as the table ``sim run`` prints. A row whose column
-the summary lacks (a run folder written by an older version) is left out."""
-
 ASYNC_ROWS = [("async completion p50", "async_latency_p50"), ("async completion p99", "async_latency_p99")]
 
 PLOT_CAPTIONS = {

@@ -130,8 +130,20 @@ class Station:
         """
         now = self.env.now
         if self.busy < self._capacity and not self.queue:
+            # An idle server takes it at once (the common case, written out for speed).
             self.arrived.append(now)
-            self._start(now, (service_time, done, payload, abort))
+            self.started.append(now)
+            service_time *= self.slowdown
+            self.ended.append(now + service_time)
+            if service_time == 0:
+                self.immediate(done, payload)
+                return True
+            self.busy += 1
+            job = (service_time, done, payload, abort)
+            event = Timeout(self.env, service_time, job)
+            event.callbacks.append(self._finish)
+            if self.tracked:
+                self.running[event] = (len(self.ended) - 1, job)
         elif self.queue_limit is not None and len(self.queue) >= self.queue_limit:
             self.rejected.append(now)
             return False

@@ -31,6 +31,9 @@ import pandas as pd
 import yaml
 
 from sim.analysis.blast_radius import blast_radius_bars, blast_radius_summary_lines, fault_timelines
+from sim.analysis.formatting import cell as _fmt
+from sim.analysis.formatting import cell_interval as _fmt_interval
+from sim.analysis.formatting import missing as _missing
 from sim.analysis.metrics import TABLE_ROWS
 from sim.analysis.plots import PNG_DPI, standard_plots, topology_colours
 from sim.analysis.statistics import format_difference
@@ -135,48 +138,6 @@ class NotARunFolder(ValueError):
 
 
 # --- formatting ---------------------------------------------------------------------------------
-
-
-def _missing(value: object) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _fmt(value: object, unit: str = "") -> str:
-    """A cell as ``sim run`` prints it (seconds below 1 s in ms, fractions as %)."""
-    if _missing(value):
-        return "-"
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        value = float(value) if unit else value
-    if isinstance(value, float):
-        if unit == "" and value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        if unit == "s":
-            return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.3f} s"
-        if unit == "%":
-            return f"{value * 100:.1f} %"
-        return f"{value:.2f}"
-    return str(value)
-
-
-def _fmt_interval(mean: float, half: float, unit: str) -> str:
-    """``mean ± half`` with the unit written once, as in ``sim run``."""
-    if math.isnan(half):
-        return _fmt(mean, unit)
-    if unit == "s":
-        scale, suffix = (1000.0, " ms") if abs(mean) < 1 else (1.0, " s")
-        return f"{mean * scale:.1f} ± {half * scale:.1f}{suffix}"
-    if unit == "%":
-        return f"{mean * 100:.1f} ± {half * 100:.1f} %"
-    return f"{mean:.2f} ± {half:.2f}"
 
 
 def _e(value: object) -> str:

@@ -22,6 +22,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Table
 
 from sim.analysis.blast_radius import blast_radius_summary_lines
+from sim.analysis.formatting import cell as _fmt
+from sim.analysis.formatting import cell_interval as _fmt_interval
 from sim.analysis.metrics import TABLE_ROWS
 from sim.experiment.results import RunResult, summary_json
 from sim.experiment.results import run as run_scenario
@@ -140,20 +142,6 @@ def run(
         print(f"Run folder: {folder}")
 
 
-def _fmt(value: object, unit: str = "") -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        if unit == "" and value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        if unit == "s":
-            return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.3f} s"
-        if unit == "%":
-            return f"{value * 100:.1f} %"
-        return f"{value:.2f}"
-    return str(value)
-
-
 def _verdict_rows(result: RunResult, names: list[str]) -> list[tuple[str, list[str]]]:
     """One table row per objective: the target, and per topology met or missed with the value."""
     if result.verdicts.empty:
@@ -173,18 +161,6 @@ def _verdict_rows(result: RunResult, names: list[str]) -> list[tuple[str, list[s
             cells.append(f"{word} ({_fmt(float(verdict.loc[name, 'measured']), unit)})")
         rows.append((f"{objective} {sign} {_fmt(float(first['target']), unit)}", cells))
     return rows
-
-
-def _fmt_interval(mean: float, half: float, unit: str) -> str:
-    """``mean ± half`` with the unit written once (seconds shown in ms below 1 s)."""
-    if math.isnan(half):
-        return _fmt(mean, unit)
-    if unit == "s":
-        scale, suffix = (1000.0, " ms") if abs(mean) < 1 else (1.0, " s")
-        return f"{mean * scale:.1f} ± {half * scale:.1f}{suffix}"
-    if unit == "%":
-        return f"{mean * 100:.1f} ± {half * 100:.1f} %"
-    return f"{mean:.2f} ± {half:.2f}"
 
 
 def summary_table(result: RunResult) -> Table:

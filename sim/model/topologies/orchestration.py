@@ -281,7 +281,10 @@ class Orchestration(Coordinator):
             self.decide((a.inst, a.k, True, a.undo))
             return
         retry = self.services[service].retry
-        if retry is not None and a.number < retry.max_attempts and not a.inst.finished:
+        # A failed workflow's other calls are not retried (the engine cancels them); its
+        # compensations are.
+        failing = a.inst.finished or (a.inst.failure >= 0 and not a.undo)
+        if retry is not None and a.number < retry.max_attempts and not failing:
             wait = backoff(retry, a.number, self.jitter())
             self.world.after(wait, self.attempt, Attempt(a.inst, a.k, a.number + 1, a.undo))
             return

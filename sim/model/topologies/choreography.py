@@ -18,9 +18,9 @@ Failures, the choreographed way:
 * events for a down consumer wait in its subscription and are worked off when it is back
   (catch-up); a full subscription (``queue_limit``) rejects the event, which fails the step;
 * when a failure event is committed, no service starts new work for that workflow, and every
-  service whose step took effect compensates itself (in parallel) and publishes a compensation
-  event; the workflow ends compensated, inconsistent or failed when the last one is committed and
-  no step of it is still running.
+  service whose step took effect compensates itself (in parallel, retrying a failed compensation
+  with its retry policy) and publishes a compensation event; the workflow ends compensated,
+  inconsistent or failed when the last one is committed and no step of it is still running.
 """
 
 from __future__ import annotations

@@ -14,9 +14,11 @@ down or partitioned service fails after the connect timeout, a crash resets it, 
 attempts are retried with backoff until the retry policy is exhausted.
 
 A step that fails for good fails the workflow. The engine waits for the replies of steps still
-running, then compensates every step that took effect, one by one in reverse order (a saga); the
+running (their pending retries are cancelled), then compensates every step that took effect, one
+by one in reverse order, each compensation a call with the service's policies (a saga); the
 workflow ends compensated, inconsistent (a compensation failed or none is defined) or failed
-(nothing took effect).
+(nothing took effect). The work of an abandoned (timed-out) attempt still runs at the service,
+wasted: the engine never learns of its effect.
 
 Engine outages: a durable engine (Temporal-like) keeps every workflow's state; decisions wait for
 it and resume, and replies that arrive meanwhile queue. A non-durable engine loses the workflows

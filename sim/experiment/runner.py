@@ -7,7 +7,7 @@ data (numpy arrays and pandas frames) so that analysis and plotting never need S
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict
 
 import numpy as np
@@ -121,18 +121,3 @@ def simulate(task: tuple[Scenario, str, int, int]) -> TopologyRun:
     """Run one (scenario, topology, replication, trace) task: what executors call in their workers."""
     scenario, topology, replication, trace = task
     return run_topology(scenario, topology, replication=replication, trace=trace)
-
-
-def run_topologies(
-    scenario: Scenario,
-    names: Sequence[str] | None = None,
-    seed: int | None = None,
-    progress: Callable[[str, float], None] | None = None,
-) -> list[TopologyRun]:
-    """Run several topologies of ``scenario`` (default: all, in file order) with one seed."""
-    names = list(scenario.topologies) if not names else list(names)
-    runs = []
-    for name in names:
-        step = (lambda f, n=name: progress(n, f)) if progress is not None else None
-        runs.append(run_topology(scenario, name, seed, step))
-    return runs

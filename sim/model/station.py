@@ -198,11 +198,8 @@ class Station:
                 self.immediate(job[3], job[2])
         self._serve_queue()
 
-    def available(self) -> float:
-        """Working servers now."""
-        return self._capacity
-
     def full_capacity(self) -> float:
+        """Servers when nothing is lost."""
         return self._full
 
     def drop_queue(self) -> list[Job]:
@@ -215,8 +212,3 @@ class Station:
             self.started.append(now)
             self.ended.append(now)
         return jobs
-
-    @property
-    def in_system(self) -> int:
-        """Requests waiting or in service now."""
-        return self.busy + len(self.queue)

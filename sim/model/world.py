@@ -9,7 +9,10 @@ instance of a workflow arrives it draws its service times, error outcomes and ne
 latencies from streams named after the (workflow, step), in arrival order. Arrivals happen in the
 same order in every topology, so instance i gets the same work everywhere, whatever order its
 steps later run in. Draws that only one topology uses (engine overheads, broker latencies, extra
-hops) come from their own streams.
+hops) come from their own streams; retries and compensations draw from streams of their own too.
+
+The world also holds the fault driver (:mod:`sim.model.faults`), the saga bookkeeping that decides
+an instance's final outcome (:meth:`World.end_failed`), and the tracer of sampled instances.
 """
 
 from __future__ import annotations

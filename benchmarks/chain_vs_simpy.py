@@ -110,8 +110,9 @@ def chain_scenario(customers: int, seed: int) -> dict:
 
 def run_ours(topology: str, customers: int, seed: int) -> dict:
     """One run of a topology of our simulator; the time is its ``wall_seconds``."""
-    import sim
     from sim.experiment.runner import run_topology  # imported already by worker()
+
+    import sim
 
     scenario = sim.scenario_from_dict(chain_scenario(customers, seed))
     started = time.perf_counter()

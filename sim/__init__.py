@@ -8,14 +8,41 @@ orchestrator, by event choreography, or by a hybrid of both. Typical use::
     result.summary          # one row per topology
     result.save("results/checkout/mine")
     sweep = sim.run_sweep("scenarios/checkout.yaml", ["load.checkout.rate=10:50:10"])
+
+The names below are loaded on first use, so that importing the package (and starting the
+command line) stays fast.
 """
 
-from sim.experiment.results import RunResult, run
-from sim.experiment.rundir import read_run, write_run
-from sim.experiment.sweep import SweepResult, read_sweep, run_sweep
-from sim.scenario.loader import ScenarioError, load_scenario, scenario_from_dict
-from sim.scenario.models import Scenario
-from sim.scenario.schema import scenario_schema
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sim.api.report import write_report
+    from sim.api.results import RunResult, run
+    from sim.api.rundir import read_run, write_run
+    from sim.api.sweep import SweepResult, read_sweep, run_sweep
+    from sim.scenario.errors import ScenarioError
+    from sim.scenario.loader import load_scenario, scenario_from_dict
+    from sim.scenario.models import Scenario
+    from sim.scenario.schema import scenario_schema
+
+_EXPORTS = {
+    "RunResult": "sim.api.results",
+    "Scenario": "sim.scenario.models",
+    "ScenarioError": "sim.scenario.errors",
+    "SweepResult": "sim.api.sweep",
+    "load_scenario": "sim.scenario.loader",
+    "read_run": "sim.api.rundir",
+    "read_sweep": "sim.api.sweep",
+    "run": "sim.api.results",
+    "run_sweep": "sim.api.sweep",
+    "scenario_from_dict": "sim.scenario.loader",
+    "scenario_schema": "sim.scenario.schema",
+    "write_report": "sim.api.report",
+    "write_run": "sim.api.rundir",
+}
 
 __all__ = [
     "RunResult",
@@ -29,5 +56,18 @@ __all__ = [
     "run_sweep",
     "scenario_from_dict",
     "scenario_schema",
+    "write_report",
     "write_run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -11,6 +11,9 @@ import pandas as pd
 from scipy import stats
 
 from sim import scenario_from_dict
+from sim.analysis.metrics import requests_frame
+from sim.model.records import TopologyRun
+from sim.running.simulate import Task, simulate
 from sim.scenario.models import Scenario
 
 
@@ -37,6 +40,24 @@ def scenario(
         **extra,
     }
     return scenario_from_dict(data)
+
+
+class Simulated:
+    """One simulation's raw records, with its per-instance requests frame at hand."""
+
+    def __init__(self, records: TopologyRun) -> None:
+        self.records = records
+        self.requests = requests_frame(records)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.records, name)
+
+
+def run_topology(sc: Scenario, topology: str, seed: int | None = None, replication: int = 0) -> Simulated:
+    """Simulate one topology of ``sc`` (with ``seed`` instead of the scenario's, if given)."""
+    if seed is not None:
+        sc = sc.model_copy(update={"seed": seed})
+    return Simulated(simulate(Task(sc, topology, replication)))
 
 
 def batch_means(

@@ -11,7 +11,6 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,13 +21,12 @@ from sim.analysis.blast_radius import (
     Band,
     align_timeseries,
     blast_radius,
-    blast_radius_bars,
     blast_radius_summary_lines,
     component_deviations,
-    fault_timelines,
     twin_pairs,
     within_band,
 )
+from sim.analysis.plots import blast_radius_bars, fault_timelines
 
 WIDTH = 10.0
 N_WINDOWS = 20  # the runs cover [0, 200)
@@ -355,10 +353,21 @@ def test_component_band_falls_back_to_the_components_frames() -> None:
 def test_partition_ends_are_fault_targets() -> None:
     baseline = run(requests(), timeseries(), summary(10), components(BASE_COMPONENTS))
     faulted = run(requests(), timeseries(DIP), summary(10), components(FAULT_COMPONENTS))
-    cut = {"type": "partition", "target": "email-broker", "start": 50.0, "end": 70.0}
+    cut = {"type": "partition", "target": "email", "peer": "broker", "start": 50.0, "end": 70.0}
     row = blast_radius(baseline, faulted, [cut]).iloc[0]
     # payment is no target now; email and broker, the two ends of the partition, are.
     assert row["affected_components"] == "payment;shipping"
+    assert row["fault_targets"] == "broker;email"
+
+
+def test_a_partition_names_its_ends_exactly() -> None:
+    """A partition of ``email-broker`` and ``payment`` leaves ``email`` and ``broker`` (whose
+    names its first end starts with) among the affected components."""
+    baseline = run(requests(), timeseries(), summary(10), components(BASE_COMPONENTS))
+    faulted = run(requests(), timeseries(DIP), summary(10), components(FAULT_COMPONENTS))
+    cut = {"type": "partition", "target": "email-broker", "peer": "payment", "start": 50.0, "end": 70.0}
+    row = blast_radius(baseline, faulted, [cut]).iloc[0]
+    assert row["affected_components"] == "broker;email;shipping"
 
 
 def test_component_deviations_flags_and_missing_components() -> None:
@@ -480,10 +489,8 @@ def test_plots_return_figures() -> None:
     crash = [FAULT, FAULT | {"start": 65.0, "end": 72.0}, FAULT | {"start": 120.0, "end": 121.0}]
     for fig in (fault_timelines(ts_b, ts_f, crash), blast_radius_bars(both)):
         assert isinstance(fig, Figure)
-        plt.close(fig)
     fig = fault_timelines(ts_b, ts_f, crash)
     assert fig.axes[0].get_title() == "orchestration" and len(fig.axes) == 8
-    plt.close(fig)
 
 
 def test_module_imports_no_simulation_engine() -> None:
@@ -504,7 +511,6 @@ def test_module_imports_no_simulation_engine() -> None:
         "numpy",
         "pandas",
         "scipy",
-        "matplotlib",
         "sim",
     }
-    assert {m for m in modules if m.startswith("sim")} <= {"sim.analysis.statistics", "sim.analysis.plots"}
+    assert {m for m in modules if m.startswith("sim")} <= {"sim.analysis.statistics"}

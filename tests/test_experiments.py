@@ -11,9 +11,9 @@ import yaml
 from typer.testing import CliRunner
 
 import sim
+from sim.api.sweep import plan, run_sweep
 from sim.cli.app import app
-from sim.experiment.executors import DaskExecutor, ProcessExecutor, SerialExecutor
-from sim.experiment.sweep import plan, run_sweep
+from sim.running.executors import DaskExecutor, ProcessExecutor, SerialExecutor
 
 SMALL = {
     "name": "small",
@@ -124,10 +124,10 @@ def test_sweep_grid_and_tables(small_file: Path, tmp_path: Path) -> None:
 def test_sweep_can_be_described_in_the_scenario_file(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({**SMALL, "sweep": {"vary": {"load.wf.rate": "2:6:2"}}}), encoding="utf-8")
-    _, factors, points, tasks = plan(path)
-    assert [f.path for f in factors] == ["load.wf.rate"]
-    assert [p["load.wf.rate"] for p in points] == [2, 4, 6]
-    assert len(tasks) == 3 * 2
+    swept = plan(path)
+    assert [f.path for f in swept.factors] == ["load.wf.rate"]
+    assert [p.values["load.wf.rate"] for p in swept.points] == [2, 4, 6]
+    assert len(swept.tasks) == 3 * 2
 
 
 def test_sweep_resumes_after_an_interruption(small_file: Path, tmp_path: Path) -> None:
@@ -141,9 +141,12 @@ def test_sweep_resumes_after_an_interruption(small_file: Path, tmp_path: Path) -
 
     with pytest.raises(KeyboardInterrupt):
         run_sweep(small_file, ["load.wf.rate=2,4,6"], out=out, executor="serial", progress=interrupt)
-    assert len(list((out / "tasks").glob("*.json"))) == 3
+    # The first point (two simulations) is evaluated; the third simulation waits on disk.
+    assert len(list((out / "points").glob("*.json"))) == 1
+    assert len(list((out / "tasks").glob("*.npz"))) == 1
     result = run_sweep(small_file, ["load.wf.rate=2,4,6"], out=out, executor="serial")
     assert result.meta["skipped"] == 3 and result.meta["ran"] == 3
+    assert not list((out / "tasks").glob("*.npz")), "raw records are dropped once their point is evaluated"
     fresh = run_sweep(small_file, ["load.wf.rate=2,4,6"], out=tmp_path / "fresh", executor="serial")
     cols = ["point", "topology", "replication", "latency_mean", "throughput"]
     pd.testing.assert_frame_equal(
@@ -153,20 +156,26 @@ def test_sweep_resumes_after_an_interruption(small_file: Path, tmp_path: Path) -
 
 
 def test_sweep_records_a_crashed_point_and_goes_on(small_file: Path, tmp_path: Path, monkeypatch) -> None:
-    import sim.experiment.sweep as sweep_module
+    import sim.api.sweep as sweep_module
 
-    real = sweep_module.sweep_task
+    real = sweep_module.simulate_into
 
-    def flaky(task):
-        if task[4] == "choreography" and task[1] == 1:
+    def flaky(job):
+        task, _ = job
+        if task.topology == "choreography" and task.scenario.load["wf"].rate == 4:
             raise RuntimeError("boom")
-        return real(task)
+        return real(job)
 
-    monkeypatch.setattr(sweep_module, "sweep_task", flaky)
+    monkeypatch.setattr(sweep_module, "simulate_into", flaky)
     result = run_sweep(small_file, ["load.wf.rate=2,4"], out=tmp_path / "sweep", executor="serial")
     assert len(result.errors) == 1
     assert "boom" in result.errors.iloc[0]["error"]
-    assert len(result.tidy) == 3
+    assert result.errors.iloc[0]["topology"] == "choreography"
+    # The crashed simulation's point is not evaluated; the other point is, in full.
+    assert len(result.tidy) == 2 and set(result.tidy["point"]) == {0}
+    monkeypatch.setattr(sweep_module, "simulate_into", real)
+    again = run_sweep(small_file, ["load.wf.rate=2,4"], out=tmp_path / "sweep", executor="serial")
+    assert again.errors.empty and len(again.tidy) == 4 and again.meta["ran"] == 1
 
 
 def test_sweep_results_are_equal_on_every_executor(small_file: Path, tmp_path: Path) -> None:

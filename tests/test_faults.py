@@ -12,8 +12,7 @@ from scipy import stats
 
 import sim
 from sim.analysis.blast_radius import twin_pairs
-from sim.experiment.runner import run_topology
-from tests.helpers import batch_means
+from tests.helpers import batch_means, run_topology
 
 OUTCOMES = ["completed", "failed", "compensated", "inconsistent", "lost", "in_flight"]
 

@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.experiment.runner import run_topology
 from sim.model.world import World
-from tests.helpers import batch_means, scenario
+from tests.helpers import batch_means, run_topology, scenario
 
 CONST_ORCH = {"orchestrator": {"step_overhead": 0.01}}
 CONST_BROKER = {"broker": {"publish_latency": 0.004}}

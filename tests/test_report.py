@@ -19,18 +19,16 @@ from typer.testing import CliRunner
 import sim
 from sim.analysis import plots
 from sim.analysis import report as report_module
+from sim.analysis.plots.standard import save_standard_plots
 from sim.analysis.report import (
     FAULT_PLOT_CAPTIONS,
     PLOT_CAPTIONS,
-    REPORT_NAME,
-    NotARunFolder,
     render_report,
-    side_by_side_rows,
-    write_report,
 )
-from sim.cli.app import TABLE_ROWS as CLI_ROWS
+from sim.analysis.tables import TABLE_ROWS as CLI_ROWS
+from sim.analysis.tables import side_by_side_rows
+from sim.api.report import REPORT_NAME, NotARunFolder, write_report
 from sim.cli.app import app
-from sim.experiment.rundir import fault_windows
 
 DESCRIPTION = 'Checks <script>alert("x")</script> & friends'
 
@@ -91,8 +89,8 @@ def single_html(single: sim.RunResult) -> str:
 
 
 def _tiny_figure() -> Figure:
-    fig, ax = plt.subplots(figsize=(1, 1))
-    ax.plot([0, 1], [0, 1])
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().plot([0, 1], [0, 1])
     return fig
 
 
@@ -242,7 +240,7 @@ def test_timelines_shade_fault_windows(single: sim.RunResult) -> None:
 
 
 def test_save_standard_plots_writes_png_and_svg(replicated: sim.RunResult, tmp_path: Path) -> None:
-    paths = plots.save_standard_plots(replicated, tmp_path / "plots", formats=("png", "svg"))
+    paths = save_standard_plots(replicated, tmp_path / "plots", formats=("png", "svg"))
     expected = {f"{n}.{f}" for n in plots.STANDARD_PLOTS for f in ("png", "svg")}
     assert {p.name for p in paths} == expected
     assert {p.name for p in (tmp_path / "plots").iterdir()} == expected
@@ -266,10 +264,10 @@ def test_save_standard_plots_writes_png_and_svg(replicated: sim.RunResult, tmp_p
 def test_save_standard_plots_default_is_png_only(
     single: sim.RunResult, tmp_path: Path, quick_plots: None
 ) -> None:
-    paths = plots.save_standard_plots(single, tmp_path)
+    paths = save_standard_plots(single, tmp_path)
     assert sorted(p.name for p in paths) == sorted(f"{n}.png" for n in plots.STANDARD_PLOTS)
     with pytest.raises(ValueError, match="unsupported plot format"):
-        plots.save_standard_plots(single, tmp_path, formats=("bmpx",))
+        save_standard_plots(single, tmp_path, formats=("bmpx",))
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -338,7 +336,7 @@ def test_report_has_every_section(html: str, replicated: sim.RunResult) -> None:
     # The side-by-side table has the rows of the CLI table (those the summary has columns for),
     # in the same order.
     cli = [label for label, key, _ in CLI_ROWS if key in replicated.summary.columns]
-    ours = [label for label, _ in side_by_side_rows(replicated)]
+    ours = [row.label for row in side_by_side_rows(replicated) if row.kind == "metric"]
     assert [label for label in ours if label in cli] == cli
     for label in cli:
         assert f"<td>{label}</td>" in html, label
@@ -394,7 +392,7 @@ def test_report_with_one_replication_says_there_is_no_interval(
     text = "".join(page.text)
     assert "differences" in page.ids
     assert "One replication" in text
-    assert "±" not in "".join(label for label, _ in side_by_side_rows(single))
+    assert "±" not in "".join(row.label for row in side_by_side_rows(single))
     for name in plots.STANDARD_PLOTS:
         assert f"plot-{name}" in page.ids
 
@@ -468,7 +466,7 @@ def test_report_with_faults_shows_blast_radius_and_verdicts(
     text = "".join(page.text)
 
     # The timelines of the standard set get the fault windows.
-    assert handed == [fault_windows(faulted)]
+    assert handed == [faulted.fault_windows()]
     assert handed[0] == [(10.0, 16.0, "outage: pay")]
 
     # The section, its nav link and its two plots, embedded like the others.

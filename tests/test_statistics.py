@@ -22,8 +22,7 @@ from sim.analysis.statistics import (
     paired_differences,
     t_interval,
 )
-from sim.experiment.runner import run_topology
-from tests.helpers import scenario
+from tests.helpers import run_topology, scenario
 
 # 0.975 quantiles of Student t in closed form (Hill 1970), independent of scipy; tables give
 # 12.706, 4.303 and 2.776 for 1, 2 and 4 degrees of freedom.

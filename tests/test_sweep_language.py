@@ -10,10 +10,9 @@ import yaml
 from pydantic import ValidationError
 
 from sim import ScenarioError
-from sim.scenario.sweeps import (
+from sim.scenario.grid import (
     Factor,
     SweepSpec,
-    apply_point,
     expand_grid,
     factors_from_spec,
     parse_path,
@@ -21,8 +20,8 @@ from sim.scenario.sweeps import (
     parse_vary,
     point_key,
     point_label,
-    scenario_for_point,
 )
+from sim.scenario.points import apply_point, scenario_for_point
 
 BASE: dict[str, Any] = {
     "name": "sweep-test",
@@ -507,7 +506,7 @@ def test_sweep_spec_and_factors() -> None:
         ({"load.checkout.rate": "1:x:2"}, "'1:x:2': the stop 'x' is not a number"),
         ({"load.checkout.rate": [1, None]}, "must be a number or a string, not null"),
         ({"load.checkout.rate": [1, True]}, "must be a number or a string, not true"),
-        ({"load.checkout.rate": [1, [2]]}, "must be a number or a string, not [2]"),
+        ({"load.checkout.rate": [1, [2]]}, "must be a number or a string, not a list"),
         ({"load.checkout.rate": [1, 1]}, "1 is listed twice"),
         ({"load.checkout.rate": None}, "must be a list of values or VALUES text"),
         ({"load.checkout.rate": {"a": 1}}, "must be a list of values or VALUES text"),

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from sim.analysis.metrics import component_stats
-from sim.experiment.runner import run_topology
-from tests.helpers import batch_means, erlang_c_wait, scenario
+from tests.helpers import batch_means, erlang_c_wait, run_topology, scenario
 
 TOPOLOGIES = ["orchestration", "choreography"]
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.analysis.traces import chrome_trace, observability, otlp_trace, waterfall
+from sim.analysis.plots import waterfall
+from sim.analysis.traces import chrome_trace, observability, otlp_trace
 
 SCENARIO = {
     "duration": 60,

@@ -12,7 +12,8 @@ computed from the frames of the two runs (``requests``, ``timeseries``, ``compon
   applies only there; ``faults`` may also be a mapping from a replication, a topology or a
   ``(topology, replication)`` pair to such a list, or a frame with those columns.
   **fault_start** = earliest start, **fault_end** = latest end of the windows that apply;
-  **faults** = their number; **fault_targets** = their targets, sorted and ``;``-joined.
+  **faults** = their number; **fault_targets** = their targets (both ends of a partition),
+  sorted and ``;``-joined.
 * **affected** instance: a twin pair whose outcomes (``status``) differ, or whose outcomes are the
   same, with a finite latency on both sides, and the faulted latency L_f strictly exceeds
   ``max(latency_factor × L_b, L_b + latency_slack)`` (L_b: the twin's latency; defaults 2 and
@@ -57,8 +58,8 @@ computed from the frames of the two runs (``requests``, ``timeseries``, ``compon
   counted from the requests when the summary lacks it).
 * **affected_components**: components other than the fault targets whose statistics over the
   impact window left the baseline band, sorted and ``;``-joined; **affected_component_count**
-  their number. A window's ``target`` is a component name, or, for type ``"partition"``, its two
-  ends joined by "-" (both ends are targets). Statistics come from the optional callable
+  their number. A window's ``target`` is a component name; a partition's two ends are its
+  ``target`` and its ``peer`` (both are targets). Statistics come from the optional callable
   ``component_stats(run, topology, replication, lo, hi)`` with [lo, hi) = the impact window, or,
   without it, from the measured-window ``components`` frames. A component present in only one run
   counts as idle in the other (zero counts, zero queue, no wait). With error rate
@@ -72,24 +73,19 @@ computed from the frames of the two runs (``requests``, ``timeseries``, ``compon
 A (topology, replication) with no applicable fault window gets NaN timings, ``recovered`` = NA and
 ``settled_by`` = ``"no_fault"``; its affected counts are still computed.
 
-Pure functions over numpy, pandas and matplotlib; no simulation engine is imported.
+Pure functions over numpy and pandas; the figures are in :mod:`sim.analysis.plots.faults`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
-from sim.analysis.plots import topology_colours
 from sim.analysis.statistics import t_interval
 
 STATUSES = ("completed", "compensated", "failed", "inconsistent", "lost", "in_flight")
@@ -149,20 +145,20 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype(str)
 
 
-def _with_keys(frame: pd.DataFrame) -> pd.DataFrame:
+def with_keys(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with a string ``topology`` and an integer ``replication`` (0 when absent)."""
     topology = _text(frame["topology"]) if "topology" in frame.columns else "default"
     replication = frame["replication"].astype(int) if "replication" in frame.columns else 0
     return frame.assign(topology=topology, replication=replication)
 
 
-def _group_keys(*frames: pd.DataFrame | None) -> list[tuple[str, int]]:
+def group_keys(*frames: pd.DataFrame | None) -> list[tuple[str, int]]:
     """(topology, replication) pairs in order of first appearance over the frames."""
     seen: dict[tuple[str, int], None] = {}
     for frame in frames:
         if frame is None or frame.empty:
             continue
-        keyed = _with_keys(frame[[c for c in KEYS if c in frame.columns]].drop_duplicates())
+        keyed = with_keys(frame[[c for c in KEYS if c in frame.columns]].drop_duplicates())
         for topo, rep in zip(keyed["topology"], keyed["replication"]):
             seen.setdefault((str(topo), int(rep)), None)
     return list(seen)
@@ -172,14 +168,15 @@ def _split(frame: pd.DataFrame | None) -> dict[tuple[str, int], pd.DataFrame]:
     """A frame's rows per (topology, replication), keyed once (frames may hold millions of rows)."""
     if frame is None or frame.empty:
         return {}
-    keyed = _with_keys(frame)
+    keyed = with_keys(frame)
     return {
         (str(topo), int(rep)): group for (topo, rep), group in keyed.groupby(KEYS, sort=False, dropna=False)
     }
 
 
 def fault_frame(faults: Any) -> pd.DataFrame:
-    """Fault windows as a frame: type, target, start, end, topology, replication (None = any).
+    """Fault windows as a frame: type, target, peer, start, end, topology, replication (None =
+    any); ``peer`` is the other end of a partition and empty for other faults.
 
     ``faults`` is a list of dicts, a frame, or a mapping from a replication (int), a topology
     (str) or a ``(topology, replication)`` pair to a list of dicts.
@@ -205,25 +202,26 @@ def fault_frame(faults: Any) -> pd.DataFrame:
         start, end = float(row["start"]), float(row["end"])
         if not (math.isfinite(start) and math.isfinite(end)) or end < start:
             raise ValueError(f"fault window must have finite start ≤ end, got {row}")
-        topo, rep = row.get("topology"), row.get("replication")
+        topo, rep, peer = row.get("topology"), row.get("replication"), row.get("peer")
         out.append(
             {
                 "type": str(row.get("type", "")),
                 "target": str(row.get("target", "")),
+                "peer": "" if _missing(peer) else str(peer),
                 "start": start,
                 "end": end,
                 "topology": None if _missing(topo) else str(topo),
                 "replication": None if _missing(rep) else int(rep),
             }
         )
-    return pd.DataFrame(out, columns=["type", "target", "start", "end", "topology", "replication"])
+    return pd.DataFrame(out, columns=["type", "target", "peer", "start", "end", "topology", "replication"])
 
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
-def _faults_for(table: pd.DataFrame, topology: str, replication: int | None) -> pd.DataFrame:
+def faults_for(table: pd.DataFrame, topology: str, replication: int | None) -> pd.DataFrame:
     """The windows that apply to a topology and replication (None: to any replication)."""
     keep = table["topology"].isna() | (table["topology"] == topology)
     if replication is not None:
@@ -235,7 +233,7 @@ def _faults_for(table: pd.DataFrame, topology: str, replication: int | None) -> 
 
 
 def _request_view(requests: pd.DataFrame) -> pd.DataFrame:
-    req = _with_keys(requests)
+    req = with_keys(requests)
     if "latency" in req.columns:
         latency = req["latency"].astype(float)
     else:
@@ -297,7 +295,7 @@ def twin_pairs(
 # --- time series -------------------------------------------------------------------------------
 
 
-def _backlog(ts: pd.DataFrame) -> pd.Series:
+def backlog_series(ts: pd.DataFrame) -> pd.Series:
     """The ``backlog`` column (``in_flight`` as a stand-in for frames that lack it)."""
     column = "backlog" if "backlog" in ts.columns else "in_flight"
     return ts[column].astype(float)
@@ -322,7 +320,7 @@ def align_timeseries(baseline_ts: pd.DataFrame, faulted_ts: pd.DataFrame) -> pd.
                 if "failures" in ts.columns
                 else np.zeros(len(ts)),
                 "latency_p99": ts["latency_p99"].to_numpy(dtype=float),
-                "backlog": _backlog(ts).to_numpy(),
+                "backlog": backlog_series(ts).to_numpy(),
             }
         )
 
@@ -451,15 +449,9 @@ def component_deviations(
 # --- the table ---------------------------------------------------------------------------------
 
 
-def _is_target(name: str, windows: pd.DataFrame) -> bool:
-    """Is the component a fault target? Targets name a component; a partition's target names its
-    two ends joined by "-" (``"payment-orchestrator"``), so either end counts."""
-    for kind, target in zip(windows["type"], windows["target"]):
-        if target == name:
-            return True
-        if kind == "partition" and (target.startswith(f"{name}-") or target.endswith(f"-{name}")):
-            return True
-    return False
+def _targets(windows: pd.DataFrame) -> set[str]:
+    """The components the windows name: every target, and the peer of every partition."""
+    return {str(n) for n in windows["target"]} | {str(p) for p in windows["peer"] if p}
 
 
 def _summary_value(summary: pd.DataFrame, column: str) -> float:
@@ -501,14 +493,14 @@ def blast_radius(
     f_sums, b_sums = _split(faulted.summary), _split(baseline.summary)
     f_comps, b_comps = _split(faulted.components), _split(baseline.components)
     empty = pd.DataFrame()
-    keys = _group_keys(faulted.requests, faulted.timeseries, faulted.summary, baseline.requests)
+    keys = group_keys(faulted.requests, faulted.timeseries, faulted.summary, baseline.requests)
     rows = []
     for key in keys:
         topology, replication = key
         mine = by_pair.get(key, pairs.iloc[:0])
         hit = mine[mine["affected"]]
         row: dict[str, Any] = {"topology": topology, "replication": replication}
-        windows = _faults_for(table, topology, replication)
+        windows = faults_for(table, topology, replication)
         has_fault = not windows.empty
         fault_start = float(windows["start"].min()) if has_fault else math.nan
         fault_end = float(windows["end"].max()) if has_fault else math.nan
@@ -516,7 +508,7 @@ def blast_radius(
             "fault_start": fault_start,
             "fault_end": fault_end,
             "faults": len(windows),
-            "fault_targets": ";".join(sorted(set(windows["target"]))),
+            "fault_targets": ";".join(sorted(_targets(windows))),
             "affected": len(hit),
         }
         counts = hit["status_f"].value_counts()
@@ -578,7 +570,8 @@ def blast_radius(
         else:
             b_comp, f_comp = b_comps.get(key, empty), f_comps.get(key, empty)
         dev = component_deviations(b_comp, f_comp, band)
-        names = sorted(n for n in dev.loc[dev["out"], "name"] if not _is_target(n, windows))
+        targets = _targets(windows)
+        names = sorted(n for n in dev.loc[dev["out"], "name"] if n not in targets)
         row["affected_components"] = ";".join(names)
         row["affected_component_count"] = len(names)
         rows.append(row)
@@ -684,128 +677,3 @@ def blast_radius_summary_lines(frame: pd.DataFrame) -> list[str]:
             text += f"; also affected: {', '.join(components)}"
         lines.append(text)
     return lines
-
-
-# --- plots -------------------------------------------------------------------------------------
-
-
-def _merged_spans(starts: Sequence[float], ends: Sequence[float]) -> list[tuple[float, float]]:
-    """Overlapping or touching intervals merged, so many crash windows shade cleanly."""
-    spans: list[tuple[float, float]] = []
-    for s, e in sorted(zip(starts, ends)):
-        if spans and s <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], e))
-        else:
-            spans.append((s, e))
-    return spans
-
-
-_PANELS = [
-    ("throughput", "completed / s"),
-    ("latency_p99", "p99 latency (s)"),
-    ("failures", "failures / window"),
-    ("backlog", "backlog (waiting)"),
-]
-
-
-def fault_timelines(baseline_ts: pd.DataFrame, faulted_ts: pd.DataFrame, faults: Any) -> Figure:
-    """Per topology a column of panels (throughput, p99 latency, failures, backlog) over time:
-    baseline dashed, faulted solid, fault windows shaded. With replications each window shows the
-    mean over them; the shading covers the windows of every replication."""
-    table = fault_frame(faults)
-    names = [t for t, _ in _group_keys(faulted_ts, baseline_ts)]
-    names = list(dict.fromkeys(names))
-    colours = topology_colours(names)
-    ncols = max(1, len(names))
-    fig, axes = plt.subplots(
-        len(_PANELS), ncols, figsize=(4.8 * ncols + 1.0, 9.0), sharex="col", squeeze=False
-    )
-    for j, name in enumerate(names):
-        for ts, style, label in ((baseline_ts, "--", "baseline"), (faulted_ts, "-", "faulted")):
-            rows = _with_keys(ts)
-            rows = rows[rows["topology"] == name].copy()
-            if rows.empty:
-                continue
-            rows["backlog"] = _backlog(rows)
-            if "failures" not in rows.columns:
-                rows["failures"] = 0.0
-            mean = rows.groupby(["t_start", "t_end"], as_index=False)[[p for p, _ in _PANELS]].mean()
-            mid = (mean["t_start"] + mean["t_end"]) / 2
-            for i, (metric, _) in enumerate(_PANELS):
-                x = mean["t_end"] if metric == "backlog" else mid
-                # The baseline goes on top, thinner, so it shows where the runs coincide.
-                lw, z = (1.0, 3) if label == "baseline" else (1.6, 2)
-                axes[i, j].plot(x, mean[metric], style, color=colours[name], label=label, lw=lw, zorder=z)
-        spans = _faults_for(table, name, None) if not table.empty else table
-        for i in range(len(_PANELS)):
-            ax = axes[i, j]
-            for s, e in _merged_spans(spans["start"].tolist(), spans["end"].tolist()):
-                ax.axvspan(s, e, color="red", alpha=0.12, lw=0)
-            ax.grid(True, alpha=0.3)
-            if j == 0:
-                ax.set_ylabel(_PANELS[i][1])
-        axes[0, j].set_title(name, color=colours[name])
-        axes[-1, j].set_xlabel("simulated time (s)")
-    handles = [
-        Line2D([], [], color="black", ls="--", label="baseline (no faults)"),
-        Line2D([], [], color="black", ls="-", label="with faults"),
-        Patch(color="red", alpha=0.12, label="fault window"),
-    ]
-    fig.legend(handles=handles, loc="upper center", ncol=3, frameon=False)
-    fig.suptitle("Faulted run against its baseline", y=0.995, x=0.02, ha="left", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    return fig
-
-
-def blast_radius_bars(frame: pd.DataFrame) -> Figure:
-    """Per topology: affected share, recovery time, peak backlog (beside the baseline's, hatched)
-    and retry amplification, one small panel each; error bars are 95 % t intervals over
-    replications, and a ``*`` marks a topology that did not recover in some replication."""
-    names = list(dict.fromkeys(frame["topology"]))
-    colours = topology_colours(names)
-    fig, axes = plt.subplots(1, 4, figsize=(max(10.0, 2.4 * len(names) + 6.0), 3.6))
-    x = np.arange(len(names))
-
-    def stats(column: str, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        means, halves = [], []
-        for name in names:
-            iv = t_interval(scale * frame.loc[frame["topology"] == name, column].astype(float))
-            means.append(iv.mean)
-            halves.append(iv.half_width if math.isfinite(iv.half_width) else 0.0)
-        return np.nan_to_num(np.array(means)), np.array(halves)
-
-    panels = [
-        ("affected_share", 100.0, "affected share (%)", "% of workflows in the impact window"),
-        ("recovery_time", 1.0, "recovery time (s)", "s after the last fault ends"),
-        ("peak_backlog", 1.0, "peak backlog", "requests waiting"),
-        ("retry_amplification", 1.0, "retry amplification", "attempts ÷ baseline attempts"),
-    ]
-    cols = [colours[n] for n in names]
-    for ax, (column, scale, title, ylabel) in zip(axes, panels):
-        means, halves = stats(column, scale)
-        if column == "peak_backlog":
-            base, base_h = stats("baseline_backlog")
-            w = 0.38
-            ax.bar(x - w / 2, base, w, yerr=base_h, color=cols, alpha=0.35, hatch="//", label="baseline")
-            ax.bar(x + w / 2, means, w, yerr=halves, color=cols, label="faulted")
-            ax.legend(fontsize=8)
-        else:
-            ax.bar(x, means, 0.6, yerr=halves, color=cols)
-        if column == "recovery_time":
-            for i, name in enumerate(names):
-                rec = frame.loc[frame["topology"] == name, "recovered"].fillna(False).astype(bool)
-                if not rec.all():
-                    ax.annotate("*", (x[i], means[i]), ha="center", va="bottom", fontsize=14)
-        if column == "retry_amplification":
-            ax.axhline(1.0, color="grey", lw=1, ls=":")
-        top = float(np.nanmax(np.concatenate([means + halves, [0.0]])))
-        if column == "peak_backlog":
-            top = max(top, float(np.nanmax(np.concatenate([base + base_h, [0.0]]))))
-        ax.set_ylim(0, 1.18 * top if top > 0 else 1.0)  # room above the bars for the "*"
-        ax.set_xticks(x, names, rotation=20, ha="right")
-        ax.set_title(title, fontsize=10)
-        ax.set_ylabel(ylabel, fontsize=8)
-        ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle("Blast radius per topology (* = not recovered in some replication)", fontsize=10)
-    fig.tight_layout()
-    return fig

@@ -25,34 +25,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
-from sim.experiment.records import ComponentRecord, TopologyRun
+from sim.model.outcomes import STATUS_NAMES
+from sim.model.records import ComponentRecord, TopologyRun
 from sim.scenario.models import Scenario
 
 LATENCY_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 OUTCOMES = ["completed", "failed", "compensated", "inconsistent", "lost", "in_flight"]
-TABLE_ROWS = [
-    ("arrived", "arrived", ""),
-    ("completed", "completed", ""),
-    ("failed", "failed", ""),
-    ("compensated", "compensated", ""),
-    ("inconsistent", "inconsistent", ""),
-    ("lost", "lost", ""),
-    ("in flight", "in_flight", ""),
-    ("throughput (/s)", "throughput", ""),
-    ("latency mean", "latency_mean", "s"),
-    ("latency p50", "latency_p50", "s"),
-    ("latency p95", "latency_p95", "s"),
-    ("latency p99", "latency_p99", "s"),
-    ("latency max", "latency_max", "s"),
-    ("messages / workflow", "messages_per_workflow", ""),
-    ("bottleneck", "bottleneck", ""),
-    ("bottleneck utilization", "bottleneck_utilization", "%"),
-]
-"""(label, summary column, unit) of the side-by-side table the CLI and the report show."""
 COUNTERS = [
     "attempts",
     "duplicates",
@@ -62,6 +45,13 @@ COUNTERS = [
     "breaker_openings",
     "bulkhead_refusals",
 ]
+
+
+def _window(scenario: Scenario) -> tuple[float, float]:
+    """The measured window [warm-up, duration); the warm-up must have been resolved."""
+    if scenario.warmup == "auto":
+        raise ValueError("warmup: auto must be resolved (sim.analysis.evaluation) before measuring")
+    return scenario.warmup, scenario.duration
 
 
 def _overlap(a: np.ndarray, b: np.ndarray, lo: float, hi: float) -> float:
@@ -112,9 +102,54 @@ def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float)
     }
 
 
+def requests_frame(run: TopologyRun) -> pd.DataFrame:
+    """One row per workflow instance of a run, in (workflow, id) order."""
+    out = run.outcomes
+    workflow = np.concatenate([np.full(w.count, w.name, dtype=object) for w in run.workflows])
+    ids = np.concatenate([np.arange(w.count) for w in run.workflows])
+    step_names = {w.name: w.steps for w in run.workflows}
+    failed_at = [
+        step_names[w][k] if k >= 0 else None for w, k in zip(workflow.tolist(), out.failed_step.tolist())
+    ]
+    return pd.DataFrame(
+        {
+            "topology": run.topology,
+            "replication": np.full(len(ids), run.replication, dtype=np.int32),
+            "workflow": workflow,
+            "id": ids,
+            "arrival": out.arrival,
+            "completion": out.completion,
+            "status": pd.Categorical.from_codes(
+                out.status, [STATUS_NAMES[i] for i in range(len(STATUS_NAMES))]
+            ),
+            "latency": out.completion - out.arrival,
+            "failed_at": pd.array(failed_at, dtype="string"),
+            "inconsistency_start": out.inconsistency_start,
+            "inconsistency_end": out.inconsistency_end,
+            "async_completion": out.async_completion,
+            "async_pending": out.async_pending,
+            "async_failures": out.async_failures,
+        }
+    )
+
+
+def spans_frame(runs: Sequence[TopologyRun]) -> pd.DataFrame:
+    """The spans of the traced instances of ``runs``, one row each."""
+    columns = ["workflow", "instance", "span", "parent", "component", "operation", "start", "end", "status"]
+    frames = []
+    for run in runs:
+        frame = pd.DataFrame([asdict(s) for s in run.spans], columns=columns)
+        frame.insert(0, "replication", run.replication)
+        frame.insert(0, "topology", run.topology)
+        frames.append(frame.sort_values(["workflow", "instance", "start", "span"], kind="stable"))
+    if not frames:
+        return pd.DataFrame(columns=["topology", "replication", *columns])
+    return pd.concat(frames, ignore_index=True)
+
+
 def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
     """One row per (topology, component)."""
-    lo, hi = scenario.warmup, scenario.duration
+    lo, hi = _window(scenario)
     rows = []
     for run in runs:
         for rec in run.components:
@@ -157,13 +192,18 @@ def _quantiles(values: np.ndarray, prefix: str = "") -> dict[str, float]:
     }
 
 
-def summary_table(runs: Sequence[TopologyRun], scenario: Scenario, components: pd.DataFrame) -> pd.DataFrame:
-    """One row per topology with the headline figures."""
-    lo, hi = scenario.warmup, scenario.duration
+def summary_table(
+    runs: Sequence[TopologyRun],
+    requests: Sequence[pd.DataFrame],
+    scenario: Scenario,
+    components: pd.DataFrame,
+) -> pd.DataFrame:
+    """One row per run with the headline figures (``requests``: :func:`requests_frame` of each
+    run)."""
+    lo, hi = _window(scenario)
     span = hi - lo
     rows = []
-    for run in runs:
-        req = run.requests
+    for run, req in zip(runs, requests, strict=True):
         cohort = req[(req["arrival"] >= lo) & (req["arrival"] < hi)]
         status = cohort["status"]
         done = cohort[status == "completed"]
@@ -190,7 +230,7 @@ def summary_table(runs: Sequence[TopologyRun], scenario: Scenario, components: p
             "offered_rate": len(cohort) / span,
             "throughput": float(in_window) / span,
             **_quantiles(done["latency"].to_numpy(), "latency_"),
-            "messages_per_workflow": run.messages / len(req) if len(req) else math.nan,
+            "messages_per_workflow": run.counters["messages"] / len(req) if len(req) else math.nan,
             "bottleneck": bottleneck,
             "bottleneck_utilization": util,
             "inconsistency_window_mean": float(window.mean()) if len(window) else math.nan,
@@ -210,12 +250,13 @@ def summary_table(runs: Sequence[TopologyRun], scenario: Scenario, components: p
     return pd.DataFrame(rows)
 
 
-def timeseries_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
+def timeseries_table(
+    runs: Sequence[TopologyRun], requests: Sequence[pd.DataFrame], scenario: Scenario
+) -> pd.DataFrame:
     """Fixed windows over the whole run: arrivals, completions, throughput, in flight, latency."""
     width = scenario.window_width
     frames = []
-    for run in runs:
-        req = run.requests
+    for run, req in zip(runs, requests, strict=True):
         n = max(1, math.ceil(run.end_time / width - 1e-9))
         edges = np.arange(n + 1, dtype=float) * width
         edges[-1] = max(run.end_time, edges[-2] + 1e-9)  # the last window ends with the run

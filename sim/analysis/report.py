@@ -18,42 +18,24 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from html import escape
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
-from sim.analysis.blast_radius import blast_radius_bars, blast_radius_summary_lines, fault_timelines
+from sim.analysis.blast_radius import blast_radius_summary_lines
 from sim.analysis.formatting import cell as _fmt
-from sim.analysis.formatting import cell_interval as _fmt_interval
 from sim.analysis.formatting import missing as _missing
-from sim.analysis.metrics import TABLE_ROWS
-from sim.analysis.plots import PNG_DPI, standard_plots, topology_colours
+from sim.analysis.plots import blast_radius_bars, fault_timelines, standard_plots, topology_colours
+from sim.analysis.plots.style import PNG_DPI
 from sim.analysis.statistics import format_difference
+from sim.analysis.tables import bottleneck_mode, side_by_side_rows
 
 if TYPE_CHECKING:
-    from sim.experiment.results import RunResult
-
-REPORT_NAME = "report.html"
-
-RUN_FILES = (
-    "scenario.yaml",
-    "meta.json",
-    "summary.csv",
-    "components.csv",
-    "requests.parquet",
-    "timeseries.csv",
-)
-"""Files that make a folder a run folder (see :mod:`sim.experiment.rundir`)."""
-
-ASYNC_ROWS = [("async completion p50", "async_latency_p50"), ("async completion p99", "async_latency_p99")]
+    from sim.api.results import RunResult
 
 PLOT_CAPTIONS = {
     "latency_cdf": (
@@ -133,10 +115,6 @@ pre { background: #f7f7f9; border: 1px solid #e5e5e5; padding: 0.8em; overflow-x
 """
 
 
-class NotARunFolder(ValueError):
-    """The folder given to :func:`write_report` is not a readable run folder."""
-
-
 # --- formatting ---------------------------------------------------------------------------------
 
 
@@ -191,43 +169,9 @@ def _facts(result: RunResult) -> str:
     return f'<dl class="facts">{rows}</dl>'
 
 
-def _mode(result: RunResult, name: str) -> object:
-    values = result.summary.loc[result.summary["topology"] == name, "bottleneck"].dropna()
-    return values.mode().iloc[0] if not values.empty else None
-
-
-def side_by_side_rows(result: RunResult) -> list[tuple[str, list[str]]]:
-    """The rows of the side-by-side table as text: (label, one cell per topology)."""
-    names = result.topologies
-    reps = result.replications
-    summary = result.summary
-    first = {n: summary[summary["topology"] == n].iloc[0] for n in names}
-    intervals = result.intervals.set_index("topology")
-    rows = []
-    for label, key, unit in TABLE_ROWS:
-        if key not in summary.columns:
-            continue
-        cells = []
-        for name in names:
-            if reps == 1 or key not in intervals.columns:
-                value = first[name].get(key) if key != "bottleneck" or reps == 1 else _mode(result, name)
-                cells.append(_fmt(value, unit))
-            else:
-                mean, half = intervals.loc[name, key], intervals.loc[name, f"{key}_half_width"]
-                cells.append(_fmt_interval(float(mean), float(half), unit))
-        rows.append((label, cells))
-    if "async_steps" in summary.columns and any(bool(first[n]["async_steps"]) for n in names):
-        for label, key in ASYNC_ROWS:
-            if key in summary.columns:
-                rows.append(
-                    (label, [_fmt(summary[summary["topology"] == n][key].mean(), "s") for n in names])
-                )
-    return rows
-
-
 def _side_by_side(result: RunResult, colours: Mapping[str, str]) -> str:
     header = ["metric", *(_swatch(n, colours) for n in result.topologies)]
-    rows = [[_e(label), *(_e(c) for c in cells)] for label, cells in side_by_side_rows(result)]
+    rows = [[_e(row.label), *(_e(c) for c in row.cells)] for row in side_by_side_rows(result)]
     note = ""
     if result.replications > 1:
         note = (
@@ -287,7 +231,7 @@ COMPONENT_COLUMNS = [
 def _components(result: RunResult, colours: Mapping[str, str]) -> str:
     comps = result.components
     present = [c for c in COMPONENT_COLUMNS if c[1] in comps.columns]
-    necks = {n: _mode(result, n) for n in result.topologies}
+    necks = {n: bottleneck_mode(result.summary, n) for n in result.topologies}
     rows, classes = [], []
     for name in result.topologies:
         sel = comps[comps["topology"] == name]
@@ -619,10 +563,7 @@ def _blast_table(result: RunResult, frame: pd.DataFrame, colours: Mapping[str, s
 
 
 def _figure(name: str, title: str, caption: str, fig: Any, images: str) -> str:
-    try:
-        uri = _figure_uri(fig, images)
-    finally:
-        plt.close(fig)
+    uri = _figure_uri(fig, images)
     return (
         f'<figure id="plot-{_e(name)}"><h3>{_e(title)}</h3>'
         f'<img src="{uri}" alt="{_e(title)}"><figcaption>{_e(caption)}</figcaption></figure>'
@@ -666,17 +607,8 @@ def _figure_uri(fig: Any, images: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
-def _fault_windows(result: RunResult) -> list[tuple[float, float, str]]:
-    """The distinct fault windows for shading the timelines (none without faults)."""
-    if result.faults.empty:
-        return []
-    from sim.experiment.rundir import fault_windows  # the engine is loaded anyway with a result
-
-    return fault_windows(result)
-
-
 def _plots(result: RunResult, images: str) -> str:
-    windows = _fault_windows(result)
+    windows = result.fault_windows()
     makers = standard_plots(result, fault_windows=windows)
     order = [n for n in PLOT_ORDER if n in makers] + [n for n in makers if n not in PLOT_ORDER]
     parts = []
@@ -742,44 +674,3 @@ def render_report(result: RunResult, images: str = "svg") -> str:
         f"<header><h1>{_e(sc.name)}</h1><nav>{nav}</nav></header>\n"
         f"{sections}\n</body>\n</html>\n"
     )
-
-
-def _check_run_folder(folder: Path) -> None:
-    if not folder.exists():
-        raise NotARunFolder(f"{folder}: no such folder")
-    if not folder.is_dir():
-        raise NotARunFolder(f"{folder}: not a run folder (not a folder)")
-    missing = [name for name in RUN_FILES if not (folder / name).is_file()]
-    if missing:
-        raise NotARunFolder(f"{folder}: not a run folder (missing {', '.join(missing)})")
-
-
-def write_report(folder: str | Path, out: str | Path | None = None, images: str = "svg") -> Path:
-    """Read the run folder ``folder`` and write its report atomically, by default as
-    ``folder/report.html`` (``out``: another file, or a folder to write ``report.html`` into);
-    return the path written. Raises :class:`NotARunFolder` when ``folder`` is not a readable run
-    folder, and :class:`~sim.scenario.loader.ScenarioError` when its scenario is invalid."""
-    from sim.experiment.rundir import read_run
-
-    folder = Path(folder)
-    _check_run_folder(folder)
-    try:
-        result = read_run(folder)
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
-        reason = " ".join(str(exc).split())  # one line
-        raise NotARunFolder(f"{folder}: cannot read the run folder ({type(exc).__name__}: {reason})") from exc
-    target = folder / REPORT_NAME if out is None else Path(out)
-    if target.is_dir():
-        target = target / REPORT_NAME
-    html = render_report(result, images=images)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target

@@ -1,7 +1,9 @@
 """The ``sim`` command: a thin layer that parses, calls the library and prints.
 
-Every command has a library function behind it (:func:`sim.run`, :func:`sim.load_scenario`,
-:func:`sim.scenario_schema`); scenario problems end with exit code 2 and one line per problem.
+Every command has a library function behind it (:func:`sim.run`, :func:`sim.run_sweep`,
+:func:`sim.load_scenario`, :func:`sim.scenario_schema`, :func:`sim.write_report`); scenario
+problems end with exit code 2 and one line per problem. The library is imported inside each
+command, so that ``sim --help`` and ``sim validate`` start without loading the numerical stack.
 """
 
 from __future__ import annotations
@@ -12,25 +14,19 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from sim.analysis.blast_radius import blast_radius_summary_lines
-from sim.analysis.formatting import cell as _fmt
-from sim.analysis.formatting import cell_interval as _fmt_interval
-from sim.analysis.metrics import TABLE_ROWS
-from sim.experiment.results import RunResult, summary_json
-from sim.experiment.results import run as run_scenario
-from sim.experiment.rundir import default_folder
-from sim.experiment.sweep import SweepResult, run_sweep
-from sim.scenario.loader import ScenarioError, load_scenario
-from sim.scenario.schema import scenario_schema
+from sim.scenario.errors import ScenarioError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from sim.api.results import RunResult
+    from sim.api.sweep import SweepResult
 
 app = typer.Typer(
     help="Compare orchestration, choreography and hybrid coordination of workflows by simulation.",
@@ -54,6 +50,8 @@ Executors = typer.Option("--executor", help="Where runs execute: serial, process
 @contextmanager
 def _progress(quiet: bool) -> Iterator[Callable[[str, float], None]]:
     """A progress bar on stderr (only when it is a terminal); yields ``update(label, fraction)``."""
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
     with Progress(
         TextColumn("{task.description:<20}"),
         BarColumn(),
@@ -104,6 +102,11 @@ def run(
     ] = 0,
 ) -> None:
     """Simulate every topology of a scenario with the same random numbers and compare them."""
+    from sim.analysis.blast_radius import blast_radius_summary_lines
+    from sim.api.results import run as run_scenario
+    from sim.api.results import summary_json
+    from sim.api.rundir import default_folder
+
     try:
         with _progress(quiet) as progress:
             result = run_scenario(
@@ -142,69 +145,25 @@ def run(
         print(f"Run folder: {folder}")
 
 
-def _verdict_rows(result: RunResult, names: list[str]) -> list[tuple[str, list[str]]]:
-    """One table row per objective: the target, and per topology met or missed with the value."""
-    if result.verdicts.empty:
-        return []
-    rows = []
-    for objective, group in result.verdicts.groupby("objective", sort=False):
-        first = group.iloc[0]
-        unit = {"s": "s", "%": "%"}.get(first["unit"], "")
-        sign = "≤" if first["sense"] == "max" else "≥"
-        verdict = group.set_index("topology")
-        cells = []
-        for name in names:
-            if name not in verdict.index or pd.isna(verdict.loc[name, "met"]):
-                cells.append("-")
-                continue
-            word = "met" if bool(verdict.loc[name, "met"]) else "missed"
-            cells.append(f"{word} ({_fmt(float(verdict.loc[name, 'measured']), unit)})")
-        rows.append((f"{objective} {sign} {_fmt(float(first['target']), unit)}", cells))
-    return rows
-
-
 def summary_table(result: RunResult) -> Table:
     """The side-by-side table printed by ``sim run``: one column per topology; with several
     replications each cell is the mean ± the half-width of its confidence interval."""
+    from rich.table import Table
+
+    from sim.analysis.tables import side_by_side_rows
+
     sc = result.scenario
     reps = result.replications
     title = f"{sc.name}: seed {result.seed}, {sc.duration:g} s of arrivals, warm-up {sc.warmup:g} s"
     if reps > 1:
         title += f", {reps} replications (mean ± {result.confidence:.0%} interval)"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("metric")
-    names = result.topologies
-    for name in names:
-        table.add_column(name, justify="right")
-    first = {n: result.summary[result.summary["topology"] == n].iloc[0] for n in names}
-    intervals = result.intervals.set_index("topology")
-    for label, key, unit in TABLE_ROWS:
-        cells = []
-        for name in names:
-            if reps == 1 or key not in intervals.columns:
-                value = first[name][key] if key != "bottleneck" or reps == 1 else _mode(result, name)
-                cells.append(_fmt(value, unit))
-            else:
-                mean, half = intervals.loc[name, key], intervals.loc[name, f"{key}_half_width"]
-                cells.append(_fmt_interval(float(mean), float(half), unit))
-        table.add_row(label, *cells)
-    for label, cells in _verdict_rows(result, names):
-        table.add_row(label, *cells)
-    if any(bool(first[n]["async_steps"]) for n in names):
-        for label, key in (
-            ("async completion p50", "async_latency_p50"),
-            ("async completion p99", "async_latency_p99"),
-        ):
-            table.add_row(
-                label,
-                *[_fmt(result.summary[result.summary["topology"] == n][key].mean(), "s") for n in names],
-            )
+    for name in result.topologies:
+        table.add_column(escape(name), justify="right")
+    for row in side_by_side_rows(result):
+        table.add_row(escape(row.label), *(escape(c) for c in row.cells))
     return table
-
-
-def _mode(result: RunResult, name: str) -> object:
-    values = result.summary.loc[result.summary["topology"] == name, "bottleneck"].dropna()
-    return values.mode().iloc[0] if not values.empty else None
 
 
 @app.command()
@@ -243,6 +202,8 @@ def sweep(
     plots: Annotated[bool, typer.Option(help="Write PNG plots into the sweep folder.")] = True,
 ) -> None:
     """Run the comparison over a grid of scenario variants; re-running skips finished points."""
+    from sim.api.sweep import run_sweep
+
     if executor not in ("serial", "processes", "dask"):
         _fail(
             ScenarioError("--executor", [f"unknown executor {executor!r} (known: serial, processes, dask)"])
@@ -286,6 +247,10 @@ def sweep(
 
 def sweep_table(result: SweepResult) -> Table:
     """Per point and topology: throughput and latency (mean ± interval half-width)."""
+    from rich.table import Table
+
+    from sim.analysis.formatting import cell_interval, missing
+
     table = Table(title="Sweep (mean ± interval over replications)", title_justify="left")
     for name in [
         *result.factor_names,
@@ -303,27 +268,33 @@ def sweep_table(result: SweepResult) -> Table:
         cells = [str(row[f]) for f in result.factor_names] + [row["topology"]]
         for key, unit in (("throughput", ""), ("latency_mean", "s"), ("latency_p99", "s")):
             half = row.get(f"{key}_half_width")
-            cells.append(_fmt_interval(float(row[key]), math.nan if pd.isna(half) else float(half), unit))
+            cells.append(cell_interval(float(row[key]), math.nan if missing(half) else float(half), unit))
         cells.append(str(neck.mode().iloc[0]) if not neck.empty else "-")
-        table.add_row(*cells)
+        table.add_row(*(escape(c) for c in cells))
     return table
 
 
 def saturation_table(result: SweepResult) -> Table:
     """The highest load each topology sustains and what saturates first."""
+    from rich.table import Table
+
+    from sim.analysis.formatting import cell
+
     sat = result.saturation
     table = Table(title=f"Saturation ({sat['factor'].iloc[0]})", title_justify="left")
     cols = [c for c in sat.columns if c != "factor"]
     for c in cols:
         table.add_column(c.replace("_", " "), justify="right")
     for row in sat.to_dict("records"):
-        table.add_row(*[_fmt(row[c], "s" if c == "p99_at_highest" else "") for c in cols])
+        table.add_row(*[escape(cell(row[c], "s" if c == "p99_at_highest" else "")) for c in cols])
     return table
 
 
 @app.command()
 def validate(file: Annotated[Path, typer.Argument(help="Scenario file (YAML).")]) -> None:
     """Check a scenario file and say what is wrong with it, if anything."""
+    from sim.scenario.loader import load_scenario
+
     try:
         scenario = load_scenario(file)
     except ScenarioError as exc:
@@ -336,6 +307,8 @@ def validate(file: Annotated[Path, typer.Argument(help="Scenario file (YAML).")]
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files (for editor completion and checking)."""
+    from sim.scenario.schema import scenario_schema
+
     sys.stdout.write(json.dumps(scenario_schema(), indent=2) + "\n")
 
 
@@ -348,7 +321,7 @@ def report(
     ] = None,
 ) -> None:
     """Write one self-contained HTML report of a run folder (opens from disk, no network)."""
-    from sim.analysis.report import NotARunFolder, write_report
+    from sim.api.report import NotARunFolder, write_report
 
     try:
         path = write_report(folder, out_file)

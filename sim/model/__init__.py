@@ -1,1 +1,1 @@
-"""The world model: stations, network, workload, random streams and coordination topologies."""
+"""The world model: stations, network, faults, broker, consumers and the coordinators."""

@@ -2,13 +2,16 @@
 
 Each fault is a small process that changes a component's state at the instants its window opens
 and closes: servers lost (outage, capacity loss, crashes of single replicas drawn from MTBF and
-MTTR), a slowdown factor, an error probability, or a partition between two components. What a
-component *does* while degraded (a caller's connect timeout, a broker keeping a down consumer's
-events, an engine losing non-durable workflows) belongs to the coordinators, which react to
-:meth:`Station.set_available` through ``on_change`` hooks and ask :meth:`Faults.partitioned`.
+MTTR), a slowdown factor, or an error probability. Components take part by registering: a
+station registers with :meth:`Faults.register` and gets its :class:`Health`, on which its owner
+hangs the hooks that say what the component *does* while degraded (a broker keeping a down
+consumer's events, an engine losing non-durable workflows); the network registers with
+:meth:`Faults.register_network` and is handed the partitions to schedule on its links. The fault
+driver never calls into a coordinator directly, and coordinators never read its tables.
 
-Every window actually applied is recorded in ``windows`` (type, target, start, end), so the
-analysis can shade them and measure recovery. Crash processes draw from their own named stream.
+Every window actually applied is recorded in ``windows`` (type, target, peer, start, end), so the
+analysis can shade them and measure recovery; a partition's two ends are its target and its peer.
+Crash processes draw from their own named stream.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import simpy
 from simpy.events import Timeout
 
 from sim.model import streams
+from sim.model.network import Network
 from sim.model.station import Station
 from sim.scenario.models import CapacityLoss, CrashProcess, ErrorBurst, Outage, Partition, Scenario, Slowdown
 
@@ -28,8 +32,9 @@ Windowed = Outage | Slowdown | ErrorBurst | CapacityLoss
 
 
 @dataclass
-class ComponentState:
-    """How much of a component is lost right now, by cause."""
+class Health:
+    """How much of a component is lost right now, by cause; its owner registers ``on_change``
+    hooks to react to it."""
 
     station: Station
     replicas: int
@@ -42,6 +47,11 @@ class ComponentState:
     """A standby has taken over: the component works at full capacity until its fault is over."""
     on_change: list[Callable[[Station, bool], None]] = field(default_factory=list)
     """Hooks called as hook(station, went_down) whenever availability changes."""
+
+    def take_over(self) -> None:
+        """A standby has taken over: the component works at full capacity until its fault is over."""
+        self.masked = True
+        self.apply()
 
     def apply(self) -> None:
         was_down = self.station.down
@@ -68,80 +78,72 @@ class Faults:
         self.scenario = scenario
         self.seed = seed
         self.replication = replication
-        self.components: dict[str, ComponentState] = {}
+        self._targets: dict[str, Health] = {}
+        self._network: Network | None = None
         self.windows: list[dict[str, object]] = []
-        self._partitions: list[Partition] = [f for f in scenario.faults if isinstance(f, Partition)]
-        self.any_partition = bool(self._partitions)
 
-    def register(
-        self, name: str, station: Station, replicas: int, error_probability: float = 0.0
-    ) -> ComponentState:
-        """Make a component a possible fault target (components a topology lacks are not)."""
+    def register(self, name: str, station: Station, replicas: int, error_probability: float = 0.0) -> Health:
+        """Make a component a possible fault target (components a topology lacks are not);
+        return its :class:`Health`, for the component's owner to hang hooks on."""
         per_replica = math.inf if station.servers is None else station.servers / replicas
-        state = ComponentState(station, replicas, per_replica, base_error=error_probability)
-        self.components[name] = state
-        return state
+        health = Health(station, replicas, per_replica, base_error=error_probability)
+        self._targets[name] = health
+        return health
+
+    def register_network(self, network: Network) -> None:
+        """The network takes the partitions between components."""
+        self._network = network
 
     def start(self) -> None:
         """Start one process per fault whose target exists in this world."""
         for i, fault in enumerate(self.scenario.faults):
             if isinstance(fault, Partition):
-                self.windows.append(
-                    {
-                        "type": "partition",
-                        "target": "-".join(fault.between),
-                        "start": fault.at,
-                        "end": fault.at + fault.duration,
-                    }
-                )
+                if self._network is not None:
+                    self._network.schedule(fault)
+                a, b = fault.between
+                self.windows.append(_record("partition", a, fault.at, fault.at + fault.duration, peer=b))
                 continue
-            state = self.components.get(fault.target)
-            if state is None:
+            health = self._targets.get(fault.target)
+            if health is None:
                 continue
             if isinstance(fault, (Outage, CrashProcess, CapacityLoss)):
-                state.station.tracked = True
+                health.station.tracked = True
             if isinstance(fault, CrashProcess):
-                for replica in range(state.replicas):
-                    self.env.process(self._crashes(fault, state, i, replica))
+                for replica in range(health.replicas):
+                    self.env.process(self._crashes(fault, health, i, replica))
             else:
-                self.env.process(self._window(fault, state))
+                self.env.process(self._windowed(fault, health))
 
     # -- processes --------------------------------------------------------------------------
 
-    def _window(
-        self, fault: Outage | Slowdown | ErrorBurst | CapacityLoss, state: ComponentState
+    def _windowed(
+        self, fault: Outage | Slowdown | ErrorBurst | CapacityLoss, health: Health
     ) -> Iterator[Timeout]:
         if fault.at > 0:
             yield Timeout(self.env, fault.at)
-        self.windows.append(
-            {"type": fault.type, "target": fault.target, "start": fault.at, "end": fault.at + fault.duration}
-        )
-        self._set(fault, state, True)
+        self.windows.append(_record(fault.type, fault.target, fault.at, fault.at + fault.duration))
+        self._set(fault, health, True)
         yield Timeout(self.env, fault.duration)
-        self._set(fault, state, False)
+        self._set(fault, health, False)
 
-    def _set(
-        self, fault: Outage | Slowdown | ErrorBurst | CapacityLoss, state: ComponentState, on: bool
-    ) -> None:
+    def _set(self, fault: Outage | Slowdown | ErrorBurst | CapacityLoss, health: Health, on: bool) -> None:
         sign = 1 if on else -1
         if isinstance(fault, Outage):
-            state.outages += sign
-            state.apply()
+            health.outages += sign
+            health.apply()
         elif isinstance(fault, CapacityLoss):
-            state.lost += sign * fault.replicas
-            state.apply()
+            health.lost += sign * fault.replicas
+            health.apply()
         elif isinstance(fault, Slowdown):
-            state.station.slowdown *= fault.factor if on else 1 / fault.factor
+            health.station.slowdown *= fault.factor if on else 1 / fault.factor
         elif isinstance(fault, ErrorBurst):
             if on:
-                state.bursts.append(fault.probability)
+                health.bursts.append(fault.probability)
             else:
-                state.bursts.remove(fault.probability)
-            state.station.error_probability = max(state.bursts, default=state.base_error)
+                health.bursts.remove(fault.probability)
+            health.station.error_probability = max(health.bursts, default=health.base_error)
 
-    def _crashes(
-        self, fault: CrashProcess, state: ComponentState, index: int, replica: int
-    ) -> Iterator[Timeout]:
+    def _crashes(self, fault: CrashProcess, health: Health, index: int, replica: int) -> Iterator[Timeout]:
         name = f"faults/{index}/{fault.target}/{replica}"
         up_for = streams.draws(fault.mtbf, self.seed, f"{name}/mtbf", self.replication)
         down_for = streams.draws(fault.mttr, self.seed, f"{name}/mttr", self.replication)
@@ -156,23 +158,14 @@ class Faults:
             yield Timeout(self.env, wait)
             repair = down_for()
             start = self.env.now
-            self.windows.append(
-                {"type": "crash", "target": fault.target, "start": start, "end": start + repair}
-            )
-            state.lost += 1
-            state.apply()
+            self.windows.append(_record("crash", fault.target, start, start + repair))
+            health.lost += 1
+            health.apply()
             yield Timeout(self.env, repair)
-            state.lost -= 1
-            state.apply()
+            health.lost -= 1
+            health.apply()
 
-    # -- partitions -------------------------------------------------------------------------
 
-    def partitioned(self, a: str, b: str) -> Partition | None:
-        """The partition between ``a`` and ``b`` in force now, if any."""
-        if not self.any_partition:
-            return None
-        now = self.env.now
-        for p in self._partitions:
-            if p.at <= now < p.at + p.duration and {a, b} == set(p.between):
-                return p
-        return None
+def _record(kind: str, target: str, start: float, end: float, peer: str = "") -> dict[str, object]:
+    """One applied fault window, as the records carry it."""
+    return {"type": kind, "target": target, "peer": peer, "start": start, "end": end}

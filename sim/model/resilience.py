@@ -1,8 +1,10 @@
-"""Resilience policies of a caller towards one service: retry backoff, circuit breaker, bulkhead.
+"""Resilience policies of a caller towards one service: retries, circuit breaker, bulkhead.
 
 These are the client-side mechanisms of resilience4j, Polly or an SDK's retry mode, modelled as
-small state machines that the coordinators consult: whether a call may go out now, and how long
-to wait before the next attempt. They hold no simulation processes of their own.
+small state machines that every caller consults the same way (an engine calling a service, a
+consumer retrying its work, a producer retrying a publish): whether a call may go out now, and
+how long to wait before the next attempt. They hold no simulation processes of their own, and
+report what they do through the run's :class:`~sim.model.counters.Counters`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from sim.model.counters import Counters
 from sim.scenario.models import Bulkhead, CircuitBreaker, Retry
 
 
@@ -25,21 +28,48 @@ def backoff(policy: Retry, retry: int, u: float) -> float:
     return base
 
 
+class RetryPolicy:
+    """When a failed attempt is tried again, and after how long (the AWS SDK's standard mode:
+    capped exponential backoff with jitter).
+
+    ``jitter`` is the caller's U(0, 1) stream; one draw is taken per retry whatever the jitter
+    mode, so changing the mode never shifts the numbers of later retries.
+    """
+
+    __slots__ = ("config", "jitter")
+
+    def __init__(self, config: Retry, jitter: Callable[[], float]) -> None:
+        self.config = config
+        self.jitter = jitter
+
+    def allows(self, attempt: int) -> bool:
+        """Whether attempt number ``attempt`` (1 for the first) may be followed by another."""
+        return attempt < self.config.max_attempts
+
+    def next_delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` before the next one."""
+        return backoff(self.config, attempt, self.jitter())
+
+
+def retry_policies(configs: dict[str, Retry | None], jitter: Callable[[], float]) -> dict[str, RetryPolicy]:
+    """One :class:`RetryPolicy` per name that has a retry configuration, sharing ``jitter``."""
+    return {name: RetryPolicy(c, jitter) for name, c in configs.items() if c is not None}
+
+
 class Breaker:
     """A count-based circuit breaker: closed, open (fails calls fast), half-open (probes)."""
 
     CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
-    def __init__(self, policy: CircuitBreaker) -> None:
+    def __init__(self, policy: CircuitBreaker, counters: Counters) -> None:
         self.policy = policy
+        self.counters = counters
         self.state = self.CLOSED
         self.outcomes: deque[bool] = deque(maxlen=policy.window)
         self.opened_at = 0.0
         self.probes = 0
         self.probe_failures = 0
         self.probe_results = 0
-        self.opened = 0
-        """How many times the breaker opened."""
 
     def allow(self, now: float) -> bool:
         """Whether a call may go out at ``now`` (a half-open breaker admits its probes)."""
@@ -75,18 +105,18 @@ class Breaker:
     def _open(self, now: float) -> None:
         self.state = self.OPEN
         self.opened_at = now
-        self.opened += 1
+        self.counters.breaker_openings += 1
         self.outcomes.clear()
 
 
 class Slots:
     """A bulkhead: at most ``max_concurrent`` calls at once, ``max_waiting`` more may wait."""
 
-    def __init__(self, policy: Bulkhead) -> None:
+    def __init__(self, policy: Bulkhead, counters: Counters) -> None:
         self.policy = policy
+        self.counters = counters
         self.in_use = 0
         self.waiting: deque[tuple[Callable[[Any], None], Any]] = deque()
-        self.refused = 0
 
     def acquire(self, go: Callable[[Any], None], arg: Any) -> bool:
         """Run ``go(arg)`` now or when a slot frees; False if refused (the call fails fast)."""
@@ -97,7 +127,7 @@ class Slots:
         if len(self.waiting) < self.policy.max_waiting:
             self.waiting.append((go, arg))
             return True
-        self.refused += 1
+        self.counters.bulkhead_refusals += 1
         return False
 
     def release(self) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from sim.scenario.distributions import Constant, _Spec
+from sim.scenario.distributions import Constant, Spec
 
 BATCH = 4096
 
@@ -36,12 +36,12 @@ def generator(root_seed: int, name: str, replication: int = 0) -> np.random.Gene
     return np.random.Generator(np.random.PCG64(seq))
 
 
-def _batches(dist: _Spec, rng: np.random.Generator) -> Iterator[list[float]]:
+def _batches(dist: Spec, rng: np.random.Generator) -> Iterator[list[float]]:
     while True:
         yield dist.sample(rng, BATCH).tolist()
 
 
-def draws(dist: _Spec, root_seed: int, name: str, replication: int = 0) -> Callable[[], float]:
+def draws(dist: Spec, root_seed: int, name: str, replication: int = 0) -> Callable[[], float]:
     """A function returning the next draw of ``dist`` from stream ``name``.
 
     A constant needs no stream: its function returns the value without touching a generator.

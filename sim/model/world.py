@@ -1,8 +1,8 @@
 """The world every topology runs in: services, network, load and the work each instance brings.
 
-The world is modelled once. A topology (:mod:`sim.model.topologies`) only decides how the steps of
-a workflow instance are coordinated; it asks the world for stations, network delays and the
-instance's pre-drawn work, and reports how each instance ends.
+The world is modelled once. A coordinator (:mod:`sim.model.coordinators`) only decides how the
+steps of a workflow instance are coordinated; it asks the world for stations, network delays and
+the instance's pre-drawn work, and reports how each instance ends.
 
 Common random numbers: arrival instants are drawn up front per workflow, and when the i-th
 instance of a workflow arrives it draws its service times, error outcomes and network-hop
@@ -11,17 +11,19 @@ same order in every topology, so instance i gets the same work everywhere, whate
 steps later run in. Draws that only one topology uses (engine overheads, broker latencies, extra
 hops) come from their own streams; retries and compensations draw from streams of their own too.
 
-The world also holds the fault driver (:mod:`sim.model.faults`), the saga bookkeeping that decides
-an instance's final outcome (:meth:`World.end_failed`), and the tracer of sampled instances.
+The world also holds the fault driver (:mod:`sim.model.faults`), the run's counters
+(:mod:`sim.model.counters`) and the tracer of sampled instances. How a failed instance ends is
+the saga's business (:mod:`sim.model.saga`); the world only records the outcome it is given, and
+proves at the end of the run that every arrival is accounted for.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import time
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,125 +31,17 @@ import simpy
 from simpy.events import Timeout
 
 from sim.model import streams
-from sim.model.faults import Faults
+from sim.model.counters import Counters
+from sim.model.faults import Faults, Health
+from sim.model.network import Network
+from sim.model.outcomes import FINISHED, IN_FLIGHT, STATUS_NAMES
+from sim.model.records import ComponentRecord, OutcomeRecord, TopologyRun, WorkflowRecord
 from sim.model.station import Immediate, Station
 from sim.model.tracing import Tracer, sample_indices
+from sim.model.workflow import Instance, StepPlan, WorkflowPlan
 from sim.model.workload import arrival_times
-from sim.scenario.distributions import _Spec
+from sim.scenario.distributions import Spec
 from sim.scenario.models import Parallel, Scenario
-
-# Outcome codes of a workflow instance (stored in an int8 array).
-IN_FLIGHT, COMPLETED, FAILED, COMPENSATED, INCONSISTENT, LOST = 0, 1, 2, 3, 4, 5
-STATUS_NAMES = {
-    IN_FLIGHT: "in_flight",
-    COMPLETED: "completed",
-    FAILED: "failed",
-    COMPENSATED: "compensated",
-    INCONSISTENT: "inconsistent",
-    LOST: "lost",
-}
-"""completed: every step done; failed: failed before any step had effects; compensated: failed,
-and every done step was undone; inconsistent: failed with effects left (a compensation failed or
-was not defined); lost: vanished (a non-durable engine went down); in_flight: not finished."""
-FINISHED = (COMPLETED, FAILED, COMPENSATED, INCONSISTENT, LOST)
-
-
-@dataclass(eq=False)
-class StepPlan:
-    """One service call of a workflow, with its place in the stage/branch structure."""
-
-    index: int
-    service: str
-    stage: int
-    branch: int
-    position: int
-    station: Station
-    last_in_branch: bool = False
-    next_in_branch: StepPlan | None = None
-    followers: list[StepPlan] = field(default_factory=list)
-    """Steps that act on this step's completion: the next in its branch, or the first step of
-    every branch of the next stage."""
-    inputs: int = 1
-    """Completions this step waits for (the branches of the previous stage, for a join)."""
-    terminal: bool = False
-    """Whether this step ends a branch of the last stage."""
-
-
-@dataclass(eq=False)
-class WorkflowPlan:
-    """A workflow compiled for one world: stages of branches of steps, and its draw functions.
-
-    ``stages[s][b]`` is the list of steps of branch ``b`` of stage ``s``; a plain step is a stage
-    with one branch of one step.
-    """
-
-    name: str
-    offset: int
-    count: int
-    stages: list[list[list[StepPlan]]]
-    steps: list[StepPlan]
-    service_draws: list[Callable[[], float]]
-    error_draws: list[tuple[int, Callable[[], float]]]
-    retry_work: list[Callable[[], float]]
-    """Service times of retried attempts, per step, drawn in order of use."""
-    retry_errors: list[Callable[[], float]]
-    compensation_work: list[Callable[[], float] | None]
-    compensation_errors: list[Callable[[], float]]
-    net_in_draws: list[Callable[[], float]] | None
-    net_out_draws: list[Callable[[], float]] | None
-    net_entry_draw: Callable[[], float] | None
-    no_errors: list[float] = field(default_factory=list)
-
-    @property
-    def entry_steps(self) -> list[StepPlan]:
-        """First steps of every branch of the first stage."""
-        return [branch[0] for branch in self.stages[0]]
-
-
-class Instance:
-    """One running workflow instance: its identity, the work it brings and its progress."""
-
-    __slots__ = (
-        "arrival",
-        "calls",
-        "effects",
-        "errors",
-        "failure",
-        "finished",
-        "first_effect",
-        "gid",
-        "index",
-        "joins",
-        "marks",
-        "net_entry",
-        "net_in",
-        "net_out",
-        "overheads",
-        "pending",
-        "plan",
-        "undo_failed",
-        "undoing",
-        "work",
-    )
-
-    def __init__(self, plan: WorkflowPlan, index: int, arrival: float) -> None:
-        self.plan = plan
-        self.index = index
-        self.gid = plan.offset + index
-        self.arrival = arrival
-        self.finished = False
-        self.pending = 0
-        self.joins: dict[int, int] | None = None
-        # Saga bookkeeping: steps whose effects stand (in the order they took effect), steps
-        # still running, the step that failed (-1 while none has), compensations in progress.
-        self.effects: list[int] = []
-        self.calls = 0
-        self.failure = -1
-        self.first_effect = math.nan
-        self.undoing = 0
-        self.undo_failed = False
-        self.marks: dict[object, float] | None = None
-        """Start instants of open spans; only traced instances have it."""
 
 
 class World:
@@ -174,16 +68,13 @@ class World:
         self.faults = Faults(self.env, scenario, self.seed, replication)
         for name, svc in scenario.services.items():
             self.faults.register(name, self.stations[name], svc.replicas, svc.error_probability)
-        self.attempts = 0
-        """Service calls attempted (retries included): the numerator of retry amplification."""
-        self.duplicates = 0
-        """Events delivered again after a consumer crashed while processing them."""
-        self.dead_letters = 0
+        self.counters = Counters()
         self.components: list[Station] = list(self.stations.values())
-        self.network = scenario.network.latency
-        self.hop = self.draws(self.network, "net-extra")
+        self.latency = scenario.network.latency
+        self.network = Network(self.env, self.latency, self.draws(self.latency, "net-extra"))
+        self.faults.register_network(self.network)
+        self.hop = self.network.hop
         """Latency of a hop that only some topologies make (drawn in order of use)."""
-        self.messages = 0
         self.plans: list[WorkflowPlan] = []
         arrivals: list[np.ndarray] = []
         offset = 0
@@ -223,7 +114,7 @@ class World:
 
     # -- building -----------------------------------------------------------------------------
 
-    def draws(self, dist: _Spec, name: str) -> Callable[[], float]:
+    def draws(self, dist: Spec, name: str) -> Callable[[], float]:
         """Draw function of ``dist`` from the stream ``name`` of this world's seed."""
         return streams.draws(dist, self.seed, name, self.replication)
 
@@ -231,13 +122,14 @@ class World:
         """U(0, 1) draw function from the stream ``name`` of this world."""
         return streams.uniforms(self.seed, name, self.replication)
 
-    def add_component(self, name: str, kind: str, servers: int | None, replicas: int = 1) -> Station:
+    def add_component(
+        self, name: str, kind: str, servers: int | None, replicas: int = 1
+    ) -> tuple[Station, Health]:
         """A coordination component (orchestrator, broker) of the topology being run; it can be
-        the target of faults by its name."""
+        the target of faults by its name, and its owner reacts to them through its health."""
         station = Station(self.env, name, kind, servers, immediate=self.immediate)
         self.components.append(station)
-        self.faults.register(name, station, replicas)
-        return station
+        return station, self.faults.register(name, station, replicas)
 
     def _compile(self, wname: str, raw_steps: list[Any], offset: int, count: int) -> WorkflowPlan:
         stages: list[list[list[StepPlan]]] = []
@@ -271,7 +163,7 @@ class World:
         services = self.scenario.services
         bursts = {f.target for f in self.scenario.faults if f.type == "error_burst"}
         may_fail = {n for n, svc in services.items() if svc.error_probability > 0} | bursts
-        net_const = self.network.is_zero or self.network.dist == "constant"
+        net_const = self.latency.is_zero or self.latency.dist == "constant"
         tag = f"{wname}/{{k}}/{{svc}}"
         key = [tag.format(k=st.index, svc=st.service) for st in steps]
         return WorkflowPlan(
@@ -302,9 +194,9 @@ class World:
             compensation_errors=[
                 streams.uniforms(self.seed, f"undo-errors/{k}", self.replication) for k in key
             ],
-            net_in_draws=None if net_const else [self.draws(self.network, f"net-in/{k}") for k in key],
-            net_out_draws=None if net_const else [self.draws(self.network, f"net-out/{k}") for k in key],
-            net_entry_draw=None if net_const else self.draws(self.network, f"net-entry/{wname}"),
+            net_in_draws=None if net_const else [self.draws(self.latency, f"net-in/{k}") for k in key],
+            net_out_draws=None if net_const else [self.draws(self.latency, f"net-out/{k}") for k in key],
+            net_entry_draw=None if net_const else self.draws(self.latency, f"net-entry/{wname}"),
             no_errors=[2.0] * len(steps),
         )
 
@@ -324,7 +216,7 @@ class World:
         else:
             inst.errors = plan.no_errors
         if plan.net_in_draws is None:
-            hop = self.network.mean
+            hop = self.latency.mean
             inst.net_in = inst.net_out = [hop] * len(plan.steps)
             inst.net_entry = hop
         else:
@@ -378,27 +270,10 @@ class World:
         self.status[inst.gid] = status
         self.failed_step[inst.gid] = failed_step
 
-    def effect_time(self, inst: Instance) -> None:
-        """A step of ``inst`` has just taken effect at its service: the start of the inconsistency
-        window if the workflow later fails."""
-        if math.isnan(inst.first_effect):
-            inst.first_effect = self.env.now
-
-    def end_failed(self, inst: Instance) -> None:
-        """A failed instance whose compensations are all over: failed if nothing took effect,
-        compensated if everything was undone, inconsistent if effects remain."""
-        if math.isnan(inst.first_effect):
-            self.finish(inst, FAILED, inst.failure)
-            return
-        status = INCONSISTENT if inst.undo_failed or inst.effects else COMPENSATED
-        if not inst.finished:
-            self.undo_start[inst.gid] = inst.first_effect
-            self.undo_end[inst.gid] = self.env.now
-        self.finish(inst, status, inst.failure)
-
-    def lose(self, inst: Instance) -> None:
-        """The instance vanished with a non-durable engine."""
-        self.finish(inst, LOST, inst.failure)
+    def record_window(self, inst: Instance, start: float) -> None:
+        """Record the inconsistency window of ``inst``: from ``start`` until now."""
+        self.undo_start[inst.gid] = start
+        self.undo_end[inst.gid] = self.env.now
 
     def async_done(self, inst: Instance, ok: bool) -> None:
         """Record that one asynchronous step of ``inst`` has finished (hybrid)."""
@@ -485,6 +360,52 @@ class World:
             raise AssertionError(
                 f"conservation violated: {self.open} open, {counts[IN_FLIGHT]} in flight + {open_async} async"
             )
+
+    def records(self, topology: str, kind: str, started: float, faulted: bool = True) -> TopologyRun:
+        """Everything this world recorded, as plain arrays (``started``: the wall-clock instant,
+        from :func:`time.perf_counter`, at which the world was built)."""
+        counters: dict[str, float] = dict(self.counters.as_dict())
+        counters["lost_work"] = float(sum(st.lost_work for st in self.components))
+        return TopologyRun(
+            topology=topology,
+            kind=kind,
+            seed=self.seed,
+            replication=self.replication,
+            workflows=[
+                WorkflowRecord(p.name, p.offset, p.count, [s.service for s in p.steps]) for p in self.plans
+            ],
+            outcomes=OutcomeRecord(
+                arrival=self.arrival,
+                completion=np.array(self.completion, dtype=float),
+                status=np.array(self.status, dtype=np.int8),
+                failed_step=np.array(self.failed_step, dtype=np.int32),
+                inconsistency_start=np.array(self.undo_start, dtype=float),
+                inconsistency_end=np.array(self.undo_end, dtype=float),
+                async_completion=np.array(self.async_completion, dtype=float),
+                async_pending=np.array(self.async_pending, dtype=np.int32),
+                async_failures=np.array(self.async_failures, dtype=np.int32),
+            ),
+            components=[
+                ComponentRecord(
+                    name=st.name,
+                    kind=st.kind,
+                    servers=st.servers,
+                    arrived=np.array(st.arrived, dtype=float),
+                    started=np.array(st.started, dtype=float),
+                    ended=np.array(st.ended, dtype=float),
+                    rejected=np.array(st.rejected, dtype=float),
+                    aborted=np.array(st.aborted, dtype=float),
+                    errors=np.array(st.errors, dtype=float),
+                )
+                for st in self.components
+            ],
+            end_time=float(self.env.now),
+            wall_seconds=time.perf_counter() - started,
+            counters=counters,
+            faults=list(self.faults.windows),
+            spans=[] if self.tracer is None else list(self.tracer.spans),
+            faulted=faulted,
+        )
 
 
 def _fire(event: Timeout) -> None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-import numpy as np
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -27,11 +26,16 @@ from pydantic import (
     model_validator,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+
 Z99 = 2.3263478740408408
 """The 0.99 quantile of the standard normal: a lognormal's p99 is median * exp(Z99 * sigma)."""
 
 
-class _Spec(BaseModel):
+class Spec(BaseModel):
+    """What every distribution offers: its exact mean, whether it is always 0, and batches of draws."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @property
@@ -47,7 +51,7 @@ class _Spec(BaseModel):
         raise NotImplementedError
 
 
-class Constant(_Spec):
+class Constant(Spec):
     """Always the same value."""
 
     dist: Literal["constant"] = "constant"
@@ -62,10 +66,12 @@ class Constant(_Spec):
         return self.value == 0
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        import numpy as np
+
         return np.full(n, self.value)
 
 
-class Exponential(_Spec):
+class Exponential(Spec):
     """Memoryless service or delay with the given mean (rate = 1 / mean)."""
 
     dist: Literal["exponential"]
@@ -79,7 +85,7 @@ class Exponential(_Spec):
         return rng.exponential(self.mean_, n)
 
 
-class Uniform(_Spec):
+class Uniform(Spec):
     """Uniform between ``low`` and ``high``."""
 
     dist: Literal["uniform"]
@@ -108,7 +114,7 @@ def _cdf(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2))
 
 
-class Normal(_Spec):
+class Normal(Spec):
     """Normal with ``mean`` and ``sd``, truncated at 0 (negative draws are redrawn).
 
     ``mean`` here is the mean of the untruncated normal; the property ``mean`` returns the exact
@@ -143,7 +149,7 @@ class Normal(_Spec):
         return out
 
 
-class LogNormal(_Spec):
+class LogNormal(Spec):
     """Log-normal, given by exactly one of: ``mean`` and ``cv``; ``median`` and ``p99``;
     ``median`` and ``sigma`` (the standard deviation of the logarithm)."""
 
@@ -186,7 +192,7 @@ class LogNormal(_Spec):
         return rng.lognormal(mu, sigma, n)
 
 
-class Gamma(_Spec):
+class Gamma(Spec):
     """Gamma with ``mean`` and ``cv``; with 1/cv² a whole number k it is Erlang-k."""
 
     dist: Literal["gamma"]
@@ -202,7 +208,7 @@ class Gamma(_Spec):
         return rng.gamma(shape, self.mean_ / shape, n)
 
 
-class Erlang(_Spec):
+class Erlang(Spec):
     """Erlang-k with the given mean: the sum of k exponential phases."""
 
     dist: Literal["erlang"]
@@ -217,7 +223,7 @@ class Erlang(_Spec):
         return rng.gamma(self.k, self.mean_ / self.k, n)
 
 
-class Empirical(_Spec):
+class Empirical(Spec):
     """Resamples observed values: a ``samples`` list, or a CSV ``file`` of samples (one column,
     or the ``column`` named), relative to the scenario file. Draws are uniform over the samples."""
 
@@ -255,6 +261,8 @@ class Empirical(_Spec):
         return math.fsum(self.samples) / len(self.samples)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        import numpy as np
+
         return rng.choice(np.asarray(self.samples, dtype=float), n)
 
 
@@ -267,7 +275,7 @@ class MixturePart(BaseModel):
     distribution: Distribution = Field(description="The part's distribution.")
 
 
-class Mixture(_Spec):
+class Mixture(Spec):
     """Each draw comes from one of the ``parts``, chosen with probability proportional to its
     weight: e.g. a fast body with rare slow stalls, which no single lognormal reproduces."""
 
@@ -275,20 +283,22 @@ class Mixture(_Spec):
     parts: list[MixturePart] = Field(min_length=2, description="The parts and their weights.")
 
     @property
-    def probabilities(self) -> np.ndarray:
-        w = np.array([p.weight for p in self.parts], dtype=float)
-        return w / w.sum()
+    def probabilities(self) -> list[float]:
+        total = sum(p.weight for p in self.parts)
+        return [p.weight / total for p in self.parts]
 
     @property
     def mean(self) -> float:
-        return float(sum(p * part.distribution.mean for p, part in zip(self.probabilities, self.parts)))
+        return sum(p * part.distribution.mean for p, part in zip(self.probabilities, self.parts))
 
     @property
     def is_zero(self) -> bool:
         return all(part.distribution.is_zero for part in self.parts)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        which = rng.choice(len(self.parts), size=n, p=self.probabilities)
+        import numpy as np
+
+        which = rng.choice(len(self.parts), size=n, p=np.array(self.probabilities))
         out = np.empty(n)
         for i, part in enumerate(self.parts):
             chosen = which == i

@@ -11,7 +11,7 @@ import difflib
 import functools
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +19,8 @@ import yaml
 from pydantic import ValidationError
 
 from sim.scenario.distributions import DIST_NAMES
+from sim.scenario.errors import ScenarioError, field_path, given
 from sim.scenario.models import TOPOLOGY_KINDS, Parallel, Scenario
-
-
-class ScenarioError(Exception):
-    """A scenario that cannot be used; ``problems`` holds one ``path: message`` line per problem."""
-
-    def __init__(self, source: str, problems: Sequence[str]) -> None:
-        self.source = source
-        self.problems = list(problems)
-        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
-
-
-def _join(path: str, key: Any) -> str:
-    if isinstance(key, int) and not isinstance(key, bool):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else str(key)
 
 
 def _key_problems(node: yaml.Node, path: str, seen: set[int]) -> Iterator[str]:
@@ -44,7 +30,7 @@ def _key_problems(node: yaml.Node, path: str, seen: set[int]) -> Iterator[str]:
     seen.add(id(node))
     if isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            yield from _key_problems(item, _join(path, i), seen)
+            yield from _key_problems(item, field_path(path, i), seen)
     elif isinstance(node, yaml.MappingNode):
         first: dict[tuple[str, str], int] = {}
         for key_node, value_node in node.value:
@@ -56,7 +42,7 @@ def _key_problems(node: yaml.Node, path: str, seen: set[int]) -> Iterator[str]:
                 what = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
                 yield f"{path or '(top level)'}: a key must be a plain name, not a {what} (line {line})"
                 continue
-            here = _join(path, key_node.value)
+            here = field_path(path, key_node.value)
             ident = (key_node.tag, key_node.value)
             if ident in first:
                 yield f"{here}: duplicate key (lines {first[ident]} and {line})"
@@ -141,7 +127,7 @@ def _value_problems(value: Any, path: str, seen: set[int]) -> Iterator[str]:
     seen.add(id(value))
     items = value.items() if isinstance(value, Mapping) else enumerate(value)
     for key, item in items:
-        yield from _value_problems(item, _join(path, key), seen)
+        yield from _value_problems(item, field_path(path, key), seen)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -206,20 +192,6 @@ _MESSAGES = [
 _TYPE_ERRORS = re.compile(r"_type$|_parsing$|^int_from_float$|^literal_error$")
 
 
-def _given(value: Any) -> str:
-    """A short description of a wrong value, in YAML terms."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _field_names() -> set[str]:
     """Every field name (by alias) of the scenario language, for "did you mean" hints."""
     from pydantic import BaseModel
@@ -260,7 +232,7 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
         loc = err["loc"]
         msg = err["msg"]
         if loc and loc[-1] == "[key]":  # a mapping key of the wrong type, e.g. ``1:`` for a name
-            line = f"{_format_path(loc[:-2])}: the name {_given(loc[-2])} must be a string (quote it)"
+            line = f"{_format_path(loc[:-2])}: the name {given(loc[-2])} must be a string (quote it)"
             if line not in problems:
                 problems.append(line)
             continue
@@ -271,7 +243,7 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
             if n:
                 break
         if _TYPE_ERRORS.search(err["type"]):
-            msg += f", not {_given(err['input'])}"
+            msg += f", not {given(err['input'])}"
         line = f"{_format_path(loc)}: {msg}"
         if line not in problems:
             problems.append(line)

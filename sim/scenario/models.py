@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from sim.scenario.distributions import ZERO, Distribution
-from sim.scenario.sweeps import SweepSpec
+from sim.scenario.grid import SweepSpec
 
 TOPOLOGY_KINDS = ("orchestration", "choreography", "hybrid")
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sim.model.topologies.base import Coordinator
-from sim.model.topologies.choreography import Choreography
-from sim.model.topologies.hybrid import Hybrid
-from sim.model.topologies.orchestration import Orchestration
+from sim.model.coordinators.base import Coordinator
+from sim.model.coordinators.choreography import Choreography
+from sim.model.coordinators.hybrid import Hybrid
+from sim.model.coordinators.orchestration import Orchestration
 from sim.model.world import World
 from sim.scenario.models import Scenario
 

@@ -28,15 +28,28 @@ while it is down wait, or are rejected (``when_down``).
 
 from __future__ import annotations
 
-from sim.model import streams
-from sim.model.resilience import Breaker, Slots, backoff
+from typing import NamedTuple
+
+from sim.model.coordinators.base import Coordinator
+from sim.model.outcomes import COMPLETED, FAILED
+from sim.model.resilience import Breaker, Slots
 from sim.model.station import Station
-from sim.model.topologies.base import Coordinator
-from sim.model.world import COMPLETED, FAILED, Instance, StepPlan, World
+from sim.model.workflow import Instance, StepPlan
+from sim.model.world import World
 from sim.scenario.models import Orchestrator, Topology
 
 START = -1
 """Pseudo step index of the decision that starts a workflow."""
+
+
+class Reply(NamedTuple):
+    """What reaches the engine and needs a decision: the start of a workflow (step ``START``),
+    or the outcome of a step's call (``undo``: of a compensation)."""
+
+    inst: Instance
+    step: int
+    ok: bool = True
+    undo: bool = False
 
 
 class Attempt:
@@ -61,20 +74,21 @@ class Orchestration(Coordinator):
         super().__init__(world, name, config)
         engine = config.orchestrator or Orchestrator()
         self.engine_config = engine
-        self.engine = world.add_component("orchestrator", "orchestrator", engine.servers, engine.replicas)
+        self.engine, self.health = world.add_component(
+            "orchestrator", "orchestrator", engine.servers, engine.replicas
+        )
+        self.health.on_change.append(self._engine_changed)
         self.overhead = world.draws(engine.step_overhead, "orchestrator/overhead")
         self.extra_overhead = world.draws(engine.step_overhead, "orchestrator/extra-overhead")
-        self.decisions = 0
-        services = world.scenario.services
-        self.services = services
-        self.breakers = {n: Breaker(s.circuit_breaker) for n, s in services.items() if s.circuit_breaker}
-        self.bulkheads = {n: Slots(s.bulkhead) for n, s in services.items() if s.bulkhead}
+        services = self.services
+        counters = world.counters
+        self.breakers = {
+            n: Breaker(s.circuit_breaker, counters) for n, s in services.items() if s.circuit_breaker
+        }
+        self.bulkheads = {n: Slots(s.bulkhead, counters) for n, s in services.items() if s.bulkhead}
         self.timeouts = {n: s.timeout for n, s in services.items() if s.timeout is not None}
-        self.jitter = streams.uniforms(world.seed, f"{name}/jitter", world.replication)
         self.running: dict[int, Instance] = {}
         """Instances in flight, kept only for a non-durable engine, which loses them when it fails."""
-        self.state = world.faults.components["orchestrator"]
-        self.state.on_change.append(self._engine_changed)
 
     # -- the life of a workflow, as the engine sees it -----------------------------------------
 
@@ -89,19 +103,19 @@ class Orchestration(Coordinator):
         # in arrival order, so that a run with faults and its baseline give each instance the
         # same engine times; extra decisions (compensations) draw from their own stream.
         inst.overheads = [self.overhead() for _ in range(len(inst.plan.steps) + 1)]
-        self.world.messages += 1
-        self.world.after(inst.net_entry, self.decide, (inst, START, True, False))
+        self.world.counters.messages += 1
+        self.world.after(inst.net_entry, self.decide, Reply(inst, START))
 
-    def decide(self, reply: tuple[Instance, int, bool, bool]) -> None:
+    def decide(self, reply: Reply) -> None:
         """A start request or a reply reaches the engine and waits for a worker."""
-        self.decisions += 1
+        self.world.counters.decisions += 1
         inst, k, _, undo = reply
         if inst.marks is not None:
             self.world.mark(inst, ("decide", k, undo))
         work = self.extra_overhead() if undo else inst.overheads[k + 1]
         self.engine.submit(work, self.decided, reply, self._decision_aborted)
 
-    def decided(self, reply: tuple[Instance, int, bool, bool]) -> None:
+    def decided(self, reply: Reply) -> None:
         """The engine has persisted the reply; it dispatches what comes next."""
         inst, k, ok, undo = reply
         if inst.marks is not None:
@@ -164,7 +178,7 @@ class Orchestration(Coordinator):
             inst.undoing = 1
             self.attempt(Attempt(inst, k, 1, True))
             return
-        self.world.end_failed(inst)
+        self.saga.settle(inst)
 
     def undone(self, inst: Instance, ok: bool) -> None:
         inst.undoing = 0
@@ -201,18 +215,18 @@ class Orchestration(Coordinator):
         a.sent = True
         if inst.marks is not None:
             world.mark(inst, ("call", k, a.number, a.undo))
-        world.messages += 1
-        world.attempts += 1
+        world.counters.messages += 1
+        world.counters.attempts += 1
         delay = inst.net_in[k] if a.number == 1 and not a.undo else world.hop()
         timeout = self.timeouts.get(service)
         if timeout is not None:
             world.after(timeout, self.timed_out, a)
-        cut = world.faults.partitioned("orchestrator", service) if world.faults.any_partition else None
+        cut = world.network.cut("orchestrator", service)
         if cut is not None:
             if cut.mode == "fail":
                 world.after(self.services[service].connect_timeout, self.answer, (a, False))
                 return
-            delay += cut.at + cut.duration - world.env.now
+            delay += world.network.heals_in(cut)
         world.after(delay, self.reach, a)
 
     def reach(self, a: Attempt) -> None:
@@ -240,7 +254,7 @@ class Orchestration(Coordinator):
         else:
             ok = self.world.succeeded(inst, k, None if a.number == 1 else inst.plan.retry_errors[k]())
             if ok and a.open:  # an abandoned attempt's late work is wasted, unknown to the saga
-                self.world.effect_time(inst)
+                self.saga.took_effect(inst)
         if inst.marks is not None:
             operation = "compensate" if a.undo else "handle"
             self.world.span(inst, ("handle", k, a.number, a.undo), inst.plan.steps[k].service, operation, ok)
@@ -253,7 +267,7 @@ class Orchestration(Coordinator):
     def reply(self, a: Attempt, ok: bool) -> None:
         """The service answers the engine over the network."""
         world = self.world
-        world.messages += 1
+        world.counters.messages += 1
         delay = a.inst.net_out[a.k] if a.number == 1 and not a.undo else world.hop()
         world.after(delay, self.answer, (a, ok))
 
@@ -280,17 +294,17 @@ class Orchestration(Coordinator):
         if a.slot:
             self.bulkheads[service].release()
         if ok:
-            self.decide((a.inst, a.k, True, a.undo))
+            self.decide(Reply(a.inst, a.k, True, a.undo))
             return
-        retry = self.services[service].retry
+        retry = self.retries.get(service)
         # A failed workflow's other calls are not retried (the engine cancels them); its
         # compensations are.
         failing = a.inst.finished or (a.inst.failure >= 0 and not a.undo)
-        if retry is not None and a.number < retry.max_attempts and not failing:
-            wait = backoff(retry, a.number, self.jitter())
+        if retry is not None and retry.allows(a.number) and not failing:
+            wait = retry.next_delay(a.number)
             self.world.after(wait, self.attempt, Attempt(a.inst, a.k, a.number + 1, a.undo))
             return
-        self.decide((a.inst, a.k, False, a.undo))
+        self.decide(Reply(a.inst, a.k, False, a.undo))
 
     # -- engine faults ------------------------------------------------------------------------
 
@@ -300,7 +314,7 @@ class Orchestration(Coordinator):
         if len(running) > 4096 and len(running) % 4096 == 0:
             self.running = {g: i for g, i in running.items() if not i.finished}
 
-    def _decision_aborted(self, reply: tuple[Instance, int, bool, bool]) -> None:
+    def _decision_aborted(self, reply: Reply) -> None:
         """A decision in progress when the engine failed: a durable engine redoes it."""
         if self.engine_config.durable:
             self.engine.submit(self.extra_overhead(), self.decided, reply, self._decision_aborted)
@@ -312,12 +326,11 @@ class Orchestration(Coordinator):
             lost, self.running = self.running, {}
             for inst in lost.values():
                 if not inst.finished:
-                    self.world.lose(inst)
+                    self.saga.lose(inst)
             station.drop_queue()
         if self.engine_config.failover_time is not None:
             self.world.after(self.engine_config.failover_time, self._take_over, station)
 
     def _take_over(self, station: Station) -> None:
         """The standby engine takes over with full capacity."""
-        self.state.masked = True
-        self.state.apply()
+        self.health.take_over()

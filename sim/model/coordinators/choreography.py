@@ -25,23 +25,38 @@ Failures, the choreographed way:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from sim.model import streams
-from sim.model.resilience import backoff
-from sim.model.topologies.base import Coordinator
-from sim.model.topologies.broker import MessageBroker
-from sim.model.world import COMPLETED, FAILED, Instance, World
+from sim.model.broker import MessageBroker
+from sim.model.consumer import Consumer, Delivery
+from sim.model.coordinators.base import Coordinator
+from sim.model.outcomes import COMPLETED, FAILED
+from sim.model.workflow import Instance
+from sim.model.world import World
 from sim.scenario.models import Topology
 
 ENTRY = -1
 """Pseudo step index of the event that starts a workflow."""
 
 Kind = Literal["step", "undo"]
-Event = tuple[Instance, int, bool, Kind]
-"""(instance, step index, success, kind): a completion or failure event, or a compensation event."""
-Delivery = tuple[Instance, int, int, int]
-"""(instance, step index, delivery number, attempt number)."""
+
+
+class Event(NamedTuple):
+    """An event a service (or the client, for step ``ENTRY``) publishes: a step's completion or
+    failure, or a compensation's outcome (``kind`` undo)."""
+
+    inst: Instance
+    step: int
+    ok: bool
+    kind: Kind
+
+
+class Compensation(NamedTuple):
+    """A compensation of a step, delivered to its service; ``attempt`` counts its tries."""
+
+    inst: Instance
+    step: int
+    attempt: int = 1
 
 
 class Choreography(Coordinator):
@@ -50,22 +65,21 @@ class Choreography(Coordinator):
     def __init__(self, world: World, name: str, config: Topology) -> None:
         super().__init__(world, name, config)
         self.broker = MessageBroker(world, config.broker)
-        self.services = world.scenario.services
-        self.jitter = streams.uniforms(world.seed, f"{name}/jitter", world.replication)
+        self.consumer = Consumer(world, self.broker, self.retries, self.handled, self.dead_lettered)
 
     def arrive(self, inst: Instance) -> None:
         """A client publishes the event that starts the workflow."""
         inst.pending = len(inst.plan.stages[-1])
-        self.world.messages += 1
-        self.world.after(inst.net_entry, self.publish, (inst, ENTRY, True, "step"))
+        self.world.counters.messages += 1
+        self.world.after(inst.net_entry, self.publish, Event(inst, ENTRY, True, "step"))
 
     # -- events through the broker -----------------------------------------------------------
 
     def publish(self, event: Event) -> None:
-        inst, k = event[0], event[1]
+        inst, k = event.inst, event.step
         producer = "client" if k == ENTRY else inst.plan.steps[k].service
         if inst.marks is not None:
-            self.world.mark(inst, ("publish", k, event[3]))
+            self.world.mark(inst, ("publish", k, event.kind))
         self.broker.publish(producer, self.committed, event, self.unpublished)
 
     def unpublished(self, event: Event) -> None:
@@ -110,13 +124,13 @@ class Choreography(Coordinator):
         for step in followers:
             if inst.marks is not None:
                 self.world.mark(inst, ("deliver", step.index, k))
-            self.broker.deliver(inst.net_in[step.index], self.deliver, (inst, step.index, 1, 1))
+            self.broker.deliver(inst.net_in[step.index], self.deliver, Delivery(inst, step.index))
 
     # -- consumers --------------------------------------------------------------------------
 
-    def deliver(self, delivery: Delivery) -> None:
+    def deliver(self, d: Delivery) -> None:
         """An event reaches a subscriber; a join waits until all its inputs are there."""
-        inst, k, _, _ = delivery
+        inst, k = d.inst, d.step
         step = inst.plan.steps[k]
         if inst.marks is not None:
             for source in [*(p for p in range(-1, k) if ("deliver", k, p) in inst.marks)]:
@@ -132,77 +146,35 @@ class Choreography(Coordinator):
             if seen < step.inputs:
                 return
         inst.calls += 1
-        self.consume(delivery)
+        self.consumer.consume(d)
 
-    def consume(self, delivery: Delivery) -> None:
-        """The consumer takes the event from its subscription (unless it cannot be reached)."""
-        inst, k, number, attempt = delivery
-        service = inst.plan.steps[k].service
-        cut = self.world.faults.partitioned("broker", service)
-        if cut is not None:
-            if cut.mode == "hold":
-                self.world.after(cut.at + cut.duration - self.world.env.now, self.consume, delivery)
-            else:
-                self.redeliver(delivery)
-            return
-        self.world.attempts += 1
-        if inst.marks is not None:
-            self.world.mark(inst, ("handle", k, number, attempt))
-        work = inst.work[k] if number == 1 and attempt == 1 else inst.plan.retry_work[k]()
-        if not inst.plan.steps[k].station.submit(work, self.served, delivery, self.redeliver):
-            self.dead_letter(inst, k)
+    def handled(self, d: Delivery) -> None:
+        """The service's work succeeded: it took effect, and the service says so (or undoes it at
+        once if it has learnt that the workflow failed meanwhile)."""
+        inst, k = d.inst, d.step
+        self.saga.took_effect(inst)
+        inst.effects.append(k)
+        inst.calls -= 1
+        if inst.failure >= 0:
+            self.undo(inst, k)
+            self.maybe_end(inst)
+        else:
+            self.emit(inst, k, True, "step")
 
-    def served(self, delivery: Delivery) -> None:
-        inst, k, number, attempt = delivery
-        first = number == 1 and attempt == 1
-        ok = self.world.succeeded(inst, k, None if first else inst.plan.retry_errors[k]())
-        if inst.marks is not None:
-            self.world.span(inst, ("handle", k, number, attempt), inst.plan.steps[k].service, "handle", ok)
-        if ok:
-            self.world.effect_time(inst)
-            inst.effects.append(k)
-            inst.calls -= 1
-            if inst.failure >= 0:  # it learns of the failure: undo at once
-                self.undo(inst, k)
-                self.maybe_end(inst)
-            else:
-                self.emit(inst, k, True, "step")
-            return
-        retry = self.services[inst.plan.steps[k].service].retry
-        if retry is not None and attempt < retry.max_attempts and inst.failure < 0:
-            wait = backoff(retry, attempt, self.jitter())
-            self.world.after(wait, self.consume, (inst, k, number, attempt + 1))
-            return
-        self.dead_letter(inst, k)
-
-    def redeliver(self, delivery: Delivery) -> None:
-        """The event was not acknowledged (the consumer crashed or was unreachable): the broker
-        delivers it again after the redelivery delay, or dead-letters it."""
-        inst, k, number, attempt = delivery
-        if number >= self.broker.config.max_deliveries:
-            self.dead_letter(inst, k)
-            return
-        self.world.duplicates += 1
-        again = (inst, k, number + 1, attempt)
-        self.world.after(self.broker.config.redelivery_delay, self._deliver_again, again)
-
-    def _deliver_again(self, delivery: Delivery) -> None:
-        self.broker.deliver(self.world.hop(), self.consume, delivery)
-
-    def dead_letter(self, inst: Instance, k: int) -> None:
-        """The event is given up: the step fails and the service says so."""
-        self.world.dead_letters += 1
+    def dead_lettered(self, d: Delivery) -> None:
+        """The event was given up: the step fails and the service says so."""
+        inst = d.inst
         inst.calls -= 1
         if inst.failure >= 0:
             self.maybe_end(inst)
         else:
-            self.emit(inst, k, False, "step")
+            self.emit(inst, d.step, False, "step")
 
     def emit(self, inst: Instance, k: int, ok: bool, kind: Kind) -> None:
         """The service publishes an event over the network."""
-        self.world.messages += 1
+        self.world.counters.messages += 1
         self.world.after(
-            inst.net_out[k] if kind == "step" else self.world.hop(), self.publish, (inst, k, ok, kind)
+            inst.net_out[k] if kind == "step" else self.world.hop(), self.publish, Event(inst, k, ok, kind)
         )
 
     # -- the choreographed saga -----------------------------------------------------------------
@@ -222,33 +194,33 @@ class Choreography(Coordinator):
             inst.undo_failed = True
             return
         inst.undoing += 1
-        self.broker.deliver(self.world.hop(), self._compensate, (inst, k, 1))
+        self.broker.deliver(self.world.hop(), self._compensate, Compensation(inst, k))
 
-    def _compensate(self, item: tuple[Instance, int, int]) -> None:
-        inst, k, _ = item
-        self.world.attempts += 1
+    def _compensate(self, c: Compensation) -> None:
+        inst, k = c.inst, c.step
+        self.world.counters.attempts += 1
         if inst.marks is not None:
             self.world.mark(inst, ("undo", k))
         work = inst.plan.compensation_work[k]()  # type: ignore[misc]
-        if not inst.plan.steps[k].station.submit(work, self._compensated, item, self._compensate_later):
+        if not inst.plan.steps[k].station.submit(work, self._compensated, c, self._compensate_later):
             self.emit(inst, k, False, "undo")
 
-    def _compensate_later(self, item: tuple[Instance, int, int]) -> None:
+    def _compensate_later(self, c: Compensation) -> None:
         """A crash aborted the compensation: the failure event is delivered again later."""
-        self.world.duplicates += 1
-        self.world.after(self.broker.config.redelivery_delay, self._compensate, item)
+        self.world.counters.duplicates += 1
+        self.world.after(self.broker.config.redelivery_delay, self._compensate, c)
 
-    def _compensated(self, item: tuple[Instance, int, int]) -> None:
-        inst, k, attempt = item
-        service = self.services[inst.plan.steps[k].service]
+    def _compensated(self, c: Compensation) -> None:
+        inst, k = c.inst, c.step
+        name = inst.plan.steps[k].service
+        service = self.services[name]
         assert service.compensation is not None
         ok = inst.plan.compensation_errors[k]() >= service.compensation.error_probability
         if inst.marks is not None:
-            self.world.span(inst, ("undo", k), inst.plan.steps[k].service, "compensate", ok)
-        retry = service.retry
-        if not ok and retry is not None and attempt < retry.max_attempts:  # retried like its step
-            wait = backoff(retry, attempt, self.jitter())
-            self.world.after(wait, self._compensate, (inst, k, attempt + 1))
+            self.world.span(inst, ("undo", k), name, "compensate", ok)
+        retry = self.retries.get(name)
+        if not ok and retry is not None and retry.allows(c.attempt):  # retried like its step
+            self.world.after(retry.next_delay(c.attempt), self._compensate, c._replace(attempt=c.attempt + 1))
             return
         self.emit(inst, k, ok, "undo")
 
@@ -263,4 +235,4 @@ class Choreography(Coordinator):
 
     def maybe_end(self, inst: Instance) -> None:
         if inst.failure >= 0 and inst.calls == 0 and inst.undoing == 0:
-            self.world.end_failed(inst)
+            self.saga.settle(inst)

@@ -1,86 +1,44 @@
 """Standard plots of a run, as matplotlib Figures (one style, one fixed colour per topology).
 
-Every function takes frames of a :class:`~sim.experiment.results.RunResult` and returns a
-Figure, so notebooks can restyle or combine them; :func:`save_standard_plots` writes the set a run
-folder carries, in PNG and/or SVG. This module does not import the simulation engine.
+Every function takes frames (requests, time series, components, summary) and returns a Figure,
+so notebooks can restyle or combine them; :func:`standard_plots` lists the set a run folder
+carries.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Protocol
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import matplotlib.transforms as mtransforms
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from sim.analysis.plots.style import (
+    FAULT_COLOUR,
+    check_formats,
+    save_figure,
+    styled,
+    subplots,
+    topology_colours,
+)
 from sim.analysis.statistics import t_interval
-
-if TYPE_CHECKING:
-    from sim.experiment.results import RunResult
-
-KIND_COLOURS = {"orchestration": "#1f77b4", "choreography": "#ff7f0e", "hybrid": "#2ca02c"}
-EXTRA_COLOURS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-FAULT_COLOUR = "#f4a6a6"
-"""Fill of fault windows in timelines (a pale red, distinct from every line colour)."""
-
-STYLE: dict[str, Any] = {
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.titlesize": 11,
-    "axes.titleweight": "bold",
-    "axes.labelsize": 9.5,
-    "xtick.labelsize": 8.5,
-    "ytick.labelsize": 8.5,
-    "legend.fontsize": 8.5,
-    "legend.frameon": False,
-    "svg.fonttype": "path",
-}
-"""Matplotlib settings every standard plot is drawn with."""
+from sim.scenario.models import Scenario
 
 CDF_POINTS = 2000
 """Points per topology drawn by :func:`latency_cdf` (the curve is thinned beyond that)."""
 
-PNG_DPI = 110
 
-_F = TypeVar("_F", bound=Callable[..., Figure])
-
-
-def _styled(func: _F) -> _F:
-    """Draw the figure under :data:`STYLE`, so every plot looks alike."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Figure:
-        with plt.rc_context(STYLE):
-            return func(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def topology_colours(names: Sequence[str]) -> dict[str, str]:
-    """A stable colour per topology: the kind's colour for topologies named after a kind."""
-    out: dict[str, str] = {}
-    spare = iter(EXTRA_COLOURS * 4)
-    for name in names:
-        out[name] = KIND_COLOURS.get(name) or next(spare)
-    return out
-
-
-@_styled
+@styled
 def latency_cdf(requests: pd.DataFrame, warmup: float = 0.0, duration: float = np.inf) -> Figure:
     """Empirical CDF of workflow latency per topology, on a log time axis.
 
     Beyond :data:`CDF_POINTS` completed workflows the curve is drawn through evenly spaced
     quantiles (and the maximum), which is indistinguishable on screen and keeps SVGs small."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(7, 4.2))
     names = list(dict.fromkeys(requests["topology"]))
     colours = topology_colours(names)
     for name in names:
@@ -108,7 +66,7 @@ def latency_cdf(requests: pd.DataFrame, warmup: float = 0.0, duration: float = n
     return fig
 
 
-@_styled
+@styled
 def timelines(
     timeseries: pd.DataFrame,
     warmup: float = 0.0,
@@ -116,7 +74,7 @@ def timelines(
 ) -> Figure:
     """Throughput, p99 latency and workflows in flight over time, per topology; the warm-up is
     shaded grey and each fault window ``(start, end, label)`` pale red, labelled at the top."""
-    fig, (top, bottom, backlog) = plt.subplots(3, 1, figsize=(9.5, 7.5), sharex=True)
+    fig, (top, bottom, backlog) = subplots(3, 1, figsize=(9.5, 7.5), sharex=True)
     names = list(dict.fromkeys(timeseries["topology"]))
     colours = topology_colours(names)
     for name in names:
@@ -152,13 +110,13 @@ def timelines(
     return fig
 
 
-@_styled
+@styled
 def utilization_bars(components: pd.DataFrame) -> Figure:
     """Utilization of every component, grouped by component, one bar per topology."""
     names = list(dict.fromkeys(components["topology"]))
     comps = list(dict.fromkeys(components["name"]))
     colours = topology_colours(names)
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(comps) + 2), 4.2))
+    fig, ax = subplots(figsize=(max(6, 1.1 * len(comps) + 2), 4.2))
     width = 0.8 / max(1, len(names))
     x = np.arange(len(comps))
     for i, name in enumerate(names):
@@ -191,7 +149,7 @@ def _time_scale(values: Sequence[float]) -> tuple[float, str]:
     return (1000.0, "ms") if finite and max(finite) < 1 else (1.0, "s")
 
 
-@_styled
+@styled
 def percentile_bars(summary: pd.DataFrame, confidence: float = 0.95) -> Figure:
     """Latency p50, p95 and p99 per topology, grouped by percentile. With several replications
     (column ``replication``) each bar is the mean over them with its Student-t interval as an
@@ -206,7 +164,7 @@ def percentile_bars(summary: pd.DataFrame, confidence: float = 0.95) -> Figure:
             cells[(name, label)] = (iv.mean, iv.half_width)
     scale, unit = _time_scale([m + (0 if np.isnan(h) else h) for m, h in cells.values()])
     replicated = "replication" in summary.columns and summary["replication"].nunique() > 1
-    fig, ax = plt.subplots(figsize=(max(6.5, 1.3 * len(names) * len(PERCENTILES) / 2 + 3), 4.2))
+    fig, ax = subplots(figsize=(max(6.5, 1.3 * len(names) * len(PERCENTILES) / 2 + 3), 4.2))
     width = 0.8 / max(1, len(names))
     x = np.arange(len(PERCENTILES))
     for i, name in enumerate(names):
@@ -248,7 +206,7 @@ def _mean_utilization(components: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(index=comps, columns=names)
 
 
-@_styled
+@styled
 def utilization_heatmap(components: pd.DataFrame) -> Figure:
     """Utilization of every component (rows) in every topology (columns), mean over replications,
     each cell annotated; components with unlimited servers, or absent from a topology, are blank."""
@@ -256,9 +214,7 @@ def utilization_heatmap(components: pd.DataFrame) -> Figure:
     names = list(table.columns)
     colours = topology_colours(names)
     values = table.to_numpy(dtype=float)
-    fig, ax = plt.subplots(
-        figsize=(max(5.0, 1.5 * len(names) + 2.5), max(3.0, 0.45 * len(table.index) + 1.6))
-    )
+    fig, ax = subplots(figsize=(max(5.0, 1.5 * len(names) + 2.5), max(3.0, 0.45 * len(table.index) + 1.6)))
     image = ax.imshow(np.ma.masked_invalid(values), cmap="YlOrRd", vmin=0.0, vmax=1.0, aspect="auto")
     for (r, c), value in np.ndenumerate(values):
         if np.isfinite(value):
@@ -294,7 +250,7 @@ def _bottlenecks(summary: pd.DataFrame) -> dict[str, str | None]:
     return out
 
 
-@_styled
+@styled
 def bottleneck_chart(summary: pd.DataFrame, components: pd.DataFrame, top: int = 3) -> Figure:
     """Per topology, its ``top`` most utilized components (mean over replications), the
     bottleneck of the summary drawn solid and labelled, the others pale."""
@@ -302,9 +258,7 @@ def bottleneck_chart(summary: pd.DataFrame, components: pd.DataFrame, top: int =
     necks = _bottlenecks(summary)
     names = list(dict.fromkeys([*summary["topology"], *table.columns]))
     colours = topology_colours(names)
-    fig, axes = plt.subplots(
-        1, len(names), figsize=(max(6.5, 3.3 * len(names)), 2.9), squeeze=False, sharex=True
-    )
+    fig, axes = subplots(1, len(names), figsize=(max(6.5, 3.3 * len(names)), 2.9), squeeze=False, sharex=True)
     for ax, name in zip(axes[0], names, strict=True):
         util = table[name].dropna() if name in table.columns else pd.Series(dtype=float)
         ranked = util.sort_values(ascending=False, kind="stable")
@@ -372,109 +326,49 @@ STANDARD_PLOTS = [
 """Names (file stems) of the plots of a run folder, in the order a report shows them."""
 
 
+class RunFrames(Protocol):
+    """What the standard plots read of a run (an :class:`~sim.analysis.evaluation.Evaluation`
+    has it all)."""
+
+    scenario: Scenario
+    summary: pd.DataFrame
+    components: pd.DataFrame
+    requests: pd.DataFrame
+    timeseries: pd.DataFrame
+
+
 def standard_plots(
-    result: RunResult, fault_windows: Sequence[tuple[float, float, str]] = ()
+    frames: RunFrames, fault_windows: Sequence[tuple[float, float, str]] = ()
 ) -> dict[str, Callable[[], Figure]]:
-    """The run's standard plots by name, each as a function that draws it (so a caller can make,
-    save and close one Figure at a time)."""
-    sc = result.scenario
-    warmup = float(sc.warmup) if sc.warmup != "auto" else 0.0
+    """The run's standard plots by name, each as a function that draws it (so a caller can make
+    and save one Figure at a time)."""
+    sc = frames.scenario
+    warmup = sc.warmup_seconds
     makers: dict[str, Callable[[], Figure]] = {
-        "latency_cdf": lambda: latency_cdf(result.requests, warmup, sc.duration),
-        "timelines": lambda: timelines(result.timeseries, warmup, fault_windows),
-        "utilization": lambda: utilization_bars(result.components),
-        "percentiles": lambda: percentile_bars(result.summary, sc.confidence),
-        "utilization_heatmap": lambda: utilization_heatmap(result.components),
-        "bottleneck": lambda: bottleneck_chart(result.summary, result.components),
+        "latency_cdf": lambda: latency_cdf(frames.requests, warmup, sc.duration),
+        "timelines": lambda: timelines(frames.timeseries, warmup, fault_windows),
+        "utilization": lambda: utilization_bars(frames.components),
+        "percentiles": lambda: percentile_bars(frames.summary, sc.confidence),
+        "utilization_heatmap": lambda: utilization_heatmap(frames.components),
+        "bottleneck": lambda: bottleneck_chart(frames.summary, frames.components),
     }
     return makers
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` in the format of the file suffix (PNG at :data:`PNG_DPI`, reproducible SVG)."""
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower()
-    metadata = {"Date": None} if fmt == "svg" else None
-    fig.savefig(path, dpi=PNG_DPI, format=fmt, metadata=metadata)
-    return path
-
-
-def _formats(formats: Sequence[str]) -> list[str]:
-    wanted = list(dict.fromkeys(f.lower().lstrip(".") for f in formats))
-    supported = Figure().canvas.get_supported_filetypes()
-    unknown = [f for f in wanted if f not in supported]
-    if unknown:
-        raise ValueError(f"unsupported plot format(s) {unknown} (e.g. png, svg)")
-    return wanted
-
-
 def save_standard_plots(
-    result: RunResult,
+    frames: RunFrames,
     folder: str | Path,
     formats: Sequence[str] = ("png",),
     fault_windows: Sequence[tuple[float, float, str]] = (),
 ) -> list[Path]:
     """Write every standard plot as ``<name>.<format>`` for each of ``formats`` (``png``,
     ``svg``) into ``folder``; return the paths."""
-    wanted = _formats(formats)
+    wanted = check_formats(formats)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, make in standard_plots(result, fault_windows).items():
+    for name, make in standard_plots(frames, fault_windows).items():
         fig = make()
-        try:
-            for fmt in wanted:
-                paths.append(save_figure(fig, folder / f"{name}.{fmt}"))
-        finally:
-            plt.close(fig)
-    return paths
-
-
-@_styled
-def sweep_curves(summary: pd.DataFrame, metric: str, factor: str, factors: Sequence[str] = ()) -> Figure:
-    """``metric`` (mean over replications) against ``factor``, one line per topology with its
-    confidence band; one panel per combination of the other factors."""
-    others = [f for f in factors if f != factor]
-    panels = list(summary.groupby(others, sort=False)) if others else [((), summary)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
-    names = list(dict.fromkeys(summary["topology"]))
-    colours = topology_colours(names)
-    for ax, (keys, frame) in zip(axes[0], panels, strict=True):
-        for name in names:
-            sel = frame[frame["topology"] == name].sort_values(factor)
-            if sel.empty:
-                continue
-            x = pd.to_numeric(sel[factor], errors="coerce")
-            x = x if x.notna().all() else sel[factor].astype(str)
-            ax.plot(x, sel[metric], marker="o", label=name, color=colours[name])
-            low, high = sel.get(f"{metric}_low"), sel.get(f"{metric}_high")
-            if low is not None and high is not None and low.notna().any():
-                ax.fill_between(x, low, high, color=colours[name], alpha=0.2, lw=0)
-        keys = keys if isinstance(keys, tuple) else (keys,)
-        ax.set_title(", ".join(f"{k}={v}" for k, v in zip(others, keys, strict=True)) or metric)
-        ax.set_xlabel(factor)
-        ax.set_ylabel(metric)
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-SWEEP_METRICS = ["throughput", "latency_mean", "latency_p99", "bottleneck_utilization"]
-
-
-def save_sweep_plots(summary: pd.DataFrame, factors: Sequence[str], folder: str | Path) -> list[Path]:
-    """One PNG per headline metric and factor: ``<metric>-vs-<factor>.png``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for factor in factors:
-        for metric in SWEEP_METRICS:
-            if metric not in summary.columns:
-                continue
-            fig = sweep_curves(summary, metric, factor, factors)
-            path = folder / f"{metric}-vs-{factor}.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            paths.append(path)
+        for fmt in wanted:
+            paths.append(save_figure(fig, folder / f"{name}.{fmt}"))
     return paths

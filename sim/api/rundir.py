@@ -20,7 +20,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from sim.experiment.results import RunResult, summary_json
+from sim.analysis.evaluation import Evaluation
+from sim.analysis.plots import save_run_plots
+from sim.analysis.traces import chrome_trace, observability, otlp_trace
+from sim.api.results import RunResult, summary_json
 from sim.scenario.loader import scenario_from_dict
 from sim.scenario.models import Scenario
 
@@ -62,11 +65,7 @@ def write_run(
             result.blast_radius.to_csv(tmp / "blast_radius.csv", index=False)
             result.faults.to_csv(tmp / "faults.csv", index=False)
         if plots:
-            from sim.analysis.plots import save_standard_plots
-
-            save_standard_plots(result, tmp / "plots", formats=formats, fault_windows=fault_windows(result))
-            if result.baseline is not None:
-                _save_fault_plots(result, tmp / "plots")
+            save_run_plots(result, tmp / "plots", formats=formats)
         old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
@@ -80,52 +79,19 @@ def write_run(
     return folder
 
 
-def fault_windows(result: RunResult) -> list[tuple[float, float, str]]:
-    """The distinct fault windows of a run, for shading plots."""
-    if result.faults.empty:
-        return []
-    rows = result.faults.drop_duplicates(["type", "target", "start", "end"])
-    return [(float(r.start), float(r.end), f"{r.type}: {r.target}") for r in rows.itertuples()]
-
-
-def _write_frames(result: RunResult, folder: Path, prefix: str) -> None:
+def _write_frames(result: Evaluation, folder: Path, prefix: str) -> None:
     result.summary.to_csv(folder / f"{prefix}summary.csv", index=False)
     result.components.to_csv(folder / f"{prefix}components.csv", index=False)
     result.timeseries.to_csv(folder / f"{prefix}timeseries.csv", index=False)
     result.requests.to_parquet(folder / f"{prefix}requests.parquet", index=False)
 
 
-def _write_traces(result: RunResult, folder: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from sim.analysis.traces import chrome_trace, observability, otlp_trace, waterfall
-
+def _write_traces(result: Evaluation, folder: Path) -> None:
     result.spans.to_parquet(folder / "spans.parquet", index=False)
     (folder / "traces").mkdir()
     (folder / "traces" / "chrome.json").write_text(json.dumps(chrome_trace(result.spans)), encoding="utf-8")
     (folder / "traces" / "otlp.json").write_text(json.dumps(otlp_trace(result.spans)), encoding="utf-8")
     observability(result.spans).to_csv(folder / "observability.csv", index=False)
-    (folder / "plots").mkdir(exist_ok=True)
-    fig = waterfall(result.spans)
-    fig.savefig(folder / "plots" / "waterfall.png", dpi=110)
-    plt.close(fig)
-
-
-def _save_fault_plots(result: RunResult, folder: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from sim.analysis.blast_radius import blast_radius_bars, fault_timelines
-
-    assert result.baseline is not None
-    for name, fig in (
-        (
-            "fault_timelines.png",
-            fault_timelines(result.baseline.timeseries, result.timeseries, result.faults),
-        ),
-        ("blast_radius.png", blast_radius_bars(result.blast_radius)),
-    ):
-        fig.savefig(folder / name, dpi=110)
-        plt.close(fig)
 
 
 def _read_frames(folder: Path, prefix: str, scenario: Scenario, meta: dict) -> RunResult:

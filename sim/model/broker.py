@@ -3,7 +3,9 @@
 A published event occupies one partition for 1/capacity seconds (events queue when every
 partition is busy), is committed ``publish_latency`` later, and reaches each subscriber
 ``delivery_latency`` after the commit, plus the network hop to the consumer. With no capacity
-given the broker never queues.
+given the broker never queues. (Kafka's producer path: the leader appends the record, followers
+replicate it, and the record is committed, hence visible to consumers, once the in-sync replicas
+have it.)
 
 Under faults: while the broker is down, producers either buffer their events (they wait in the
 broker's queue and go out when it is back) or fail after the connect timeout and retry with the
@@ -14,13 +16,29 @@ broker is back. A partition between the broker and a component fails or holds th
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from sim.model import streams
-from sim.model.resilience import backoff
+from sim.model.resilience import RetryPolicy
 from sim.model.station import Station
 from sim.model.world import World
 from sim.scenario.models import Broker
+
+
+class Publish(NamedTuple):
+    """One publish in progress: who produces what, and whom to tell how it ended."""
+
+    producer: str
+    committed: Callable[[Any], None]
+    event: Any
+    failed: Callable[[Any], None]
+    attempt: int = 1
+
+
+class Delivered(NamedTuple):
+    """An event on its way from the log to one consumer."""
+
+    consumer: Callable[[Any], None]
+    event: Any
 
 
 class MessageBroker:
@@ -33,79 +51,61 @@ class MessageBroker:
         config = config or Broker()
         self.world = world
         self.config = config
-        self.station = world.add_component("broker", "broker", config.servers, config.partitions)
+        self.station, health = world.add_component("broker", "broker", config.servers, config.partitions)
         self.move_time = 0.0 if config.capacity is None else 1.0 / config.capacity
         self.publish_latency = world.draws(config.publish_latency, "broker/publish")
         self.delivery_latency = world.draws(config.delivery_latency, "broker/delivery")
-        self.jitter = streams.uniforms(world.seed, "broker/jitter", world.replication)
-        self.paused: list[tuple[Callable[[Any], None], Any]] = []
-        self.publish_failures = 0
-        world.faults.components["broker"].on_change.append(self._changed)
+        self.producer_retry = RetryPolicy(config.producer_retry, world.uniforms("broker/jitter"))
+        self.paused: list[Delivered] = []
+        health.on_change.append(self._changed)
 
     # -- publishing -------------------------------------------------------------------------
 
     def publish(
-        self,
-        producer: str,
-        committed: Callable[[Any], None],
-        event: Any,
-        failed: Callable[[Any], None],
-        attempt: int = 1,
+        self, producer: str, committed: Callable[[Any], None], event: Any, failed: Callable[[Any], None]
     ) -> None:
         """``producer`` sends ``event`` (already across the network); ``committed(event)`` once it
         is durably in the log, ``failed(event)`` if the producer gives up."""
-        refused = self.world.faults.partitioned(producer, "broker")
+        self._send(Publish(producer, committed, event, failed))
+
+    def _send(self, p: Publish) -> None:
+        world = self.world
+        refused = world.network.cut(p.producer, "broker")
         if refused is not None and refused.mode == "hold":
-            self.world.after(
-                refused.at + refused.duration - self.world.env.now,
-                self._retry,
-                (producer, committed, event, failed, attempt),
-            )
+            world.after(world.network.heals_in(refused), self._send, p)
             return
         if refused is not None or (self.station.down and self.config.when_down == "retry"):
-            self.world.after(
-                self.CONNECT_TIMEOUT, self._refused, (producer, committed, event, failed, attempt)
-            )
+            world.after(self.CONNECT_TIMEOUT, self._refused, p)
             return
-        self.station.submit(self.move_time, self._accepted, (committed, event))
+        self.station.submit(self.move_time, self._accepted, p)
 
-    def _refused(self, item: tuple[str, Callable[[Any], None], Any, Callable[[Any], None], int]) -> None:
-        producer, committed, event, failed, attempt = item
-        self.publish_failures += 1
-        policy = self.config.producer_retry
-        if attempt >= policy.max_attempts:
-            failed(event)
+    def _refused(self, p: Publish) -> None:
+        self.world.counters.publish_failures += 1
+        if not self.producer_retry.allows(p.attempt):
+            p.failed(p.event)
             return
-        self.world.after(
-            backoff(policy, attempt, self.jitter()),
-            self._retry,
-            (producer, committed, event, failed, attempt + 1),
-        )
+        wait = self.producer_retry.next_delay(p.attempt)
+        self.world.after(wait, self._send, p._replace(attempt=p.attempt + 1))
 
-    def _retry(self, item: tuple[str, Callable[[Any], None], Any, Callable[[Any], None], int]) -> None:
-        self.publish(*item)
-
-    def _accepted(self, item: tuple[Callable[[Any], None], Any]) -> None:
-        committed, event = item
-        self.world.after(self.publish_latency(), committed, event)
+    def _accepted(self, p: Publish) -> None:
+        self.world.after(self.publish_latency(), p.committed, p.event)
 
     # -- delivering -------------------------------------------------------------------------
 
-    def deliver(self, hop: float, consumer: Callable[[Any], None], arg: Any) -> None:
+    def deliver(self, hop: float, consumer: Callable[[Any], None], event: Any) -> None:
         """Deliver to a consumer after the delivery latency and the network ``hop``; deliveries
         pause while the broker is down."""
-        self.world.messages += 1
-        self.world.after(self.delivery_latency() + hop, self._arrive, (consumer, arg))
+        self.world.counters.messages += 1
+        self.world.after(self.delivery_latency() + hop, self._arrive, Delivered(consumer, event))
 
-    def _arrive(self, item: tuple[Callable[[Any], None], Any]) -> None:
+    def _arrive(self, d: Delivered) -> None:
         if self.station.down:
-            self.paused.append(item)
+            self.paused.append(d)
             return
-        consumer, arg = item
-        consumer(arg)
+        d.consumer(d.event)
 
     def _changed(self, station: Station, went_down: bool) -> None:
         if not station.down and self.paused:
             paused, self.paused = self.paused, []
-            for consumer, arg in paused:
-                self.world.immediate(consumer, arg)
+            for d in paused:
+                self.world.immediate(d.consumer, d.event)

@@ -1,0 +1,381 @@
+"""The evaluation pipeline: the raw records of a scenario's runs in, every frame a user sees out.
+
+``sim run``, replications and every point of a sweep go through :func:`evaluate`, so a number
+means the same wherever it is shown:
+
+1. **warm-up**: a fixed warm-up is taken as is; ``warmup: auto`` is chosen by MSER-5 on every
+   run's latencies in arrival order, the largest choice over topologies and replications, so all
+   are measured over the same window. With faults it is chosen on the fault-free baseline twins
+   and never reaches past the first fault, so the fault stays inside the measured window.
+2. **frames**: per-instance requests, per-component statistics, the summary (one row per topology
+   and replication, conservation checked again over the measured window) and time series.
+3. **baseline and blast radius**: with faults, the baseline twins get the same frames, and every
+   faulted run is compared with its twin (:mod:`sim.analysis.blast_radius`).
+4. **verdicts**: each topology judged against the scenario's objectives
+   (:mod:`sim.analysis.verdicts`).
+
+:class:`Evaluation` holds the frames and the condensed views of them: intervals over
+replications, paired differences between topologies, the JSON summary and the plots.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from sim.analysis.metrics import (
+    component_stats,
+    components_table,
+    requests_frame,
+    spans_frame,
+    summary_table,
+    timeseries_table,
+)
+from sim.analysis.statistics import aggregate, format_difference, mser5_warmup, paired_differences
+from sim.model.records import TopologyRun
+from sim.scenario.models import Scenario
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+HEADLINE = [
+    "throughput",
+    "latency_mean",
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+    "latency_max",
+    "messages_per_workflow",
+    "bottleneck_utilization",
+    "arrived",
+    "completed",
+    "failed",
+    "compensated",
+    "inconsistent",
+    "lost",
+    "in_flight",
+    "async_latency_mean",
+    "async_latency_p99",
+]
+"""Summary metrics that get a confidence interval across replications."""
+
+COMPARED = ["throughput", "latency_mean", "latency_p50", "latency_p95", "latency_p99"]
+"""Metrics compared between topologies, replication by replication."""
+
+COMPONENT_FIELDS = [
+    "name",
+    "kind",
+    "servers",
+    "utilization",
+    "mean_busy",
+    "mean_queue",
+    "max_queue",
+    "mean_wait",
+    "p99_wait",
+    "handled",
+    "rejected",
+    "errors",
+]
+"""Per-component figures of the JSON summary."""
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame()
+
+
+@dataclass
+class Evaluation:
+    """The frames of one scenario's runs: ``summary`` has one row per topology and replication;
+    ``intervals`` and ``differences`` condense the replications."""
+
+    scenario: Scenario
+    """The scenario as measured (its warm-up resolved)."""
+    seed: int
+    summary: pd.DataFrame
+    components: pd.DataFrame
+    requests: pd.DataFrame
+    timeseries: pd.DataFrame
+    baseline: Evaluation | None = None
+    """With faults: the same scenario and seed run without them (the twins)."""
+    faults: pd.DataFrame = field(default_factory=_empty)
+    """With faults: the fault windows applied, per topology and replication."""
+    blast_radius: pd.DataFrame = field(default_factory=_empty)
+    """With faults: one row per topology and replication, see :mod:`sim.analysis.blast_radius`."""
+    verdicts: pd.DataFrame = field(default_factory=_empty)
+    """With objectives: one row per topology and objective, see :mod:`sim.analysis.verdicts`."""
+    spans: pd.DataFrame = field(default_factory=_empty)
+    """With tracing: the spans of the sampled workflow instances, see :mod:`sim.analysis.traces`."""
+    warmup_chosen_by: str = "scenario"
+    """``scenario`` (a fixed warm-up) or ``MSER-5`` (``warmup: auto``)."""
+
+    @property
+    def topologies(self) -> list[str]:
+        return list(dict.fromkeys(self.summary["topology"]))
+
+    @property
+    def replications(self) -> int:
+        return int(self.summary["replication"].nunique())
+
+    @property
+    def confidence(self) -> float:
+        return self.scenario.confidence
+
+    @property
+    def intervals(self) -> pd.DataFrame:
+        """Per topology: the mean of each headline metric over replications, with its Student-t
+        interval (``<metric>_low``, ``<metric>_high``, ``<metric>_half_width``; empty with one
+        replication)."""
+        metrics = [m for m in HEADLINE if m in self.summary.columns]
+        return aggregate(self.summary, ["topology"], metrics, self.confidence)
+
+    @property
+    def differences(self) -> pd.DataFrame:
+        """Each topology minus the first one, replication by replication, with the interval of the
+        mean difference: the headline a user quotes. Pairing removes the noise the topologies
+        share through common random numbers."""
+        if len(self.topologies) < 2:
+            return pd.DataFrame()
+        return paired_differences(self.summary, self.topologies[0], COMPARED, self.confidence)
+
+    def difference_lines(self) -> list[str]:
+        """The differences as sentences, e.g. ``latency_p99: choreography − orchestration = …``."""
+        if self.replications < 2:
+            return []
+        frame = self.differences
+        if frame.empty:
+            return []
+        lines = []
+        for row in frame.to_dict("records"):
+            scale, unit = (1.0, "/s") if row["metric"] == "throughput" else (1000.0, "ms")
+            lines.append(format_difference(row, unit_scale=scale, unit=unit))
+        return lines
+
+    def recommendation(self) -> list[str]:
+        """The topologies ranked by the objectives they meet, in sentences (empty without objectives)."""
+        from sim.analysis.verdicts import recommendation
+
+        return [] if self.verdicts.empty else recommendation(self.verdicts, self.summary)
+
+    def fault_windows(self) -> list[tuple[float, float, str]]:
+        """The distinct fault windows of the run, for shading plots."""
+        return fault_labels(self.faults)
+
+    def plot_names(self) -> list[str]:
+        """The plots :meth:`plot` can draw for this run."""
+        from sim.analysis.plots.standard import STANDARD_PLOTS
+
+        names = list(STANDARD_PLOTS)
+        if self.baseline is not None:
+            names += ["fault_timelines", "blast_radius"]
+        if not self.spans.empty:
+            names.append("waterfall")
+        return names
+
+    def plot(self, name: str = "latency_cdf") -> Figure:
+        """One of :meth:`plot_names` as a matplotlib Figure (fault windows shaded)."""
+        from sim.analysis.plots import figure
+
+        if name not in self.plot_names():
+            raise ValueError(f"unknown plot {name!r} (known: {', '.join(self.plot_names())})")
+        return figure(self, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain data (what ``sim run --json`` prints). With several replications
+        each number is the mean over replications, and ``intervals`` gives its interval."""
+        out: dict[str, Any] = {
+            "scenario": self.scenario.name,
+            "seed": self.seed,
+            "duration": self.scenario.duration,
+            "warmup": self.scenario.warmup,
+            "replications": self.replications,
+            "confidence": self.confidence,
+            "topologies": [],
+        }
+        intervals = self.intervals.set_index("topology")
+        for name in self.topologies:
+            rows = self.summary[self.summary["topology"] == name]
+            row = rows.mean(numeric_only=True).to_dict()
+            first = rows.iloc[0]
+            comps = self.components[self.components["topology"] == name]
+            comp_rows = (
+                comps.groupby("name", sort=False)
+                .agg({**{c: "mean" for c in COMPONENT_FIELDS[2:]}, "kind": "first"})
+                .reset_index()
+            )
+            entry = {
+                "topology": name,
+                "kind": first["kind"],
+                "arrived": row["arrived"],
+                "completed": row["completed"],
+                "failed": row["failed"],
+                "compensated": row.get("compensated", 0),
+                "inconsistent": row.get("inconsistent", 0),
+                "lost": row.get("lost", 0),
+                "in_flight": row["in_flight"],
+                "throughput": row["throughput"],
+                "offered_rate": row["offered_rate"],
+                "messages_per_workflow": row["messages_per_workflow"],
+                "latency": {k: row[f"latency_{k}"] for k in ("mean", "p50", "p95", "p99", "max")},
+                "bottleneck": rows["bottleneck"].mode().iloc[0] if rows["bottleneck"].notna().any() else None,
+                "bottleneck_utilization": row["bottleneck_utilization"],
+                "components": [{k: c[k] for k in COMPONENT_FIELDS} for c in comp_rows.to_dict("records")],
+            }
+            if bool(first["async_steps"]):
+                entry["asynchronous"] = {
+                    "latency": {k: row[f"async_latency_{k}"] for k in ("mean", "p50", "p95", "p99", "max")},
+                    "failed": row["async_failed"],
+                    "in_flight": row["async_in_flight"],
+                }
+            if self.replications > 1:
+                iv = intervals.loc[name]
+                entry["intervals"] = {
+                    m: {
+                        "mean": iv[m],
+                        "low": iv[f"{m}_low"],
+                        "high": iv[f"{m}_high"],
+                        "half_width": iv[f"{m}_half_width"],
+                    }
+                    for m in HEADLINE
+                    if m in self.summary.columns
+                }
+            out["topologies"].append(entry)
+        if self.replications > 1 and len(self.topologies) > 1:
+            out["differences"] = self.differences.to_dict("records")
+        if not self.blast_radius.empty:
+            radius = self.blast_radius
+            for entry in out["topologies"]:
+                rows = radius[radius["topology"] == entry["topology"]]
+                entry["blast_radius"] = {
+                    **rows.mean(numeric_only=True).drop("replication", errors="ignore").to_dict(),
+                    "affected_components": sorted(
+                        {c for v in rows["affected_components"].dropna() for c in str(v).split(";") if c}
+                    ),
+                }
+            out["faults"] = self.faults.to_dict("records")
+        if not self.verdicts.empty:
+            out["verdicts"] = self.verdicts.to_dict("records")
+            out["recommendation"] = self.recommendation()
+        return plain(out)
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: numpy scalars to Python, NaN and missing values to None."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if value is None or value is pd.NA:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def fault_labels(faults: pd.DataFrame) -> list[tuple[float, float, str]]:
+    """The distinct fault windows of a fault frame as (start, end, label), for shading plots."""
+    if faults.empty:
+        return []
+    rows = faults.drop_duplicates(["type", "target", "start", "end"])
+    out = []
+    for r in rows.to_dict("records"):
+        peer = r.get("peer")
+        ends = f"{r['target']} ↔ {peer}" if isinstance(peer, str) and peer else str(r["target"])
+        out.append((float(r["start"]), float(r["end"]), f"{r['type']}: {ends}"))
+    return out
+
+
+FAULT_COLUMNS = ["topology", "replication", "type", "target", "peer", "start", "end"]
+
+
+def choose_warmup(scenario: Scenario, runs: Sequence[TopologyRun]) -> float:
+    """MSER-5 warm-up: the largest truncation point over the runs' latency series (in arrival
+    order). With faults only the fault-free baseline runs are read, and the warm-up never passes
+    the first fault, so that what the fault did stays in the measured window."""
+    chosen = 0.0
+    baseline = [r for r in runs if not r.faulted] if scenario.faults else list(runs)
+    for run in baseline:
+        out = run.outcomes
+        keep = out.arrival < scenario.duration
+        order = out.arrival[keep].argsort(kind="stable")
+        arrival = out.arrival[keep][order]
+        latency = (out.completion - out.arrival)[keep][order]
+        latency[out.status[keep][order] != 1] = math.nan  # completed instances only
+        chosen = max(chosen, mser5_warmup(arrival, latency))
+    if scenario.faults:
+        starts = [float(w["start"]) for r in runs if r.faulted for w in r.faults]  # type: ignore[arg-type]
+        if starts:
+            chosen = min(chosen, min(starts))
+    return float(chosen)
+
+
+def evaluate(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
+    """Every frame of a scenario's runs (faulted runs and, with faults, their baseline twins, as
+    :func:`sim.running.simulate.tasks_for` lists them), through the steps in the module
+    docstring."""
+    chosen_by = "scenario"
+    if scenario.warmup == "auto":
+        scenario = scenario.model_copy(update={"warmup": choose_warmup(scenario, runs)})
+        chosen_by = "MSER-5"
+    faulted = [r for r in runs if r.faulted]
+    twins = [r for r in runs if not r.faulted]
+    result = _frames(scenario, faulted)
+    result.warmup_chosen_by = chosen_by
+    result.spans = spans_frame([r for r in faulted if r.spans])
+    if scenario.faults:
+        result.baseline = _frames(scenario.model_copy(update={"faults": []}), twins)
+        result.faults = pd.DataFrame(
+            [{"topology": r.topology, "replication": r.replication, **w} for r in faulted for w in r.faults],
+            columns=FAULT_COLUMNS,
+        )
+        result.blast_radius = _blast_radius(scenario, result, faulted, twins)
+    objectives = scenario.objectives.model_dump()
+    if any(v is not None for v in objectives.values()):
+        from sim.analysis.verdicts import verdicts
+
+        radius = result.blast_radius if not result.blast_radius.empty else None
+        result.verdicts = verdicts(objectives, result.summary, radius, scenario.confidence)
+    return result
+
+
+def _frames(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
+    requests = [requests_frame(r) for r in runs]
+    components = components_table(runs, scenario)
+    return Evaluation(
+        scenario=scenario,
+        seed=scenario.seed,
+        summary=summary_table(runs, requests, scenario, components),
+        components=components,
+        requests=pd.concat(requests, ignore_index=True),
+        timeseries=timeseries_table(runs, requests, scenario),
+    )
+
+
+def _blast_radius(
+    scenario: Scenario, result: Evaluation, runs: Sequence[TopologyRun], twins: Sequence[TopologyRun]
+) -> pd.DataFrame:
+    """Compare every faulted run with its fault-free twin (same topology, replication, seed)."""
+    from sim.analysis.blast_radius import blast_radius
+
+    assert result.baseline is not None
+    records = {(id(result), r.topology, r.replication): r for r in runs}
+    records.update({(id(result.baseline), r.topology, r.replication): r for r in twins})
+
+    def stats(frames: object, topology: str, replication: int, lo: float, hi: float) -> pd.DataFrame:
+        run = records[(id(frames), topology, replication)]
+        return pd.DataFrame([component_stats(rec, lo, hi, run.end_time) for rec in run.components])
+
+    windows = {(r.topology, r.replication): r.faults for r in runs}
+    return blast_radius(
+        result.baseline,
+        result,
+        windows,
+        latency_factor=scenario.blast_radius.latency_factor,
+        latency_slack=scenario.blast_radius.latency_slack,
+        component_stats=stats,
+    )

@@ -1,1 +1,0 @@
-"""Running experiments: single runs, replications, sweeps, executors and run folders."""

@@ -1,0 +1,34 @@
+"""Run totals every component and coordinator reports through.
+
+One object per world, so a counter means the same in every topology (an attempt is an attempt,
+whoever makes it) and the records carry them under fixed names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Counters:
+    """Totals of one run, over the whole run (not only the measured window)."""
+
+    messages: int = 0
+    """Network messages: client → coordinator, requests, replies, publishes, deliveries."""
+    decisions: int = 0
+    """Engine decisions taken (orchestration, hybrid)."""
+    attempts: int = 0
+    """Service calls attempted, retries and compensations included."""
+    duplicates: int = 0
+    """Work delivered again after a consumer crashed or could not be reached."""
+    dead_letters: int = 0
+    """Events given up and moved to the dead-letter queue."""
+    publish_failures: int = 0
+    """Publishes a producer found refused (the broker down or unreachable)."""
+    breaker_openings: int = 0
+    """Times a circuit breaker opened."""
+    bulkhead_refusals: int = 0
+    """Calls refused by a full bulkhead."""
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)

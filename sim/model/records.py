@@ -1,0 +1,88 @@
+"""Raw records of one run: what a world hands over when it stops, before any statistics.
+
+Plain numpy arrays and small dataclasses, free of the simulation engine, so that the analysis can
+turn them into frames without importing SimPy, and executors can send them between processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.model.tracing import Span
+
+
+@dataclass
+class ComponentRecord:
+    """Raw timestamps of one component's visits during one run.
+
+    Visits are FIFO per component, so the i-th entry of ``started`` belongs to the i-th entry of
+    ``arrived``; ``ended[i]`` is the end of that visit's service (or the instant it was aborted).
+    """
+
+    name: str
+    kind: str
+    servers: int | None
+    arrived: np.ndarray
+    started: np.ndarray
+    ended: np.ndarray
+    rejected: np.ndarray
+    errors: np.ndarray
+    aborted: np.ndarray
+
+
+@dataclass
+class WorkflowRecord:
+    """The instances of one workflow occupy ``count`` consecutive slots of the outcome arrays,
+    from ``offset``; ``steps`` names the service of each step (for ``failed_at``)."""
+
+    name: str
+    offset: int
+    count: int
+    steps: list[str]
+
+
+@dataclass
+class OutcomeRecord:
+    """How every workflow instance of a run ended, one slot per instance (see
+    :mod:`sim.model.world` for the status codes)."""
+
+    arrival: np.ndarray
+    completion: np.ndarray
+    status: np.ndarray
+    failed_step: np.ndarray
+    inconsistency_start: np.ndarray
+    inconsistency_end: np.ndarray
+    async_completion: np.ndarray
+    async_pending: np.ndarray
+    async_failures: np.ndarray
+
+
+@dataclass
+class TopologyRun:
+    """Everything one topology's run produced (one replication, with or without its faults)."""
+
+    topology: str
+    kind: str
+    seed: int
+    replication: int
+    workflows: list[WorkflowRecord]
+    outcomes: OutcomeRecord
+    components: list[ComponentRecord]
+    end_time: float
+    wall_seconds: float
+    counters: dict[str, float] = field(default_factory=dict)
+    """Run totals (see :class:`sim.model.counters.Counters`), plus ``lost_work``."""
+    faults: list[dict[str, object]] = field(default_factory=list)
+    """Fault windows applied in this run: type, target, peer (the other end of a partition, else
+    empty), start, end."""
+    spans: list[Span] = field(default_factory=list)
+    """Spans of the traced workflow instances (empty unless tracing was asked for)."""
+    faulted: bool = True
+    """False for the fault-free baseline twin of a scenario with faults."""
+
+    @property
+    def total(self) -> int:
+        """Workflow instances that arrived in the run."""
+        return int(self.outcomes.arrival.size)

@@ -1,0 +1,1 @@
+"""Running simulations: tasks, executors, and raw records kept on disk for sweeps."""

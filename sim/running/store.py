@@ -1,0 +1,108 @@
+"""Raw records on disk: a finished simulation kept until everything that needs it has run.
+
+A sweep evaluates a point once all its simulations have finished (the warm-up and the verdicts
+look at every replication, the blast radius at every baseline twin), while executors finish
+simulations one by one, in any order, possibly in other processes. Each finished simulation is
+therefore written at once, by the worker that ran it, to ``<folder>/<key>.npz``: numpy arrays and a
+JSON header, written to a temporary name and renamed into place, loaded without pickle. A file
+that cannot be read back (a run killed while writing, a file from another version) counts as not
+done, and the simulation runs again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.model.records import ComponentRecord, OutcomeRecord, TopologyRun, WorkflowRecord
+from sim.model.tracing import Span
+from sim.running.simulate import Task, simulate
+
+FORMAT = 1
+"""Version of the file layout; files of another version are not read."""
+
+_OUTCOMES = list(OutcomeRecord.__dataclass_fields__)
+_COMPONENT_ARRAYS = ["arrived", "started", "ended", "rejected", "errors", "aborted"]
+
+
+def _header(run: TopologyRun) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "topology": run.topology,
+        "kind": run.kind,
+        "seed": run.seed,
+        "replication": run.replication,
+        "workflows": [asdict(w) for w in run.workflows],
+        "components": [{"name": c.name, "kind": c.kind, "servers": c.servers} for c in run.components],
+        "end_time": run.end_time,
+        "wall_seconds": run.wall_seconds,
+        "counters": run.counters,
+        "faults": run.faults,
+        "spans": [asdict(s) for s in run.spans],
+        "faulted": run.faulted,
+    }
+
+
+def save_records(run: TopologyRun, path: Path) -> None:
+    """Write ``run`` to ``path`` atomically."""
+    arrays: dict[str, np.ndarray] = {f"outcome_{name}": getattr(run.outcomes, name) for name in _OUTCOMES}
+    for i, comp in enumerate(run.components):
+        for name in _COMPONENT_ARRAYS:
+            arrays[f"component{i}_{name}"] = getattr(comp, name)
+    header = json.dumps(_header(run)).encode("utf-8")
+    arrays["header"] = np.frombuffer(header, dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def load_records(path: Path) -> TopologyRun | None:
+    """The records written to ``path``, or None when the file is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(bytes(data["header"]).decode("utf-8"))
+            if header.get("format") != FORMAT:
+                return None
+            outcomes = OutcomeRecord(**{name: data[f"outcome_{name}"] for name in _OUTCOMES})
+            components = [
+                ComponentRecord(
+                    name=c["name"],
+                    kind=c["kind"],
+                    servers=c["servers"],
+                    **{name: data[f"component{i}_{name}"] for name in _COMPONENT_ARRAYS},
+                )
+                for i, c in enumerate(header["components"])
+            ]
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        return None
+    return TopologyRun(
+        topology=header["topology"],
+        kind=header["kind"],
+        seed=header["seed"],
+        replication=header["replication"],
+        workflows=[WorkflowRecord(**w) for w in header["workflows"]],
+        outcomes=outcomes,
+        components=components,
+        end_time=header["end_time"],
+        wall_seconds=header["wall_seconds"],
+        counters=header["counters"],
+        faults=header["faults"],
+        spans=[Span(**s) for s in header["spans"]],
+        faulted=header["faulted"],
+    )
+
+
+def simulate_into(job: tuple[Task, Path]) -> Path:
+    """Run a task and write its records to the path given (what sweep workers run, so that large
+    records never travel back to the parent process); return the path."""
+    task, path = job
+    save_records(simulate(task), path)
+    return path

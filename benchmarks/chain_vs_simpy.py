@@ -110,15 +110,16 @@ def chain_scenario(customers: int, seed: int) -> dict:
 
 def run_ours(topology: str, customers: int, seed: int) -> dict:
     """One run of a topology of our simulator; the time is its ``wall_seconds``."""
-    from sim.experiment.runner import run_topology  # imported already by worker()
+    # imported already by worker()
+    from sim.analysis.metrics import requests_frame
+    from sim.running.simulate import Task, simulate
+    from sim.scenario.loader import scenario_from_dict
 
-    import sim
-
-    scenario = sim.scenario_from_dict(chain_scenario(customers, seed))
+    scenario = scenario_from_dict(chain_scenario(customers, seed))
     started = time.perf_counter()
-    run = run_topology(scenario, topology)
+    run = simulate(Task(scenario, topology))
     call = time.perf_counter() - started
-    requests = run.requests
+    requests = requests_frame(run)
     done = requests[requests["status"] == "completed"]
     return {
         "workflows": len(requests),
@@ -235,7 +236,8 @@ def worker(model: str, customers: int, seed: int) -> None:
     model: the peak memory then starts from the same base, and the garbage collector has the
     same number of live objects to walk in every model.
     """
-    import sim.experiment.runner  # noqa: F401
+    import sim.analysis.metrics  # noqa: F401
+    import sim.running.simulate  # noqa: F401
 
     if model in BARE_RUNNERS:
         result = BARE_RUNNERS[model](customers, seed)

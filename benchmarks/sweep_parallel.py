@@ -33,7 +33,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sim.experiment.sweep import run_sweep  # noqa: E402
+from sim.api.sweep import run_sweep  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "checkout.yaml"
 

@@ -236,7 +236,7 @@ def worker(model: str, customers: int, seed: int) -> None:
     model: the peak memory then starts from the same base, and the garbage collector has the
     same number of live objects to walk in every model.
     """
-    import sim.analysis.metrics  # noqa: F401
+    import sim.analysis.metrics
     import sim.running.simulate  # noqa: F401
 
     if model in BARE_RUNNERS:

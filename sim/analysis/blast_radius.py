@@ -211,7 +211,7 @@ def fault_frame(faults: Any) -> pd.DataFrame:
                 "start": start,
                 "end": end,
                 "topology": None if _missing(topo) else str(topo),
-                "replication": None if _missing(rep) else int(rep),
+                "replication": None if rep is None or _missing(rep) else int(rep),
             }
         )
     return pd.DataFrame(out, columns=["type", "target", "peer", "start", "end", "topology", "replication"])
@@ -468,7 +468,7 @@ def blast_radius(
     *,
     latency_factor: float = 2.0,
     latency_slack: float = 1.0,
-    band: Band | Mapping[str, float] = DEFAULT_BAND,
+    band: Band | Mapping[str, Any] = DEFAULT_BAND,
     component_stats: ComponentStats | None = None,
 ) -> pd.DataFrame:
     """One row per (topology, replication) of the faulted run: what its faults did, measured

@@ -219,7 +219,7 @@ def run_sweep(
             store.finish(p)
     if pending:
         owned = not isinstance(executor, Executor)
-        pool = make_executor(executor, workers, dask) if owned else executor
+        pool = executor if isinstance(executor, Executor) else make_executor(executor, workers, dask)
         try:
             for (task, records), _, error in pool.map(simulate_into, pending):
                 point = owner[records]

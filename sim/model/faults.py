@@ -17,8 +17,9 @@ Crash processes draw from their own named stream.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import simpy
 from simpy.events import Timeout
@@ -118,7 +119,7 @@ class Faults:
 
     def _windowed(
         self, fault: Outage | Slowdown | ErrorBurst | CapacityLoss, health: Health
-    ) -> Iterator[Timeout]:
+    ) -> Generator[Timeout, Any, None]:
         if fault.at > 0:
             yield Timeout(self.env, fault.at)
         self.windows.append(_record(fault.type, fault.target, fault.at, fault.at + fault.duration))
@@ -143,7 +144,9 @@ class Faults:
                 health.bursts.remove(fault.probability)
             health.station.error_probability = max(health.bursts, default=health.base_error)
 
-    def _crashes(self, fault: CrashProcess, health: Health, index: int, replica: int) -> Iterator[Timeout]:
+    def _crashes(
+        self, fault: CrashProcess, health: Health, index: int, replica: int
+    ) -> Generator[Timeout, Any, None]:
         name = f"faults/{index}/{fault.target}/{replica}"
         up_for = streams.draws(fault.mtbf, self.seed, f"{name}/mtbf", self.replication)
         down_for = streams.draws(fault.mttr, self.seed, f"{name}/mttr", self.replication)

@@ -23,7 +23,7 @@ import itertools
 import math
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -186,10 +186,8 @@ class World:
             ],
             retry_errors=[streams.uniforms(self.seed, f"retry-errors/{k}", self.replication) for k in key],
             compensation_work=[
-                None
-                if services[st.service].compensation is None
-                else self.draws(services[st.service].compensation.latency, f"undo-work/{k}")
-                for st, k in zip(steps, key, strict=True)
+                None if undo is None else self.draws(undo.latency, f"undo-work/{k}")
+                for undo, k in zip((services[st.service].compensation for st in steps), key, strict=True)
             ],
             compensation_errors=[
                 streams.uniforms(self.seed, f"undo-errors/{k}", self.replication) for k in key
@@ -298,13 +296,17 @@ class World:
     def arrivals(self) -> Iterator[tuple[float, WorkflowPlan, int]]:
         """All arrivals of all workflows in time order (ties: workflow order, then index)."""
         order = np.argsort(self.arrival, kind="stable")
-        owners = np.concatenate([np.full(p.count, i) for i, p in enumerate(self.plans)]) if self.plans else []
+        owners = (
+            np.concatenate([np.full(p.count, i) for i, p in enumerate(self.plans)])
+            if self.plans
+            else np.empty(0)
+        )
         times = self.arrival[order].tolist()
         for t, g in zip(times, order.tolist()):
             plan = self.plans[int(owners[g])]
             yield t, plan, g - plan.offset
 
-    def source(self, arrive: Callable[[Instance], None]) -> Iterator[simpy.Event]:
+    def source(self, arrive: Callable[[Instance], None]) -> Generator[simpy.Event, Any, None]:
         """The process that starts every workflow instance at its arrival instant."""
         env = self.env
         for t, plan, index in self.arrivals():

@@ -33,7 +33,7 @@ def run_tasks(
             runs.append(simulate(task, step))
         return runs
     owned = not isinstance(executor, Executor)
-    pool = make_executor(executor, workers) if owned else executor
+    pool = executor if isinstance(executor, Executor) else make_executor(executor, workers)
     results: dict[int, TopologyRun] = {}
     index = {id(t): i for i, t in enumerate(tasks)}
     try:

@@ -58,7 +58,7 @@ def save_records(run: TopologyRun, path: Path) -> None:
     header = json.dumps(_header(run)).encode("utf-8")
     arrays["header"] = np.frombuffer(header, dtype=np.uint8)
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(buffer.getvalue())
     os.replace(tmp, path)

@@ -213,7 +213,7 @@ def _bool_fields() -> frozenset[str]:
 
     from sim.scenario import distributions, models
 
-    names = set()
+    names: set[str] = set()
     for module in (models, distributions):
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, BaseModel):

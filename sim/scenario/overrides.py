@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from sim.scenario.errors import ScenarioError
@@ -42,7 +43,7 @@ def with_overrides(
     return scenario.model_copy(update=update) if update else scenario
 
 
-def select_topologies(scenario: Scenario, names: list[str] | tuple[str, ...] | None) -> list[str]:
+def select_topologies(scenario: Scenario, names: Sequence[str] | None) -> list[str]:
     """The topologies to run: ``names`` in the order given (default: all, in file order);
     an unknown name raises :class:`ScenarioError` with source ``--topology``."""
     chosen = list(names) if names else list(scenario.topologies)

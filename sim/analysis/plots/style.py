@@ -45,7 +45,7 @@ def styled(func: _F) -> _F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Figure:
-        with matplotlib.rc_context(STYLE):
+        with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -215,6 +215,7 @@ def test_booleans_and_infinite_durations_are_refused(tmp_path: Path) -> None:
     assert "--duration: must be a finite number" in result.stderr
 
 
+@pytest.mark.slow
 def test_module_entry_point_exit_codes_in_a_real_process() -> None:
     bad = BAD_DIR / "negative_rate.yaml"
     proc = subprocess.run(
@@ -355,3 +356,52 @@ def test_run_checkout_scenario_shortened(tmp_path: Path) -> None:
     assert summary["scenario"] == "checkout" and summary["seed"] == 7
     assert [t["topology"] for t in summary["topologies"]] == TOPOLOGIES
     assert all(t["completed"] > 0 for t in summary["topologies"])
+
+
+@pytest.fixture
+def sweep_file(tmp_path: Path) -> Path:
+    from tests.test_experiments import SMALL
+
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(SMALL), encoding="utf-8")
+    return path
+
+
+# --- sweeps and replications ----------------------------------------------------------------
+
+
+def test_cli_sweep_and_replications(sweep_file: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "cli-sweep"
+    res = runner.invoke(
+        app,
+        ["sweep", str(sweep_file), "--vary", "load.wf.rate=3,6", "--executor", "serial", "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    assert "Sweep folder:" in res.stdout and (out / "sweep_summary.csv").exists()
+    again = runner.invoke(
+        app,
+        ["sweep", str(sweep_file), "--vary", "load.wf.rate=3,6", "--executor", "serial", "--out", str(out)],
+    )
+    assert "0 run now, 4 already done" in again.stdout
+    res = runner.invoke(
+        app, ["run", str(sweep_file), "-r", "3", "--executor", "serial", "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "3 replications" in res.stdout and "latency_p99: orchestration − choreography" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("vary", "message"),
+    [
+        ("load.wf.rat=3", "load.wf.rat"),
+        ("load.nope.rate=3", "no 'nope' in load (known: wf)"),
+        ("services.a.replicas=x:y", "--vary"),
+        ("nothing", "--vary"),
+    ],
+)
+def test_cli_sweep_bad_paths_exit_2(sweep_file: Path, vary: str, message: str) -> None:
+    res = CliRunner().invoke(app, ["sweep", str(sweep_file), "--vary", vary, "--executor", "serial"])
+    assert res.exit_code == 2
+    assert message in res.stderr
+    assert "Traceback" not in res.output

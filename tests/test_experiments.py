@@ -8,11 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 import sim
 from sim.api.sweep import plan, run_sweep
-from sim.cli.app import app
 from sim.running.executors import DaskExecutor, ProcessExecutor, SerialExecutor
 
 SMALL = {
@@ -178,6 +176,7 @@ def test_sweep_records_a_crashed_point_and_goes_on(small_file: Path, tmp_path: P
     assert again.errors.empty and len(again.tidy) == 4 and again.meta["ran"] == 1
 
 
+@pytest.mark.slow
 def test_sweep_results_are_equal_on_every_executor(small_file: Path, tmp_path: Path) -> None:
     args = (small_file, ["load.wf.rate=3,6"])
     serial = run_sweep(*args, out=tmp_path / "a", executor="serial", replications=2, plots=False)
@@ -206,43 +205,3 @@ def test_saturation_finds_the_limit_of_a_load_sweep(tmp_path: Path) -> None:
         assert sat.loc[name, "highest_sustained"] == 7
         assert sat.loc[name, "first_unsustained"] == 13
         assert sat.loc[name, "saturates_first"] == "a"
-
-
-# --- command line ---------------------------------------------------------------------------
-
-
-def test_cli_sweep_and_replications(small_file: Path, tmp_path: Path) -> None:
-    runner = CliRunner()
-    out = tmp_path / "cli-sweep"
-    res = runner.invoke(
-        app,
-        ["sweep", str(small_file), "--vary", "load.wf.rate=3,6", "--executor", "serial", "--out", str(out)],
-    )
-    assert res.exit_code == 0, res.output
-    assert "Sweep folder:" in res.stdout and (out / "sweep_summary.csv").exists()
-    again = runner.invoke(
-        app,
-        ["sweep", str(small_file), "--vary", "load.wf.rate=3,6", "--executor", "serial", "--out", str(out)],
-    )
-    assert "0 run now, 4 already done" in again.stdout
-    res = runner.invoke(
-        app, ["run", str(small_file), "-r", "3", "--executor", "serial", "--out", str(tmp_path / "r")]
-    )
-    assert res.exit_code == 0, res.output
-    assert "3 replications" in res.stdout and "latency_p99: orchestration − choreography" in res.stdout
-
-
-@pytest.mark.parametrize(
-    ("vary", "message"),
-    [
-        ("load.wf.rat=3", "load.wf.rat"),
-        ("load.nope.rate=3", "no 'nope' in load (known: wf)"),
-        ("services.a.replicas=x:y", "--vary"),
-        ("nothing", "--vary"),
-    ],
-)
-def test_cli_sweep_bad_paths_exit_2(small_file: Path, vary: str, message: str) -> None:
-    res = CliRunner().invoke(app, ["sweep", str(small_file), "--vary", vary, "--executor", "serial"])
-    assert res.exit_code == 2
-    assert message in res.stderr
-    assert "Traceback" not in res.output

@@ -84,6 +84,7 @@ def test_committed_clean(path: Path):
     assert not re.search(r'"execution_count": [0-9]', text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_runs_top_to_bottom(path: Path, tmp_path: Path):
     nb = nbformat.read(path, as_version=4)

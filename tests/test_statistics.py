@@ -100,6 +100,7 @@ def test_aggregate_tiny_frame_keeps_first_seen_group_order() -> None:
 # --- intervals against a known answer, through the simulator ----------------------------------
 
 
+@pytest.mark.slow
 def test_replication_intervals_cover_the_mm1_mean_at_their_nominal_rate() -> None:
     """100 intervals, each from 5 replications of an M/M/1 queue (λ = 5, μ = 10, E[latency] = 0.2 s).
 

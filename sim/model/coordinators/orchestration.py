@@ -55,7 +55,7 @@ class Reply(NamedTuple):
 class Attempt:
     """One attempt of a call from the engine to a service (``undo``: a compensation)."""
 
-    __slots__ = ("inst", "k", "number", "open", "sent", "slot", "undo")
+    __slots__ = ("inst", "k", "number", "ok", "open", "sent", "slot", "undo")
 
     def __init__(self, inst: Instance, k: int, number: int, undo: bool) -> None:
         self.inst = inst
@@ -65,6 +65,8 @@ class Attempt:
         self.open = True
         self.sent = False
         self.slot = False
+        self.ok = False
+        """The answer the service gave (or the caller concluded), once there is one."""
 
 
 class Orchestration(Coordinator):
@@ -224,7 +226,7 @@ class Orchestration(Coordinator):
         cut = world.network.cut("orchestrator", service)
         if cut is not None:
             if cut.mode == "fail":
-                world.after(self.services[service].connect_timeout, self.answer, (a, False))
+                world.after(self.services[service].connect_timeout, self.answer, a)
                 return
             delay += world.network.heals_in(cut)
         world.after(delay, self.reach, a)
@@ -236,7 +238,7 @@ class Orchestration(Coordinator):
         if inst.marks is not None:
             self.world.mark(inst, ("handle", k, a.number, a.undo))
         if station.down:
-            self.world.after(self.services[station.name].connect_timeout, self.answer, (a, False))
+            self.world.after(self.services[station.name].connect_timeout, self.answer, a)
             return
         if a.undo:
             work = inst.plan.compensation_work[k]()  # type: ignore[misc]
@@ -269,16 +271,16 @@ class Orchestration(Coordinator):
         world = self.world
         world.counters.messages += 1
         delay = a.inst.net_out[a.k] if a.number == 1 and not a.undo else world.hop()
-        world.after(delay, self.answer, (a, ok))
+        a.ok = ok
+        world.after(delay, self.answer, a)
 
     def timed_out(self, a: Attempt) -> None:
         if a.open:
             self.closed(a, False)
 
-    def answer(self, item: tuple[Attempt, bool]) -> None:
-        a, ok = item
+    def answer(self, a: Attempt) -> None:
         if a.open:  # else the attempt had timed out: its late reply is dropped
-            self.closed(a, ok)
+            self.closed(a, a.ok)
 
     def closed(self, a: Attempt, ok: bool) -> None:
         """An attempt is over: record it, and retry or report to the engine."""

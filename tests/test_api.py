@@ -51,7 +51,7 @@ def test_resolved_scenario_reruns_identically(result: sim.RunResult, tmp_path) -
 
 def test_save_replaces_an_existing_folder_and_leaves_no_temporaries(result: sim.RunResult, tmp_path) -> None:
     result.save(tmp_path / "run", plots=False)
-    result.save(tmp_path / "run", plots=True)
+    result.save(tmp_path / "run", plots=True, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert sorted(p.name for p in (tmp_path / "run" / "plots").iterdir()) == [
         "bottleneck.png",

@@ -15,7 +15,8 @@
   and started service; **handled** = services that ended in the window; **rejected** = requests
   refused by a full queue in the window; **errors** = services that ended in an error in the window.
 * **bottleneck**: the component with the highest utilization; among components within 0.1 % of
-  it, the one with the longest mean queue. Unlimited and idle components are not candidates.
+  it, the one with the longest mean queue. Unlimited and idle components are not candidates, and
+  when no component was busy at all (every service time zero) there is none.
 
 Time-weighted quantities (utilization, queue length) are kept apart from per-request tallies
 (waits, latencies), as in salabim's monitors. This module does not import the simulation engine.
@@ -169,7 +170,7 @@ def _bottleneck(components: pd.DataFrame) -> tuple[str | None, float]:
     """Highest utilization; among components within 0.1 % of it, the longest queue."""
     finite = components.dropna(subset=["utilization"])
     finite = finite[finite["handled"] > 0]
-    if finite.empty:
+    if finite.empty or finite["utilization"].max() <= 0:  # nothing took any time: no bottleneck
         return None, math.nan
     top = finite[finite["utilization"] >= finite["utilization"].max() - 0.001]
     ranked = top.sort_values("mean_queue", ascending=False, kind="stable")

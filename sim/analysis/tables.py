@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sim.analysis.evaluation import Evaluation
-from sim.analysis.formatting import cell, cell_interval
+from sim.analysis.formatting import cell, cell_interval, missing
 
 TABLE_ROWS = [
     ("arrived", "arrived", ""),
@@ -72,7 +72,7 @@ def _metric_rows(result: Evaluation) -> list[Row]:
                     if key != "bottleneck" or reps == 1
                     else bottleneck_mode(summary, name)
                 )
-                cells.append(cell(value, unit))
+                cells.append("none" if key == "bottleneck" and missing(value) else cell(value, unit))
             else:
                 mean, half = intervals.loc[name, key], intervals.loc[name, f"{key}_half_width"]
                 cells.append(cell_interval(float(mean), float(half), unit))

@@ -9,7 +9,9 @@ from pathlib import Path
 import yaml
 
 from sim.analysis.report import render_report
+from sim.api.folders import add_to_marker
 from sim.api.rundir import read_run
+from sim.scenario.errors import ScenarioError
 
 REPORT_NAME = "report.html"
 
@@ -53,6 +55,7 @@ def write_report(folder: str | Path, out: str | Path | None = None, images: str 
     target = folder / REPORT_NAME if out is None else Path(out)
     if target.is_dir():
         target = target / REPORT_NAME
+    _check_target(target)
     html = render_report(result, images=images)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -64,4 +67,30 @@ def write_report(folder: str | Path, out: str | Path | None = None, images: str 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if target.parent.resolve() == folder.resolve():
+        add_to_marker(folder, target.name)
     return target
+
+
+GENERATOR = '<meta name="generator" content="orchestration-sim">'
+"""The tag every report carries, by which an earlier report is recognised and may be replaced."""
+
+
+def _check_target(target: Path) -> None:
+    """Refuse to write the report over anything but an earlier report (or into a file)."""
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ScenarioError("--out", [f"{target}: {parent} is a file, not a folder"])
+            break
+    if not target.exists():
+        return
+    if not target.is_file():
+        raise ScenarioError("--out", [f"{target}: exists and is not a file"])
+    try:
+        with open(target, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise ScenarioError("--out", [f"{target}: cannot read it ({exc.strerror})"]) from None
+    if GENERATOR not in head:
+        raise ScenarioError("--out", [f"{target}: exists and is not a report of ours; choose another file"])

@@ -20,8 +20,9 @@ from typing import Any
 from sim.analysis.evaluation import Evaluation, evaluate
 from sim.analysis.verdicts import verdict_records
 from sim.running.batch import run_tasks
-from sim.running.executors import Executor
+from sim.running.executors import Executor, check_executor
 from sim.running.simulate import tasks_for
+from sim.scenario.errors import ScenarioError
 from sim.scenario.loader import load_scenario
 from sim.scenario.models import Scenario
 from sim.scenario.overrides import select_topologies, with_overrides
@@ -34,11 +35,18 @@ class RunResult(Evaluation):
 
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, folder: str | Path, plots: bool = True, formats: tuple[str, ...] = ("png",)) -> Path:
-        """Write the run folder atomically; see :mod:`sim.api.rundir`."""
+    def save(
+        self,
+        folder: str | Path,
+        plots: bool = True,
+        formats: tuple[str, ...] = ("png",),
+        overwrite: bool = False,
+    ) -> Path:
+        """Write the run folder atomically; ``overwrite`` replaces an earlier run folder there.
+        See :mod:`sim.api.rundir` and :mod:`sim.api.folders`."""
         from sim.api.rundir import write_run
 
-        return write_run(self, folder, plots=plots, formats=formats)
+        return write_run(self, folder, plots=plots, formats=formats, overwrite=overwrite)
 
 
 def run(
@@ -69,6 +77,9 @@ def run(
         scenario, duration=duration, seed=seed, replications=replications, confidence=confidence
     )
     names = select_topologies(scenario, topologies)
+    check_executor(executor, workers)
+    if trace < 0:
+        raise ScenarioError("--trace", [f"must be 0 or more, not {trace}"])
     started = time.perf_counter()
     runs = run_tasks(tasks_for(scenario, names, trace), executor, workers, progress)
     evaluation = evaluate(scenario, runs)

@@ -3,17 +3,15 @@
 A run folder holds the resolved scenario (``scenario.yaml``, which re-runs the same experiment),
 ``summary.csv``, ``summary.json``, ``components.csv``, ``requests.parquet``, ``timeseries.csv``,
 ``meta.json`` and the plots (``plots/*.png``). With faults it also holds the baseline twin run
-(``baseline_*``), ``blast_radius.csv`` and ``faults.csv``. It is written in a temporary folder beside its
-destination and renamed into place, so an interrupted run leaves no half-written folder.
+(``baseline_*``), ``blast_radius.csv`` and ``faults.csv``. It is written in a temporary folder
+beside its destination and swapped into place, so an interrupted run leaves no half-written
+folder; where it may be written, and what may be replaced, follows :mod:`sim.api.folders`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import yaml
 from sim.analysis.evaluation import Evaluation
 from sim.analysis.plots import save_run_plots
 from sim.analysis.traces import chrome_trace, observability, otlp_trace
+from sim.api.folders import check_output, files_of, install, safe_component, temporary_folder, write_marker
 from sim.api.results import RunResult, summary_json
 from sim.scenario.loader import scenario_from_dict
 from sim.scenario.models import Scenario
@@ -30,7 +29,7 @@ from sim.scenario.models import Scenario
 
 def default_folder(result: RunResult, root: str | Path = "results") -> Path:
     """``results/<scenario>/<timestamp>-seed<seed>``, made unique with a suffix if needed."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", result.scenario.name) or "scenario"
+    name = safe_component(result.scenario.name)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(root) / name / f"{stamp}-seed{result.seed}"
     folder, n = base, 1
@@ -45,13 +44,20 @@ def resolved_scenario(result: RunResult) -> dict:
 
 
 def write_run(
-    result: RunResult, folder: str | Path, plots: bool = True, formats: tuple[str, ...] = ("png",)
+    result: RunResult,
+    folder: str | Path,
+    plots: bool = True,
+    formats: tuple[str, ...] = ("png",),
+    overwrite: bool = False,
 ) -> Path:
-    """Write ``result`` to ``folder`` (replacing an earlier run folder of that name); plots in
-    every format of ``formats`` (png, svg)."""
+    """Write ``result`` to ``folder``, with plots in every format of ``formats`` (png, svg).
+
+    ``folder`` must not exist, or be empty, or (with ``overwrite``) hold an earlier run folder
+    with nothing but the simulator's files in it; otherwise :class:`ScenarioError` is raised
+    (source ``--out``) and nothing is written."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    check_output(folder, "run", overwrite=overwrite)
+    tmp = temporary_folder(folder)
     try:
         with open(tmp / "scenario.yaml", "w", encoding="utf-8") as fh:
             yaml.safe_dump(resolved_scenario(result), fh, sort_keys=False)
@@ -66,13 +72,8 @@ def write_run(
             result.faults.to_csv(tmp / "faults.csv", index=False)
         if plots:
             save_run_plots(result, tmp / "plots", formats=formats)
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            folder.rename(old)
-        tmp.rename(folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        write_marker(tmp, "run", files_of(tmp))
+        install(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

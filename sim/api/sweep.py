@@ -40,7 +40,8 @@ from matplotlib.figure import Figure
 
 from sim.analysis.evaluation import Evaluation, evaluate
 from sim.analysis.sweeps import saturation, sweep_differences, sweep_summary
-from sim.running.executors import Executor, make_executor
+from sim.api.folders import check_output, safe_component, write_marker
+from sim.running.executors import Executor, check_executor, make_executor
 from sim.running.simulate import Task, tasks_for
 from sim.running.store import load_records, simulate_into
 from sim.scenario.grid import (
@@ -176,8 +177,13 @@ def plan(
 
 
 def default_sweep_folder(base: Scenario, factors: Sequence[Factor], root: str | Path = "results") -> Path:
-    label = "+".join(f.path for f in factors)
-    return Path(root) / base.name / f"sweep-{label}"[:120]
+    """``results/<scenario>/sweep-<factors>``, both reduced to one safe path component."""
+    label = safe_component("+".join(f.path for f in factors), "factors")
+    return Path(root) / safe_component(base.name) / f"sweep-{label}"[:120]
+
+
+SWEEP_FILES = ["tasks/*", "points/*", "plots/*", "*.csv", "sweep.json"]
+"""What a sweep folder holds (the marker's patterns, see :mod:`sim.api.folders`)."""
 
 
 def run_sweep(
@@ -203,11 +209,17 @@ def run_sweep(
     """
     swept = plan(path, vary, topologies, seed, duration, replications, confidence)
     folder = Path(out) if out is not None else default_sweep_folder(swept.base, swept.factors)
+    check_output(folder, "sweep")
+    check_executor(executor, workers)
     store = _Store(folder)
+    write_marker(folder, "sweep", SWEEP_FILES)
     total = len(swept.tasks)
     todo_points = [p for p in swept.points if not store.point_done(p)]
     jobs = [(task, store.records(key)) for p in todo_points for key, task in p.tasks.items()]
     pending = [job for job in jobs if load_records(job[1]) is None]
+    # Files of an interrupted earlier attempt that cannot be read back are simply done again.
+    unreadable = sum(store.point_file(p).exists() for p in todo_points)
+    unreadable += sum(job[1].exists() for job in pending)
     done = total - len(pending)
     if progress is not None:
         progress(done, total)
@@ -248,6 +260,7 @@ def run_sweep(
         "ran": len(pending),
         "skipped": total - len(pending),
         "failed": len(result.errors),
+        "unreadable": unreadable,
         "wall_seconds": time.perf_counter() - started,
         "simulator": simulator_version(),
     }

@@ -91,6 +91,9 @@ def run(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run folder (default: results/<scenario>/<run-id>).")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the earlier run folder at --out (only one of ours).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and --json).")
@@ -103,11 +106,14 @@ def run(
 ) -> None:
     """Simulate every topology of a scenario with the same random numbers and compare them."""
     from sim.analysis.blast_radius import blast_radius_summary_lines
+    from sim.api.folders import check_output
     from sim.api.results import run as run_scenario
     from sim.api.results import summary_json
     from sim.api.rundir import default_folder
 
     try:
+        if out_dir is not None:  # refuse a bad --out before the run, not after
+            check_output(out_dir, "run", overwrite=overwrite)
         with _progress(quiet) as progress:
             result = run_scenario(
                 file,
@@ -125,9 +131,19 @@ def run(
         _fail(exc)
         return
     formats = ("png", "svg") if svg else ("png",)
-    folder = result.save(
-        out_dir if out_dir is not None else default_folder(result), plots=plots, formats=formats
-    )
+    try:
+        folder = result.save(
+            out_dir if out_dir is not None else default_folder(result),
+            plots=plots,
+            formats=formats,
+            overwrite=overwrite,
+        )
+    except ScenarioError as exc:
+        _fail(exc)
+        return
+    except OSError as exc:
+        _fail(ScenarioError("--out", [f"cannot write the run folder: {exc.strerror or exc}"]))
+        return
     if as_json:
         print(summary_json(result))
     elif not quiet:
@@ -204,10 +220,6 @@ def sweep(
     """Run the comparison over a grid of scenario variants; re-running skips finished points."""
     from sim.api.sweep import run_sweep
 
-    if executor not in ("serial", "processes", "dask"):
-        _fail(
-            ScenarioError("--executor", [f"unknown executor {executor!r} (known: serial, processes, dask)"])
-        )
     try:
         with _progress(quiet) as progress:
             result = run_sweep(
@@ -228,6 +240,9 @@ def sweep(
     except ScenarioError as exc:
         _fail(exc)
         return
+    except OSError as exc:
+        _fail(ScenarioError("--out", [f"cannot write the sweep folder: {exc.strerror or exc}"]))
+        return
     if as_json:
         print(result.summary.to_json(orient="records", indent=2))
     elif not quiet:
@@ -235,10 +250,11 @@ def sweep(
         if not result.saturation.empty:
             out.print(saturation_table(result))
         if not result.errors.empty:
-            err.print(
-                f"{len(result.errors)} task(s) failed; see {result.folder / 'errors.csv'}", highlight=False
-            )
+            where = escape(str(result.folder / "errors.csv"))
+            err.print(f"{len(result.errors)} simulation(s) failed; see {where}", highlight=False)
         m = result.meta
+        if m["unreadable"]:
+            print(f"{m['unreadable']} unreadable result file(s) of an earlier attempt were run again")
         print(f"{m['tasks']} runs ({m['ran']} run now, {m['skipped']} already done, {m['failed']} failed)")
         print(f"Sweep folder: {result.folder}")
     if not result.errors.empty:
@@ -260,7 +276,7 @@ def sweep_table(result: SweepResult) -> Table:
         "latency p99",
         "bottleneck",
     ]:
-        table.add_column(name, justify="right")
+        table.add_column(escape(name), justify="right")
     tidy = result.tidy
     for row in result.summary.to_dict("records"):
         sel = tidy[(tidy["point"] == row["point"]) & (tidy["topology"] == row["topology"])]
@@ -281,10 +297,10 @@ def saturation_table(result: SweepResult) -> Table:
     from sim.analysis.formatting import cell
 
     sat = result.saturation
-    table = Table(title=f"Saturation ({sat['factor'].iloc[0]})", title_justify="left")
+    table = Table(title=escape(f"Saturation ({sat['factor'].iloc[0]})"), title_justify="left")
     cols = [c for c in sat.columns if c != "factor"]
     for c in cols:
-        table.add_column(c.replace("_", " "), justify="right")
+        table.add_column(escape(c.replace("_", " ")), justify="right")
     for row in sat.to_dict("records"):
         table.add_row(*[escape(cell(row[c], "s" if c == "p99_at_highest" else "")) for c in cols])
     return table

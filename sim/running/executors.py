@@ -14,6 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+from sim.scenario.errors import ScenarioError
+
+EXECUTORS = ("serial", "processes", "dask")
+"""Names of the executors :func:`make_executor` makes."""
+
 Outcome = tuple[Any, Any, BaseException | None]
 """(task, result, error): ``result`` is None when ``error`` is set."""
 
@@ -124,11 +129,32 @@ class DaskExecutor(Executor):
             self._cluster.close()
 
 
+def check_executor(kind: str | Executor | None, workers: int | None) -> None:
+    """Raise :class:`ScenarioError` (source ``--executor`` or ``--workers``) for an executor name or
+    a worker count that cannot be used; do it before any work starts."""
+    if kind is not None and not isinstance(kind, Executor) and kind not in EXECUTORS:
+        raise ScenarioError("--executor", [f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})"])
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise ScenarioError("--workers", [f"must be a whole number from 1 to {MAX_WORKERS}, not {workers}"])
+
+
+MAX_WORKERS = 1024
+"""Most worker processes an executor starts."""
+
+
 def make_executor(kind: str = "processes", workers: int | None = None, dask: str | None = None) -> Executor:
     """The executor called ``kind`` (serial, processes, dask); ``dask`` is a scheduler address or
-    ``local`` and implies the Dask executor."""
+    ``local`` and implies the Dask executor. A scheduler that cannot be reached raises
+    :class:`ScenarioError` (source ``--dask``)."""
+    check_executor(kind, workers)
     if dask is not None:
-        return DaskExecutor(dask, workers)
+        try:
+            return DaskExecutor(dask, workers)
+        except (OSError, TimeoutError, ValueError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ScenarioError(
+                "--dask", [f"cannot start or reach the Dask scheduler {dask!r}: {reason}"]
+            ) from None
     if kind == "serial" or workers == 1:
         return SerialExecutor()
     if kind == "processes":

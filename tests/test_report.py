@@ -1,7 +1,7 @@
-"""Plots and the HTML report: every plot function on real results, PNG and SVG files, the
-self-contained ``report.html`` (every section, no external reference, escaped user text), the
-faults and blast-radius section and the verdicts of a run with faults and objectives, and
-``sim report``."""
+"""The HTML report: the self-contained ``report.html`` (every section, no external reference,
+escaped user text, template-looking text shown and not evaluated), the faults and blast-radius
+section and the verdicts of a run with faults and objectives, the formatters of its verdicts, and
+``sim report``. The plot functions themselves are tested in ``test_plots.py``."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
 import sim
-from sim.analysis import plots
+from sim.analysis import formatting, plots
 from sim.analysis import report as report_module
-from sim.analysis.plots.standard import save_standard_plots
 from sim.analysis.report import (
     FAULT_PLOT_CAPTIONS,
     PLOT_CAPTIONS,
@@ -33,7 +32,14 @@ from sim.cli.app import app
 DESCRIPTION = 'Checks <script>alert("x")</script> & friends'
 
 
-def _scenario(description: str = DESCRIPTION) -> sim.Scenario:
+TOPOLOGIES = {
+    "orchestration": {"orchestrator": {"workers": 2, "step_overhead": 0.004}},
+    "choreography": {"broker": {"capacity": 500}},
+    "hybrid": {"asynchronous": ["b"]},
+}
+
+
+def _scenario(description: str = DESCRIPTION, topologies: dict | None = None) -> sim.Scenario:
     return sim.scenario_from_dict(
         {
             "name": "report-test",
@@ -48,11 +54,7 @@ def _scenario(description: str = DESCRIPTION) -> sim.Scenario:
             },
             "workflows": {"wf": {"steps": ["a", {"parallel": ["b", "c"]}]}},
             "load": {"wf": {"arrival": "poisson", "rate": 12}},
-            "topologies": {
-                "orchestration": {"orchestrator": {"workers": 2, "step_overhead": 0.004}},
-                "choreography": {"broker": {"capacity": 500}},
-                "hybrid": {"asynchronous": ["b"]},
-            },
+            "topologies": TOPOLOGIES if topologies is None else topologies,
         }
     )
 
@@ -65,11 +67,6 @@ def single() -> sim.RunResult:
 @pytest.fixture(scope="module")
 def replicated() -> sim.RunResult:
     return sim.run(_scenario(), replications=3, executor="serial")
-
-
-@pytest.fixture(scope="module", params=["single", "replicated"])
-def result(request: pytest.FixtureRequest) -> sim.RunResult:
-    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -157,117 +154,6 @@ def _section(html: str, key: str) -> str:
     """The HTML of one section of the report."""
     start = html.index(f'<section id="{key}">')
     return html[start : html.index("</section>", start)]
-
-
-# --- plots --------------------------------------------------------------------------------------
-
-
-def _figures(result: sim.RunResult) -> dict[str, Figure]:
-    sc = result.scenario
-    return {
-        "latency_cdf": plots.latency_cdf(result.requests, sc.warmup, sc.duration),
-        "timelines": plots.timelines(result.timeseries, sc.warmup),
-        "timelines_faults": plots.timelines(
-            result.timeseries, sc.warmup, fault_windows=[(10.0, 14.0, "a down"), (20.0, 22.0, "")]
-        ),
-        "utilization": plots.utilization_bars(result.components),
-        "percentiles": plots.percentile_bars(result.summary, sc.confidence),
-        "utilization_heatmap": plots.utilization_heatmap(result.components),
-        "bottleneck": plots.bottleneck_chart(result.summary, result.components),
-    }
-
-
-def test_every_plot_function_returns_a_figure(result: sim.RunResult) -> None:
-    for name, fig in _figures(result).items():
-        try:
-            assert isinstance(fig, Figure), name
-            assert fig.axes, name
-        finally:
-            plt.close(fig)
-
-
-def test_percentile_bars_have_error_bars_only_with_replications(
-    single: sim.RunResult, replicated: sim.RunResult
-) -> None:
-    for res, expected in ((single, False), (replicated, True)):
-        fig = plots.percentile_bars(res.summary, 0.95)
-        try:
-            containers = fig.axes[0].containers
-            bars = [c for c in containers if hasattr(c, "errorbar")]
-            assert len(bars) == len(res.topologies)
-            assert all((c.errorbar is not None) == expected for c in bars)
-        finally:
-            plt.close(fig)
-
-
-def test_heatmap_leaves_unlimited_and_absent_components_blank(replicated: sim.RunResult) -> None:
-    # The hybrid's orchestrator and broker have unlimited servers; choreography has no orchestrator.
-    fig = plots.utilization_heatmap(replicated.components)
-    try:
-        texts = [t.get_text() for t in fig.axes[0].texts]
-        comps = replicated.components
-        finite = comps.groupby(["topology", "name"])["utilization"].mean().notna().sum()
-        assert len(texts) == finite
-        assert all(t.endswith("%") for t in texts)
-    finally:
-        plt.close(fig)
-
-
-def test_bottleneck_chart_highlights_the_bottleneck(replicated: sim.RunResult) -> None:
-    fig = plots.bottleneck_chart(replicated.summary, replicated.components)
-    try:
-        assert len(fig.axes) == len(replicated.topologies)
-        for ax, name in zip(fig.axes, replicated.topologies, strict=True):
-            assert ax.get_title() == name
-            labels = [t.get_text() for t in ax.get_yticklabels()]
-            assert 1 <= len(labels) <= 3
-            neck = replicated.summary.loc[replicated.summary["topology"] == name, "bottleneck"].mode()[0]
-            assert f"{neck}\n(bottleneck)" in labels
-    finally:
-        plt.close(fig)
-
-
-def test_timelines_shade_fault_windows(single: sim.RunResult) -> None:
-    plain = plots.timelines(single.timeseries, 3.0)
-    faulty = plots.timelines(single.timeseries, 3.0, fault_windows=[(10.0, 14.0, "a down")])
-    try:
-        assert len(faulty.axes[0].patches) == len(plain.axes[0].patches) + 1
-        assert "a down" in [t.get_text() for t in faulty.axes[0].texts]
-        assert "fault" in [t.get_text() for t in faulty.axes[0].get_legend().get_texts()]
-    finally:
-        plt.close(plain)
-        plt.close(faulty)
-
-
-def test_save_standard_plots_writes_png_and_svg(replicated: sim.RunResult, tmp_path: Path) -> None:
-    paths = save_standard_plots(replicated, tmp_path / "plots", formats=("png", "svg"))
-    expected = {f"{n}.{f}" for n in plots.STANDARD_PLOTS for f in ("png", "svg")}
-    assert {p.name for p in paths} == expected
-    assert {p.name for p in (tmp_path / "plots").iterdir()} == expected
-    assert {
-        "latency_cdf",
-        "timelines",
-        "utilization",
-        "percentiles",
-        "utilization_heatmap",
-        "bottleneck",
-    } == set(plots.STANDARD_PLOTS)
-    for p in paths:
-        head = p.read_bytes()[:200]
-        if p.suffix == ".png":
-            assert head.startswith(b"\x89PNG")
-        else:
-            assert b"<svg" in p.read_bytes()[:2000]
-    assert not plt.get_fignums()  # every figure closed
-
-
-def test_save_standard_plots_default_is_png_only(
-    single: sim.RunResult, tmp_path: Path, quick_plots: None
-) -> None:
-    paths = save_standard_plots(single, tmp_path)
-    assert sorted(p.name for p in paths) == sorted(f"{n}.png" for n in plots.STANDARD_PLOTS)
-    with pytest.raises(ValueError, match="unsupported plot format"):
-        save_standard_plots(single, tmp_path, formats=("bmpx",))
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -380,9 +266,33 @@ def test_report_with_png_images(single_html: str, single: sim.RunResult) -> None
 
 def test_report_escapes_user_text(html: str) -> None:
     assert "<script>" not in html
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; friends" in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; friends" in html
     page = _parse(html)
     assert DESCRIPTION in "".join(page.text)  # the browser shows the text as written
+
+
+def test_report_shows_template_looking_user_text_escaped_and_unevaluated(quick_plots: None) -> None:
+    # Text that looks like HTML or like Jinja2 must reach the reader as written: escaped by the
+    # template engine, never evaluated as a template (no 49 for {{ 7*7 }}).
+    description = "{{ 7*7 }} <b>x</b>"
+    topology = "<i>t</i>"
+    sc = _scenario(description, {topology: {"kind": "orchestration"}, "choreography": {}})
+    html = render_report(sim.run(sc, replications=1, executor="serial"), images="png")
+    assert "<b>" not in html and "<i>" not in html
+    paragraph = re.search(r'<p class="description">(.*?)</p>', html)
+    assert paragraph is not None
+    assert paragraph.group(1) == "{{ 7*7 }} &lt;b&gt;x&lt;/b&gt;"
+    assert "49" not in paragraph.group(1)
+    # The topology's name in the side-by-side header, the components and the run facts.
+    escaped = "&lt;i&gt;t&lt;/i&gt;"
+    assert f"</span>{escaped}</th>" in _section(html, "comparison")
+    assert f"</span>{escaped}</td>" in _section(html, "components")
+    assert f"<dd>{escaped}, choreography</dd>" in _section(html, "scenario")
+    # The resolved scenario shows the description as the YAML holds it.
+    scenario_file = _section(html, "scenario-file")
+    assert "{{ 7*7 }} &lt;b&gt;x&lt;/b&gt;" in scenario_file and "49" not in scenario_file
+    text = "".join(_parse(html).text)
+    assert description in text and topology in text  # the browser shows the text as written
 
 
 def test_report_with_one_replication_says_there_is_no_interval(
@@ -429,7 +339,8 @@ def test_report_renders_verdicts_from_meta(single: sim.RunResult, quick_plots: N
 def test_write_report_into_the_run_folder(html: str, folder: Path) -> None:
     assert (folder / REPORT_NAME).read_text(encoding="utf-8") == html
     assert html.startswith("<!DOCTYPE html>") and "report-test" in html
-    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary left
+    assert '<meta name="generator" content="orchestration-sim">' in html[:4096]
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # no temporary left
 
 
 def test_write_report_elsewhere(folder: Path, tmp_path: Path, quick_plots: None) -> None:
@@ -529,7 +440,7 @@ def test_report_with_faults_shows_blast_radius_and_verdicts(
     items = re.findall(r"<li>(.*?)</li>", ranking.group(1))
     expected = [re.sub(r"^\d+\. ", "", line) for line in faulted.recommendation()]
     assert len(items) == len(faulted.topologies)
-    assert items == [line.replace("'", "&#x27;") for line in expected]
+    assert items == [line.replace("'", "&#39;") for line in expected]
 
     # The side-by-side table has the six outcomes of a workflow.
     comparison = _section(html, "comparison")
@@ -587,17 +498,17 @@ def test_report_escapes_fault_text(
     ],
 )
 def test_verdict_units(value: float, unit: str, expected: str) -> None:
-    assert report_module._quantity(value, unit) == expected
+    assert formatting.quantity(value, unit) == expected
 
 
 def test_verdict_targets_and_margins() -> None:
-    assert report_module._target(0.5, "s") == "500 ms"
-    assert report_module._target(30, "s") == "30 s"
-    assert report_module._target(0.999, "%") == "99.9 %"
-    assert report_module._target(35, "/s") == "35 /s"
-    assert report_module._margin(-0.02, -0.4, "%") == "\N{MINUS SIGN}2.00 points (\N{MINUS SIGN}40%)"
-    assert report_module._margin(0.1, 0.2, "s") == "+100.0 ms (+20%)"
-    assert report_module._margin(float("nan"), float("nan"), "s") == "-"
+    assert formatting.target(0.5, "s") == "500 ms"
+    assert formatting.target(30, "s") == "30 s"
+    assert formatting.target(0.999, "%") == "99.9 %"
+    assert formatting.target(35, "/s") == "35 /s"
+    assert formatting.margin(-0.02, -0.4, "%") == "\N{MINUS SIGN}2.00 points (\N{MINUS SIGN}40%)"
+    assert formatting.margin(0.1, 0.2, "s") == "+100.0 ms (+20%)"
+    assert formatting.margin(float("nan"), float("nan"), "s") == "-"
 
 
 # --- CLI ----------------------------------------------------------------------------------------

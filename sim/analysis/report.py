@@ -6,36 +6,47 @@ the facts of the run, the side-by-side table of ``sim run`` (with the six outcom
 the paired differences, the components, for a run with faults the fault windows and the blast
 radius against the fault-free baseline (with their two plots), the verdicts on the scenario's
 objectives with the ranked recommendation, and every standard plot (fault windows shaded in the
-timelines), and ends with the resolved scenario. All text that comes from the user (names,
-descriptions, fault targets) is escaped.
+timelines), and ends with the resolved scenario.
 
-This module does not import the simulation engine; :func:`write_report` reads the run folder
-through :func:`sim.read_run`, imported when called.
+The work is split in two so that no user text can ever reach the page unescaped: this module
+turns the frames into plain data (strings, numbers, booleans, lists of rows; every number written
+by :mod:`sim.analysis.formatting`), and the Jinja2 template ``templates/report.html.j2`` does all
+the markup, with autoescaping on. Names, descriptions and fault targets are therefore escaped by
+the template engine, and text that looks like a template (``{{ 7*7 }}``) is shown, not evaluated.
+
+The report reads a run through :class:`ReportFrames`, a protocol, rather than the API's
+``RunResult``: the API layer sits above analysis (its ``write_report`` reads the run folder and
+calls :func:`render_report`), so this module must not know it. Nothing here imports the
+simulation engine.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
-import math
 import re
-from collections.abc import Mapping, Sequence
-from html import escape
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 import yaml
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from sim.analysis.blast_radius import blast_radius_summary_lines
-from sim.analysis.formatting import cell as _fmt
-from sim.analysis.formatting import missing as _missing
+from sim.analysis.formatting import MINUS, as_stated, cell, count, factor, margin, missing, quantity, target
 from sim.analysis.plots import blast_radius_bars, fault_timelines, standard_plots, topology_colours
 from sim.analysis.plots.style import PNG_DPI
 from sim.analysis.statistics import format_difference
 from sim.analysis.tables import bottleneck_mode, side_by_side_rows
+from sim.scenario.models import Scenario
 
 if TYPE_CHECKING:
-    from sim.api.results import RunResult
+    from matplotlib.figure import Figure
+
+TEMPLATE = "report.html.j2"
+"""The page, in ``sim/analysis/templates`` (shipped as package data)."""
 
 PLOT_CAPTIONS = {
     "latency_cdf": (
@@ -81,67 +92,143 @@ FAULT_PLOT_CAPTIONS = {
 PLOT_ORDER = ["latency_cdf", "percentiles", "timelines", "utilization_heatmap", "bottleneck", "utilization"]
 """Order of the plots in the report (every standard plot appears; unknown ones go last)."""
 
-STYLE = """
-:root { color-scheme: light; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-       color: #1d1d1f; max-width: 1120px; margin: 2em auto; padding: 0 1.2em; }
-h1 { font-size: 1.7em; margin-bottom: 0.2em; }
-h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
-h3 { font-size: 1.05em; margin-bottom: 0.3em; }
-nav { font-size: 0.9em; color: #555; }
-nav a { margin-right: 0.9em; color: #1f5fa8; text-decoration: none; }
-.description { white-space: pre-line; color: #333; }
-.note { color: #666; font-size: 0.9em; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
-th, td { padding: 0.28em 0.7em; border-bottom: 1px solid #e5e5e5; text-align: right; }
-th { background: #f5f5f7; font-weight: 600; }
-th:first-child, td:first-child { text-align: left; }
-td.text, th.text { text-align: left; }
-tr.bottleneck td { font-weight: 600; }
-.num { font-variant-numeric: tabular-nums; }
-.met { color: #176b2c; font-weight: 600; }
-.missed { color: #b3261e; font-weight: 600; }
-.undecided { color: #8a5a00; }
-ol.ranking li, ul.blast li { margin: 0.25em 0; }
-dl.facts { display: grid; grid-template-columns: max-content auto; gap: 0.15em 1.2em; }
-dl.facts dt { color: #555; }
-dl.facts dd { margin: 0; }
-figure { margin: 1.2em 0 2em; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { color: #555; font-size: 0.9em; }
-pre { background: #f7f7f9; border: 1px solid #e5e5e5; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
-.swatch { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 2px; margin-right: 0.35em;
-          vertical-align: baseline; }
-"""
+
+# --- what the report reads ----------------------------------------------------------------------
 
 
-# --- formatting ---------------------------------------------------------------------------------
+class _Timeseries(Protocol):
+    """The part of a baseline the report draws: its time series."""
+
+    @property
+    def timeseries(self) -> pd.DataFrame: ...
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+class ReportFrames(Protocol):
+    """The frames of a run the report reads. :class:`sim.analysis.evaluation.Evaluation` with a
+    ``meta`` mapping satisfies it (the API's ``RunResult`` does); stating it here keeps the
+    report below the API layer and says exactly what a report needs.
+
+    The frames are plain attributes (as in the dataclass) so the run can also be handed to
+    :func:`sim.analysis.plots.standard_plots`; what is derived is read-only."""
+
+    scenario: Scenario
+    seed: int
+    summary: pd.DataFrame
+    components: pd.DataFrame
+    requests: pd.DataFrame
+    timeseries: pd.DataFrame
+    faults: pd.DataFrame
+    blast_radius: pd.DataFrame
+    verdicts: pd.DataFrame
+    spans: pd.DataFrame
+
+    @property
+    def baseline(self) -> _Timeseries | None: ...
+
+    @property
+    def meta(self) -> Mapping[str, Any]: ...
+
+    @property
+    def topologies(self) -> list[str]: ...
+
+    @property
+    def replications(self) -> int: ...
+
+    @property
+    def confidence(self) -> float: ...
+
+    @property
+    def intervals(self) -> pd.DataFrame: ...
+
+    @property
+    def differences(self) -> pd.DataFrame: ...
+
+    def recommendation(self) -> list[str]: ...
+
+    def fault_windows(self) -> list[tuple[float, float, str]]: ...
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
-    """An HTML table; ``header`` and ``rows`` hold already escaped HTML."""
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = []
-    for i, row in enumerate(rows):
-        cls = classes[i] if i < len(classes) and classes[i] else ""
-        attr = f' class="{cls}"' if cls else ""
-        body.append(f"<tr{attr}>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
-    return f'<table class="num"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+# --- what the template gets ---------------------------------------------------------------------
 
 
-def _swatch(name: str, colours: Mapping[str, str]) -> str:
-    colour = colours.get(name, "#999999")
-    return f'<span class="swatch" style="background:{_e(colour)}"></span>{_e(name)}'
+@dataclass(frozen=True)
+class Table:
+    """A table for the template's ``table`` macro, as plain values.
+
+    ``kinds`` says per column how the template shows a value: ``text`` as is; ``topology`` as the
+    name after its colour swatch; ``verdict`` (True, False or None) as met, not met or ``-``;
+    ``certainty`` (True, False or None) as confident, undecided or nothing. ``header_kinds`` does
+    the same for the header cells; ``row_classes`` holds a CSS class per row ("" for none)."""
+
+    header: list[str]
+    rows: list[list[object]]
+    kinds: list[str]
+    header_kinds: list[str]
+    row_classes: list[str]
 
 
-# --- sections -----------------------------------------------------------------------------------
+def _table(
+    header: list[str],
+    rows: list[list[object]],
+    kinds: Mapping[int, str] | None = None,
+    header_kinds: Mapping[int, str] | None = None,
+    row_classes: list[str] | None = None,
+) -> Table:
+    """A :class:`Table` whose columns are ``text`` unless ``kinds`` (column index → kind) says
+    otherwise, so the template never meets a missing kind."""
+    width = len(header)
+    return Table(
+        header=header,
+        rows=rows,
+        kinds=[(kinds or {}).get(i, "text") for i in range(width)],
+        header_kinds=[(header_kinds or {}).get(i, "text") for i in range(width)],
+        row_classes=row_classes if row_classes is not None else [""] * len(rows),
+    )
 
 
-def _facts(result: RunResult) -> str:
+@dataclass(frozen=True)
+class Plot:
+    """One figure of the page: its anchor name, title, caption and inline ``data:`` URI."""
+
+    name: str
+    title: str
+    caption: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class FaultSection:
+    """The faults and blast-radius section: the distinct fault windows (None when none was
+    recorded), how many more there were beyond the table and in how many runs they could occur
+    (0: the frame does not say), the CLI's summary lines, the compact blast-radius table, the
+    replications its values are means over, and the two plots."""
+
+    windows: Table | None
+    more_windows: int
+    runs: int
+    summary_lines: list[str]
+    blast: Table
+    replications: int
+    plots: list[Plot]
+
+
+@dataclass(frozen=True)
+class VerdictSection:
+    """The verdicts: the table (None: no objectives stated), how many were decided and met,
+    whether they were judged from ``result.verdicts`` (``detailed``: the template explains margin
+    and confidence) or shown as ``meta.json`` holds them, and the ranked recommendation."""
+
+    table: Table | None
+    met: int
+    decided: int
+    detailed: bool
+    recommendation: list[str]
+
+
+# --- the sections, as data ----------------------------------------------------------------------
+
+
+def _facts(result: ReportFrames) -> list[tuple[str, str]]:
     sc, meta = result.scenario, result.meta
     warmup = f"{float(sc.warmup):g} s" if sc.warmup != "auto" else "auto"
     if meta.get("warmup_chosen_by") == "MSER-5":
@@ -165,54 +252,46 @@ def _facts(result: RunResult) -> str:
     versions = meta.get("versions")
     if isinstance(versions, Mapping) and versions:
         items.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
-    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items)
-    return f'<dl class="facts">{rows}</dl>'
+    return items
 
 
-def _side_by_side(result: RunResult, colours: Mapping[str, str]) -> str:
-    header = ["metric", *(_swatch(n, colours) for n in result.topologies)]
-    rows = [[_e(row.label), *(_e(c) for c in row.cells)] for row in side_by_side_rows(result)]
-    note = ""
-    if result.replications > 1:
-        note = (
-            f'<p class="note">{result.replications} replications: each cell is the mean ± the half-width '
-            f"of its {result.confidence:.0%} Student-t interval.</p>"
-        )
-    return _table(header, rows) + note
+def _side_by_side(result: ReportFrames) -> Table:
+    rows = side_by_side_rows(result)
+    names = result.topologies
+    return _table(
+        ["metric", *names],
+        [[row.label, *row.cells] for row in rows],
+        header_kinds=dict.fromkeys(range(1, len(names) + 1), "topology"),
+    )
 
 
-def _differences(result: RunResult) -> str:
+def _differences(result: ReportFrames) -> tuple[Table | None, str]:
+    """The paired differences, or why there are none (``topologies``, ``replications``,
+    ``pairs``)."""
     if len(result.topologies) < 2:
-        return '<p class="note">One topology: nothing to compare.</p>'
+        return None, "topologies"
     if result.replications < 2:
-        return (
-            '<p class="note">One replication: no interval for the differences between topologies. '
-            "Run with <code>--replications N</code> (N ≥ 2) for paired comparisons.</p>"
-        )
+        return None, "replications"
     frame = result.differences
     if frame.empty:
-        return '<p class="note">No paired differences.</p>'
-    rows = []
+        return None, "pairs"
+    rows: list[list[object]] = []
     for row in frame.to_dict("records"):
         scale, unit = (1.0, "/s") if row["metric"] == "throughput" else (1000.0, "ms")
         text = format_difference(row, unit_scale=scale, unit=unit)
-        head = f"{row['metric']}: {row['topology']} \N{MINUS SIGN} {row['reference']} = "
+        comparison = f"{row['topology']} {MINUS} {row['reference']}"
         unpaired = row.get("unpaired_half_width")
         rows.append(
             [
-                _e(row["metric"]),
-                f"{_e(row['topology'])} \N{MINUS SIGN} {_e(row['reference'])}",
-                _e(text.removeprefix(head)),
-                "-" if _missing(unpaired) else _e(f"± {float(unpaired) * scale:.3g} {unit}"),
-                _e(int(row["n"])),
+                row["metric"],
+                comparison,
+                text.removeprefix(f"{row['metric']}: {comparison} = "),
+                "-" if missing(unpaired) else f"± {float(unpaired) * scale:.3g} {unit}",
+                str(int(row["n"])),
             ]
         )
     header = ["metric", "comparison", f"difference [{result.confidence:.0%} interval]", "unpaired", "pairs"]
-    note = (
-        '<p class="note">Differences are paired replication by replication (common random numbers); '
-        "“unpaired” is the half-width the same values would give as independent samples.</p>"
-    )
-    return _table(header, rows) + note
+    return _table(header, rows), ""
 
 
 COMPONENT_COLUMNS = [
@@ -226,180 +305,99 @@ COMPONENT_COLUMNS = [
     ("rejected", "rejected", ""),
     ("errors", "errors", ""),
 ]
+"""(label, column of ``result.components``, unit) of the components table."""
 
 
-def _components(result: RunResult, colours: Mapping[str, str]) -> str:
+def _components(result: ReportFrames) -> Table:
     comps = result.components
     present = [c for c in COMPONENT_COLUMNS if c[1] in comps.columns]
     necks = {n: bottleneck_mode(result.summary, n) for n in result.topologies}
-    rows, classes = [], []
+    rows: list[list[object]] = []
+    classes: list[str] = []
     for name in result.topologies:
         sel = comps[comps["topology"] == name]
         for comp, group in sel.groupby("name", sort=False):
             servers = group["servers"].iloc[0] if "servers" in group.columns else None
-            cells = [
-                _swatch(name, colours),
-                _e(comp),
-                _e(group["kind"].iloc[0]) if "kind" in group.columns else "-",
-                "∞" if _missing(servers) else _e(_fmt(servers)),
+            cells: list[object] = [
+                name,
+                str(comp),
+                str(group["kind"].iloc[0]) if "kind" in group.columns else "-",
+                "∞" if missing(servers) else cell(servers),
             ]
             for _, key, unit in present:
                 values = pd.to_numeric(group[key], errors="coerce")
-                cells.append(_e(_fmt(float(values.mean()) if values.notna().any() else None, unit)))
+                cells.append(cell(float(values.mean()) if values.notna().any() else None, unit))
             rows.append(cells)
             classes.append("bottleneck" if comp == necks.get(name) else "")
     header = ["topology", "component", "kind", "servers", *(label for label, _, _ in present)]
-    note = '<p class="note">Over the measured window; bold: the topology\'s bottleneck; servers ∞: unlimited.'
-    if result.replications > 1:
-        note += f" Each value is the mean over {result.replications} replications."
-    return _table(header, rows, classes) + note + "</p>"
+    return _table(header, rows, kinds={0: "topology"}, row_classes=classes)
 
 
 VERDICT_KEYS = ("topology", "objective", "target", "measured", "met")
+"""Columns of the verdicts as ``meta.json`` holds them (an older run folder)."""
 
 VERDICT_COLUMNS = ("topology", "objective", "sense", "unit", "target", "measured", "met")
 """Columns :func:`_verdicts` needs of ``result.verdicts`` (see :mod:`sim.analysis.verdicts`);
 without them (an older run folder) the report shows ``meta["verdicts"]`` as they are."""
 
 
-def _verdict_value(value: object) -> str:
-    if _missing(value):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def _quantity(value: object, unit: str, like: object = None) -> str:
-    """A value of an objective in its unit: seconds as ms below 1 s, shares as %, throughput per
-    s. ``like``: the value whose size picks the scale (so an interval reads like its mean)."""
-    if _missing(value):
-        return "-"
-    value = float(value)  # type: ignore[arg-type]
-    ref = value if _missing(like) else float(like)  # type: ignore[arg-type]
-    if unit == "s":
-        return f"{value * 1000:.1f} ms" if abs(ref) < 1 else f"{value:.3f} s"
-    if unit == "%":
-        return f"{value * 100:.2f} %"
-    if unit == "/s":
-        return f"{value:.2f} /s"
-    return f"{value:.4g}{(' ' + unit) if unit else ''}"
-
-
-def _target(value: object, unit: str) -> str:
-    """A target as stated, in the unit of :func:`_quantity` without padding digits."""
-    if _missing(value):
-        return "-"
-    value = float(value)  # type: ignore[arg-type]
-    if unit == "s":
-        return f"{value * 1000:g} ms" if abs(value) < 1 else f"{value:g} s"
-    if unit == "%":
-        return f"{value * 100:g} %"
-    if unit == "/s":
-        return f"{value:g} /s"
-    return f"{value:g}{(' ' + unit) if unit else ''}"
-
-
-MINUS = "\N{MINUS SIGN}"
-
-
-def _margin(value: object, relative: object, unit: str) -> str:
-    """The signed distance to the target on the good side (negative: missed) and its share of
-    the target."""
-    if _missing(value):
-        return "-"
-    value = float(value)  # type: ignore[arg-type]
-    sign = "+" if value >= 0 else MINUS
-    if unit == "%":
-        text = f"{sign}{abs(value) * 100:.2f} points"
-    else:
-        text = sign + _quantity(abs(value), unit)
-    if not _missing(relative) and math.isfinite(float(relative)):  # type: ignore[arg-type]
-        rel = float(relative)  # type: ignore[arg-type]
-        text += f" ({'+' if rel >= 0 else MINUS}{abs(rel):.0%})"
-    return text
-
-
 def _flag(value: object) -> bool | None:
-    """A met/confident cell as True, False or None (missing)."""
-    if _missing(value):
+    """A met/confident cell as True, False or None (missing); a CSV read back gives text."""
+    if missing(value):
         return None
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
     return bool(value)
 
 
-def _verdicts(result: RunResult, colours: Mapping[str, str]) -> str:
+def _verdicts(result: ReportFrames) -> VerdictSection:
     """The verdicts of ``result.verdicts`` and the ranked recommendation; for a result without
     that frame (or an older one), the verdicts of ``meta.json`` as they are."""
     frame = result.verdicts
     if isinstance(frame, pd.DataFrame) and not frame.empty and set(VERDICT_COLUMNS) <= set(frame.columns):
-        return _verdict_table(result, frame, colours)
+        return _verdict_table(result, frame)
     return _meta_verdicts(result)
 
 
-def _verdict_table(result: RunResult, frame: pd.DataFrame, colours: Mapping[str, str]) -> str:
+def _verdict_table(result: ReportFrames, frame: pd.DataFrame) -> VerdictSection:
     reps = result.replications
-    rows, decided, met_count = [], 0, 0
-    order = list(dict.fromkeys(frame["objective"]))
-    for objective in order:
+    rows: list[list[object]] = []
+    decided, met_count = 0, 0
+    for objective in dict.fromkeys(frame["objective"]):
         for v in frame[frame["objective"] == objective].to_dict("records"):
-            unit = "" if _missing(v.get("unit")) else str(v["unit"])
+            unit = "" if missing(v.get("unit")) else str(v["unit"])
             bound = "≤" if v.get("sense") == "max" else "≥"
-            measured = _quantity(v.get("measured"), unit)
-            if reps > 1 and not (_missing(v.get("low")) or _missing(v.get("high"))):
-                low = _quantity(v["low"], unit, like=v.get("measured"))
-                high = _quantity(v["high"], unit, like=v.get("measured"))
+            measured = quantity(v.get("measured"), unit)
+            if reps > 1 and not (missing(v.get("low")) or missing(v.get("high"))):
+                low = quantity(v["low"], unit, like=v.get("measured"))
+                high = quantity(v["high"], unit, like=v.get("measured"))
                 measured += f" [{low}, {high}]"
             met = _flag(v.get("met"))
-            if met is None:
-                status = "-"
-            else:
+            if met is not None:
                 decided += 1
                 met_count += int(met)
-                status = '<span class="met">met</span>' if met else '<span class="missed">not met</span>'
-            confident = _flag(v.get("confident")) if reps > 1 else None
-            if confident is None:
-                certainty = ""
-            elif confident:
-                certainty = "confident"
-            else:
-                certainty = '<span class="undecided">undecided</span>'
             rows.append(
                 [
-                    _e(objective),
-                    _swatch(str(v["topology"]), colours),
-                    _e(f"{bound} {_target(v.get('target'), unit)}"),
-                    _e(measured),
-                    status,
-                    certainty,
-                    _e(_margin(v.get("margin"), v.get("relative_margin"), unit)),
+                    str(objective),
+                    str(v["topology"]),
+                    f"{bound} {target(v.get('target'), unit)}",
+                    measured,
+                    met,
+                    _flag(v.get("confident")) if reps > 1 else None,
+                    margin(v.get("margin"), v.get("relative_margin"), unit),
                 ]
             )
     measured_head = f"measured [{result.confidence:.0%} interval]" if reps > 1 else "measured"
     header = ["objective", "topology", "target", measured_head, "verdict", "confidence", "margin"]
-    summary = f"<p>{met_count} of {decided} objectives met.</p>" if decided else ""
-    note = (
-        '<p class="note">Measured: the mean over replications. Margin: the distance to the target '
-        "on the good side (negative when missed) and, in brackets, relative to the target; shares "
-        "in percentage points."
-    )
-    if reps > 1:
-        note += (
-            " Confident: the whole interval is on the side of the mean; undecided: the interval "
-            "straddles the target."
-        )
-    else:
-        note += " One replication: no interval, so no confident or undecided judgement."
-    note += "</p>"
-    return summary + _table(header, rows) + note + _recommendation(result)
+    table = _table(header, rows, kinds={1: "topology", 4: "verdict", 5: "certainty"})
+    return VerdictSection(table, met_count, decided, True, _recommendation(result))
 
 
 RANK_PREFIX = re.compile(r"^\s*\d+\.\s*")
 """The "1. " a recommendation sentence starts with (the ordered list numbers the items)."""
 
 
-def _recommendation(result: RunResult) -> str:
+def _recommendation(result: ReportFrames) -> list[str]:
     try:
         lines = result.recommendation()
     except (KeyError, ValueError, TypeError):  # verdicts read from an older run folder
@@ -407,39 +405,22 @@ def _recommendation(result: RunResult) -> str:
     if not lines:
         saved = result.meta.get("recommendation")
         lines = [str(x) for x in saved] if isinstance(saved, list) else []
-    if not lines:
-        return ""
-    items = "".join(f"<li>{_e(RANK_PREFIX.sub('', line))}</li>" for line in lines)
-    return (
-        "<h3>Recommendation</h3>"
-        '<p class="note">Ranked by objectives met, then by the total relative shortfall, then by '
-        "p99 latency.</p>"
-        f'<ol class="ranking">{items}</ol>'
-    )
+    return [RANK_PREFIX.sub("", line) for line in lines]
 
 
-def _meta_verdicts(result: RunResult) -> str:
+def _meta_verdicts(result: ReportFrames) -> VerdictSection:
     verdicts = result.meta.get("verdicts")
-    if not isinstance(verdicts, list) or not verdicts:
-        return "<p>No objectives stated in the scenario.</p>"
-    entries = [v for v in verdicts if isinstance(v, Mapping)]
+    entries = [v for v in verdicts if isinstance(v, Mapping)] if isinstance(verdicts, list) else []
     if not entries:
-        return "<p>No objectives stated in the scenario.</p>"
-    rows, classes = [], []
-    for v in entries:
-        met = v.get("met")
-        if met is None:
-            status = "-"
-        elif bool(met):
-            status = '<span class="met">met</span>'
-        else:
-            status = '<span class="missed">not met</span>'
-        rows.append([*(_e(_verdict_value(v.get(k))) for k in VERDICT_KEYS[:4]), status])
-        classes.append("")
+        return VerdictSection(None, 0, 0, False, [])
+    rows: list[list[object]] = [
+        [*(as_stated(v.get(k)) for k in VERDICT_KEYS[:4]), None if v.get("met") is None else bool(v["met"])]
+        for v in entries
+    ]
     decided = [v for v in entries if v.get("met") is not None]
     met_count = sum(bool(v.get("met")) for v in decided)
-    summary = f"<p>{met_count} of {len(decided)} objectives met.</p>" if decided else ""
-    return summary + _table(list(VERDICT_KEYS), rows, classes) + _recommendation(result)
+    table = _table(list(VERDICT_KEYS), rows, kinds={4: "verdict"})
+    return VerdictSection(table, met_count, len(decided), False, _recommendation(result))
 
 
 # --- faults and blast radius --------------------------------------------------------------------
@@ -462,7 +443,7 @@ BLAST_COLUMNS = [
 """The compact blast-radius table: (label, column of ``result.blast_radius``, format)."""
 
 
-def _radius_frame(result: RunResult) -> pd.DataFrame:
+def _radius_frame(result: ReportFrames) -> pd.DataFrame:
     """``result.blast_radius`` with empty text cells as "" (a CSV read back gives NaN)."""
     frame = result.blast_radius.copy()
     for col in ("affected_components", "fault_targets"):
@@ -471,18 +452,14 @@ def _radius_frame(result: RunResult) -> pd.DataFrame:
     return frame
 
 
-def _count(value: float) -> str:
-    if _missing(value):
-        return "-"
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
-
-
-def _fault_windows_table(result: RunResult) -> str:
-    """The distinct fault windows, in order of start, and how many runs each occurred in."""
+def _fault_windows(result: ReportFrames) -> tuple[Table | None, int, int]:
+    """The distinct fault windows, in order of start, and how many runs each occurred in; how
+    many windows did not fit in the table; how many topology × replication runs there were (0 when
+    the frame does not say)."""
     faults = result.faults
     keys = ["type", "target", "start", "end"]
     if faults.empty or not set(keys) <= set(faults.columns):
-        return '<p class="note">No fault window was recorded.</p>'
+        return None, 0, 0
     scoped = {"topology", "replication"} <= set(faults.columns)
     runs = ["topology", "replication"] if scoped else []
     n_runs = len(faults[runs].drop_duplicates()) if scoped else 0
@@ -493,31 +470,29 @@ def _fault_windows_table(result: RunResult) -> str:
         .reset_index(name="runs")
         .sort_values(["start", "end"], kind="stable")
     )
-    rows = []
+    rows: list[list[object]] = []
     for w in distinct.head(FAULT_WINDOW_LIMIT).to_dict("records"):
         start, end = float(w["start"]), float(w["end"])
-        cells = [_e(w["type"]), _e(w["target"]), *(_e(f"{t:g} s") for t in (start, end, end - start))]
+        cells: list[object] = [
+            str(w["type"]),
+            str(w["target"]),
+            *(f"{t:g} s" for t in (start, end, end - start)),
+        ]
         if scoped:
-            cells.append("all" if w["runs"] == n_runs else _e(f"{w['runs']} of {n_runs}"))
+            cells.append("all" if w["runs"] == n_runs else f"{w['runs']} of {n_runs}")
         rows.append(cells)
     header = ["type", "target", "start", "end", "duration"] + (["runs"] if scoped else [])
-    note = ""
-    if len(distinct) > FAULT_WINDOW_LIMIT:
-        more = len(distinct) - FAULT_WINDOW_LIMIT
-        note = f'<p class="note">… and {more} more windows (see faults.csv).</p>'
-    if scoped:
-        note += (
-            '<p class="note">Runs: in how many of the topology × replication runs the window '
-            f"occurred ({n_runs} in all).</p>"
-        )
-    return _table(header, rows) + note
+    more = max(0, len(distinct) - FAULT_WINDOW_LIMIT)
+    return _table(header, rows), more, n_runs
 
 
 def _blast_cell(rows: pd.DataFrame, column: str, kind: str) -> str:
+    """One cell of the blast-radius table: the mean over replications in the column's format, how
+    many replications recovered, or the union of the affected components."""
     if column not in rows.columns:
         return "-"
     if kind == "list":
-        names = sorted({c for cell in rows[column] for c in str(cell).split(";") if c and c != "nan"})
+        names = sorted({c for value in rows[column] for c in str(value).split(";") if c and c != "nan"})
         return ", ".join(names) if names else "none"
     if kind == "recovered":
         flags = [_flag(v) for v in rows[column]]
@@ -534,69 +509,49 @@ def _blast_cell(rows: pd.DataFrame, column: str, kind: str) -> str:
         return "-"
     mean = float(values.mean())
     if kind == "count":
-        return _count(mean)
+        return count(mean)
     if kind == "x":
-        return f"{mean:.2f}×"
-    return _fmt(mean, kind)
+        return factor(mean)
+    return cell(mean, kind)
 
 
-def _blast_table(result: RunResult, frame: pd.DataFrame, colours: Mapping[str, str]) -> str:
+def _blast_table(frame: pd.DataFrame) -> Table:
     present = [c for c in BLAST_COLUMNS if c[1] in frame.columns]
-    rows = []
+    rows: list[list[object]] = []
     for name in dict.fromkeys(frame["topology"]):
         sel = frame[frame["topology"] == name]
-        rows.append(
-            [_swatch(str(name), colours), *(_e(_blast_cell(sel, col, kind)) for _, col, kind in present)]
-        )
+        rows.append([str(name), *(_blast_cell(sel, col, kind) for _, col, kind in present)])
     header = ["topology", *(label for label, _, _ in present)]
-    reps = frame["replication"].nunique() if "replication" in frame.columns else 1
-    note = (
-        '<p class="note">Each workflow is compared with its twin in the baseline (same seed, no '
-        "faults). Affected share: of the workflows arriving in the impact window; recovery time: "
-        "from the end of the last fault until throughput and p99 are back in the baseline's band; "
-        "drain time: until the backlog is back; retry amplification: service calls attempted ÷ the "
-        "baseline's; affected components: other components pushed out of their baseline band."
-    )
-    if reps > 1:
-        note += f" Each value is the mean over {reps} replications; recovered: in how many."
-    return _table(header, rows) + note + "</p>"
+    return _table(header, rows, kinds={0: "topology"})
 
 
-def _figure(name: str, title: str, caption: str, fig: Any, images: str) -> str:
-    uri = _figure_uri(fig, images)
-    return (
-        f'<figure id="plot-{_e(name)}"><h3>{_e(title)}</h3>'
-        f'<img src="{uri}" alt="{_e(title)}"><figcaption>{_e(caption)}</figcaption></figure>'
-    )
-
-
-def _faults(result: RunResult, colours: Mapping[str, str], images: str) -> str:
+def _faults(result: ReportFrames, images: str) -> FaultSection:
     frame = _radius_frame(result)
-    lines = "".join(f"<li>{_e(line)}</li>" for line in blast_radius_summary_lines(frame))
-    parts = [
-        "<h3>Fault windows</h3>",
-        _fault_windows_table(result),
-        "<h3>Blast radius</h3>",
-        f'<ul class="blast">{lines}</ul>' if lines else "",
-        _blast_table(result, frame, colours),
-    ]
-    makers: list[tuple[str, Any]] = []
-    if result.baseline is not None:
-        baseline = result.baseline
-        makers.append(
-            (
-                "fault_timelines",
-                lambda: fault_timelines(baseline.timeseries, result.timeseries, result.faults),
-            )
-        )
-    makers.append(("blast_radius", lambda: blast_radius_bars(frame)))
-    for name, make in makers:
-        title, caption = FAULT_PLOT_CAPTIONS[name]
-        parts.append(_figure(name, title, caption, make(), images))
-    return "".join(parts)
+    windows, more, n_runs = _fault_windows(result)
+    plots: list[Plot] = []
+    baseline = result.baseline
+    if baseline is not None:
+        title, caption = FAULT_PLOT_CAPTIONS["fault_timelines"]
+        fig = fault_timelines(baseline.timeseries, result.timeseries, result.faults)
+        plots.append(Plot("fault_timelines", title, caption, _figure_uri(fig, images)))
+    title, caption = FAULT_PLOT_CAPTIONS["blast_radius"]
+    plots.append(Plot("blast_radius", title, caption, _figure_uri(blast_radius_bars(frame), images)))
+    return FaultSection(
+        windows=windows,
+        more_windows=more,
+        runs=n_runs,
+        summary_lines=blast_radius_summary_lines(frame),
+        blast=_blast_table(frame),
+        replications=int(frame["replication"].nunique()) if "replication" in frame.columns else 1,
+        plots=plots,
+    )
 
 
-def _figure_uri(fig: Any, images: str) -> str:
+# --- plots --------------------------------------------------------------------------------------
+
+
+def _figure_uri(fig: Figure, images: str) -> str:
+    """The figure as a ``data:`` URI (base64 text, which needs no escaping)."""
     buffer = io.BytesIO()
     if images == "svg":
         fig.savefig(buffer, format="svg", metadata={"Date": None})
@@ -607,70 +562,64 @@ def _figure_uri(fig: Any, images: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
-def _plots(result: RunResult, images: str) -> str:
+def _plots(result: ReportFrames, images: str) -> list[Plot]:
     windows = result.fault_windows()
     makers = standard_plots(result, fault_windows=windows)
     order = [n for n in PLOT_ORDER if n in makers] + [n for n in makers if n not in PLOT_ORDER]
-    parts = []
+    plots = []
     for name in order:
         title, caption = PLOT_CAPTIONS.get(name, (name.replace("_", " "), ""))
         if name == "timelines" and windows:
             caption += " Fault windows are shaded pale red."
-        parts.append(_figure(name, title, caption, makers[name](), images))
-    return "".join(parts)
+        plots.append(Plot(name, title, caption, _figure_uri(makers[name](), images)))
+    return plots
 
 
-def _scenario_yaml(result: RunResult) -> str:
+def _scenario_yaml(result: ReportFrames) -> str:
     data = result.scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-SECTIONS = [
-    ("scenario", "Scenario"),
-    ("comparison", "Side by side"),
-    ("differences", "Paired differences"),
-    ("components", "Components"),
-    ("faults", "Faults and blast radius"),
-    ("verdicts", "Verdicts"),
-    ("plots", "Plots"),
-    ("scenario-file", "Resolved scenario"),
-]
+# --- the page -----------------------------------------------------------------------------------
 
 
-def render_report(result: RunResult, images: str = "svg") -> str:
+@functools.cache
+def _environment() -> Environment:
+    """The Jinja2 environment of the report, made once: autoescaping on, so every value is
+    escaped unless the template itself made it markup; an undefined name is an error rather than
+    a silently empty cell."""
+    return Environment(
+        loader=PackageLoader("sim.analysis", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_report(result: ReportFrames, images: str = "svg") -> str:
     """The report of ``result`` as one self-contained HTML page. ``images`` is ``svg`` (crisp at
     any zoom) or ``png``; either way the plots are ``data:`` URIs inside the page."""
     if images not in ("svg", "png"):
         raise ValueError(f"images must be 'svg' or 'png', not {images!r}")
     sc = result.scenario
-    colours = topology_colours(result.topologies)
-    title = f"{sc.name}: orchestration-sim report"
-    description = (
-        f'<p class="description">{_e(sc.description)}</p>'
-        if sc.description
-        else '<p class="note">(no description)</p>'
-    )
+    differences, no_differences = _differences(result)
     has_faults = not result.blast_radius.empty
-    shown = [(key, label) for key, label in SECTIONS if key != "faults" or has_faults]
-    nav = "".join(f'<a href="#{key}">{_e(label)}</a>' for key, label in shown)
-    body = {
-        "scenario": description + _facts(result),
-        "comparison": _side_by_side(result, colours),
-        "differences": _differences(result),
-        "components": _components(result, colours),
-        "faults": _faults(result, colours, images) if has_faults else "",
-        "verdicts": _verdicts(result, colours),
+    context: dict[str, Any] = {
+        "name": sc.name,
+        "description": sc.description or "",
+        "colours": topology_colours(result.topologies),
+        "replications": result.replications,
+        "confidence": f"{result.confidence:.0%}",
+        "facts": _facts(result),
+        "comparison": _side_by_side(result),
+        "differences": differences,
+        "no_differences": no_differences,
+        "components": _components(result),
+        "faults": _faults(result, images) if has_faults else None,
+        "verdicts": _verdicts(result),
         "plots": _plots(result, images),
-        "scenario-file": f"<pre>{_e(_scenario_yaml(result))}</pre>",
+        "scenario_yaml": _scenario_yaml(result),
     }
-    sections = "\n".join(
-        f'<section id="{key}"><h2>{_e(label)}</h2>\n{body[key]}\n</section>' for key, label in shown
-    )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f"<header><h1>{_e(sc.name)}</h1><nav>{nav}</nav></header>\n"
-        f"{sections}\n</body>\n</html>\n"
-    )
+    return _environment().get_template(TEMPLATE).render(context)

@@ -8,10 +8,10 @@ steps; one cell per topology, formatted by :mod:`sim.analysis.formatting`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import pandas as pd
 
-from sim.analysis.evaluation import Evaluation
 from sim.analysis.formatting import cell, cell_interval, missing
 
 TABLE_ROWS = [
@@ -38,6 +38,26 @@ ASYNC_ROWS = [("async completion p50", "async_latency_p50"), ("async completion 
 """(label, summary column) of the rows a hybrid adds: completion of its asynchronous steps."""
 
 
+class TableFrames(Protocol):
+    """What the side-by-side table reads of a run (an
+    :class:`~sim.analysis.evaluation.Evaluation` has it)."""
+
+    @property
+    def summary(self) -> pd.DataFrame: ...
+
+    @property
+    def verdicts(self) -> pd.DataFrame: ...
+
+    @property
+    def topologies(self) -> list[str]: ...
+
+    @property
+    def replications(self) -> int: ...
+
+    @property
+    def intervals(self) -> pd.DataFrame: ...
+
+
 @dataclass(frozen=True)
 class Row:
     """One row of the side-by-side table: a label and a text cell per topology; ``kind`` is
@@ -54,7 +74,7 @@ def bottleneck_mode(summary: pd.DataFrame, topology: str) -> object:
     return values.mode().iloc[0] if not values.empty else None
 
 
-def _metric_rows(result: Evaluation) -> list[Row]:
+def _metric_rows(result: TableFrames) -> list[Row]:
     names = result.topologies
     reps = result.replications
     summary = result.summary
@@ -80,7 +100,7 @@ def _metric_rows(result: Evaluation) -> list[Row]:
     return rows
 
 
-def _objective_rows(result: Evaluation) -> list[Row]:
+def _objective_rows(result: TableFrames) -> list[Row]:
     """One row per objective: the target, and per topology met or missed with the value."""
     needed = {"objective", "sense", "unit", "target", "measured", "met", "topology"}
     if result.verdicts.empty or not needed <= set(result.verdicts.columns):
@@ -102,7 +122,7 @@ def _objective_rows(result: Evaluation) -> list[Row]:
     return rows
 
 
-def _async_rows(result: Evaluation) -> list[Row]:
+def _async_rows(result: TableFrames) -> list[Row]:
     summary = result.summary
     names = result.topologies
     if "async_steps" not in summary.columns:
@@ -116,6 +136,6 @@ def _async_rows(result: Evaluation) -> list[Row]:
     ]
 
 
-def side_by_side_rows(result: Evaluation) -> list[Row]:
+def side_by_side_rows(result: TableFrames) -> list[Row]:
     """Every row of the side-by-side table, in the order shown."""
     return [*_metric_rows(result), *_objective_rows(result), *_async_rows(result)]

@@ -9,8 +9,8 @@ The *margin* is the distance to the target on the good side (negative when misse
 relative to the target.
 
 The ranking orders topologies by objectives met, then by how far they miss the others (the sum of
-relative shortfalls), then by p99 latency; the recommendation states that order in words. It
-follows from the numbers alone.
+relative shortfalls), then by p99 latency; the recommendation states that order in words (each
+shortfall written by :func:`sim.analysis.formatting.amount`). It follows from the numbers alone.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from sim.analysis.formatting import amount
 from sim.analysis.statistics import t_interval
 
 # objective -> (column in the summary or blast-radius frame, "max" or "min", unit for text)
@@ -126,14 +127,6 @@ def ranking(verdict_frame: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _amount(value: float, unit: str) -> str:
-    if unit == "s":
-        return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:.2f} s"
-    if unit == "%":
-        return f"{value * 100:.2f} points"
-    return f"{value:.3g}{unit}"
-
-
 def recommendation(verdict_frame: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     """The ranking in sentences, best first; each missed objective with its shortfall."""
     ranked = ranking(verdict_frame, summary)
@@ -144,7 +137,7 @@ def recommendation(verdict_frame: pd.DataFrame, summary: pd.DataFrame) -> list[s
         text = f"{row['rank']}. {row['topology']}: meets {row['met']} of {row['objectives']} objectives"
         if not missed.empty:
             parts = [
-                f"{m['objective']} by {_amount(-m['margin'], m['unit'])} ({-m['relative_margin']:.0%})"
+                f"{m['objective']} by {amount(-m['margin'], m['unit'])} ({-m['relative_margin']:.0%})"
                 for m in missed.to_dict("records")
             ]
             text += "; misses " + ", ".join(parts)

@@ -1,0 +1,181 @@
+"""The plot functions of :mod:`sim.analysis.plots` on real results: every standard plot returns a
+Figure, error bars only with replications, the heatmap's blanks, the bottleneck highlight, shaded
+fault windows, and the PNG and SVG files ``save_standard_plots`` writes. (The report's embedding
+of the plots is tested in ``test_report.py``.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.figure import Figure
+
+import sim
+from sim.analysis import plots
+from sim.analysis.plots import standard
+from sim.analysis.plots.standard import save_standard_plots
+
+
+def _scenario() -> sim.Scenario:
+    """Three topologies of a small workflow (the hybrid's orchestrator and broker unlimited)."""
+    return sim.scenario_from_dict(
+        {
+            "name": "plot-test",
+            "seed": 5,
+            "duration": 30,
+            "warmup": 3,
+            "services": {
+                "a": {"latency": {"dist": "exponential", "mean": 0.05}, "replicas": 2},
+                "b": {"latency": 0.02},
+                "c": {"latency": {"dist": "exponential", "mean": 0.01}, "error_probability": 0.01},
+            },
+            "workflows": {"wf": {"steps": ["a", {"parallel": ["b", "c"]}]}},
+            "load": {"wf": {"arrival": "poisson", "rate": 12}},
+            "topologies": {
+                "orchestration": {"orchestrator": {"workers": 2, "step_overhead": 0.004}},
+                "choreography": {"broker": {"capacity": 500}},
+                "hybrid": {"asynchronous": ["b"]},
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def single() -> sim.RunResult:
+    return sim.run(_scenario(), replications=1, executor="serial")
+
+
+@pytest.fixture(scope="module")
+def replicated() -> sim.RunResult:
+    return sim.run(_scenario(), replications=3, executor="serial")
+
+
+@pytest.fixture(scope="module", params=["single", "replicated"])
+def result(request: pytest.FixtureRequest) -> sim.RunResult:
+    return request.getfixturevalue(request.param)
+
+
+def _tiny_figure() -> Figure:
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().plot([0, 1], [0, 1])
+    return fig
+
+
+@pytest.fixture
+def quick_plots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-in plots for tests about something else: drawing the real ones takes seconds."""
+
+    def makers(result: sim.RunResult, fault_windows: object = ()) -> dict:
+        return dict.fromkeys(plots.STANDARD_PLOTS, _tiny_figure)
+
+    monkeypatch.setattr(plots, "standard_plots", makers)
+    monkeypatch.setattr(standard, "standard_plots", makers)  # where save_standard_plots looks
+
+
+def _figures(result: sim.RunResult) -> dict[str, Figure]:
+    sc = result.scenario
+    return {
+        "latency_cdf": plots.latency_cdf(result.requests, sc.warmup, sc.duration),
+        "timelines": plots.timelines(result.timeseries, sc.warmup),
+        "timelines_faults": plots.timelines(
+            result.timeseries, sc.warmup, fault_windows=[(10.0, 14.0, "a down"), (20.0, 22.0, "")]
+        ),
+        "utilization": plots.utilization_bars(result.components),
+        "percentiles": plots.percentile_bars(result.summary, sc.confidence),
+        "utilization_heatmap": plots.utilization_heatmap(result.components),
+        "bottleneck": plots.bottleneck_chart(result.summary, result.components),
+    }
+
+
+def test_every_plot_function_returns_a_figure(result: sim.RunResult) -> None:
+    for name, fig in _figures(result).items():
+        try:
+            assert isinstance(fig, Figure), name
+            assert fig.axes, name
+        finally:
+            plt.close(fig)
+
+
+def test_percentile_bars_have_error_bars_only_with_replications(
+    single: sim.RunResult, replicated: sim.RunResult
+) -> None:
+    for res, expected in ((single, False), (replicated, True)):
+        fig = plots.percentile_bars(res.summary, 0.95)
+        try:
+            containers = fig.axes[0].containers
+            bars = [c for c in containers if hasattr(c, "errorbar")]
+            assert len(bars) == len(res.topologies)
+            assert all((c.errorbar is not None) == expected for c in bars)
+        finally:
+            plt.close(fig)
+
+
+def test_heatmap_leaves_unlimited_and_absent_components_blank(replicated: sim.RunResult) -> None:
+    # The hybrid's orchestrator and broker have unlimited servers; choreography has no orchestrator.
+    fig = plots.utilization_heatmap(replicated.components)
+    try:
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        comps = replicated.components
+        finite = comps.groupby(["topology", "name"])["utilization"].mean().notna().sum()
+        assert len(texts) == finite
+        assert all(t.endswith("%") for t in texts)
+    finally:
+        plt.close(fig)
+
+
+def test_bottleneck_chart_highlights_the_bottleneck(replicated: sim.RunResult) -> None:
+    fig = plots.bottleneck_chart(replicated.summary, replicated.components)
+    try:
+        assert len(fig.axes) == len(replicated.topologies)
+        for ax, name in zip(fig.axes, replicated.topologies, strict=True):
+            assert ax.get_title() == name
+            labels = [t.get_text() for t in ax.get_yticklabels()]
+            assert 1 <= len(labels) <= 3
+            neck = replicated.summary.loc[replicated.summary["topology"] == name, "bottleneck"].mode()[0]
+            assert f"{neck}\n(bottleneck)" in labels
+    finally:
+        plt.close(fig)
+
+
+def test_timelines_shade_fault_windows(single: sim.RunResult) -> None:
+    plain = plots.timelines(single.timeseries, 3.0)
+    faulty = plots.timelines(single.timeseries, 3.0, fault_windows=[(10.0, 14.0, "a down")])
+    try:
+        assert len(faulty.axes[0].patches) == len(plain.axes[0].patches) + 1
+        assert "a down" in [t.get_text() for t in faulty.axes[0].texts]
+        assert "fault" in [t.get_text() for t in faulty.axes[0].get_legend().get_texts()]
+    finally:
+        plt.close(plain)
+        plt.close(faulty)
+
+
+def test_save_standard_plots_writes_png_and_svg(replicated: sim.RunResult, tmp_path: Path) -> None:
+    paths = save_standard_plots(replicated, tmp_path / "plots", formats=("png", "svg"))
+    expected = {f"{n}.{f}" for n in plots.STANDARD_PLOTS for f in ("png", "svg")}
+    assert {p.name for p in paths} == expected
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == expected
+    assert {
+        "latency_cdf",
+        "timelines",
+        "utilization",
+        "percentiles",
+        "utilization_heatmap",
+        "bottleneck",
+    } == set(plots.STANDARD_PLOTS)
+    for p in paths:
+        head = p.read_bytes()[:200]
+        if p.suffix == ".png":
+            assert head.startswith(b"\x89PNG")
+        else:
+            assert b"<svg" in p.read_bytes()[:2000]
+    assert not plt.get_fignums()  # every figure closed
+
+
+def test_save_standard_plots_default_is_png_only(
+    single: sim.RunResult, tmp_path: Path, quick_plots: None
+) -> None:
+    paths = save_standard_plots(single, tmp_path)
+    assert sorted(p.name for p in paths) == sorted(f"{n}.png" for n in plots.STANDARD_PLOTS)
+    with pytest.raises(ValueError, match="unsupported plot format"):
+        save_standard_plots(single, tmp_path, formats=("bmpx",))

@@ -405,3 +405,82 @@ def test_cli_sweep_bad_paths_exit_2(sweep_file: Path, vary: str, message: str) -
     assert res.exit_code == 2
     assert message in res.stderr
     assert "Traceback" not in res.output
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small run folder, without plots (the report draws its own)."""
+    from tests.test_experiments import SMALL
+
+    folder = tmp_path_factory.mktemp("runs") / "run"
+    path = folder.parent / "small.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "duration": 20}), encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(path), "--no-plots", "--quiet", "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+# --- sim report ------------------------------------------------------------------------------
+
+
+def test_cli_report_writes_and_prints_the_path(run_folder: Path, tmp_path: Path) -> None:
+    folder = run_folder
+    runner = CliRunner()
+    out = tmp_path / "cli-report.html"
+    result = runner.invoke(app, ["report", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    result = runner.invoke(app, ["report", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(folder / "report.html")
+
+
+@pytest.mark.parametrize("what", ["empty", "missing", "file", "broken"])
+def test_cli_report_on_a_non_run_folder_exits_2(what: str, run_folder: Path, tmp_path: Path) -> None:
+    folder = run_folder
+    if what == "empty":
+        target = tmp_path / "empty"
+        target.mkdir()
+    elif what == "missing":
+        target = tmp_path / "nothing-here"
+    elif what == "file":
+        target = tmp_path / "a-file.txt"
+        target.write_text("x")
+    else:  # every file present, but unreadable
+        target = tmp_path / "broken"
+        target.mkdir()
+        for p in folder.iterdir():
+            if p.is_file():
+                (target / p.name).write_text("{not: [valid")
+    result = CliRunner().invoke(app, ["report", str(target)])
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+
+
+# --- verdicts ---------------------------------------------------------------------------------
+
+
+def test_cli_table_shows_a_verdict_row_per_objective(tmp_path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from sim.cli.app import app
+
+    data = {
+        "duration": 60,
+        "services": {"s": {"latency": {"dist": "exponential", "mean": 0.1}}},
+        "workflows": {"wf": {"steps": ["s"]}},
+        "load": {"wf": {"rate": 5}},
+        "topologies": {"orchestration": {}, "choreography": {}},
+        "objectives": {"latency_p99": 0.05, "throughput": 1},
+    }
+    path = tmp_path / "o.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    res = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "run"), "--no-plots"])
+    assert res.exit_code == 0, res.output
+    assert "latency_p99 ≤ 50.0 ms" in res.stdout and "missed (" in res.stdout and "met (" in res.stdout
+    assert "Objectives (ranked):" in res.stdout

@@ -14,7 +14,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 from matplotlib.figure import Figure
-from typer.testing import CliRunner
 
 import sim
 from sim.analysis import formatting, plots
@@ -27,7 +26,6 @@ from sim.analysis.report import (
 from sim.analysis.tables import TABLE_ROWS as CLI_ROWS
 from sim.analysis.tables import side_by_side_rows
 from sim.api.report import REPORT_NAME, NotARunFolder, write_report
-from sim.cli.app import app
 
 DESCRIPTION = 'Checks <script>alert("x")</script> & friends'
 
@@ -509,42 +507,3 @@ def test_verdict_targets_and_margins() -> None:
     assert formatting.margin(-0.02, -0.4, "%") == "\N{MINUS SIGN}2.00 points (\N{MINUS SIGN}40%)"
     assert formatting.margin(0.1, 0.2, "s") == "+100.0 ms (+20%)"
     assert formatting.margin(float("nan"), float("nan"), "s") == "-"
-
-
-# --- CLI ----------------------------------------------------------------------------------------
-
-
-def test_cli_report_writes_and_prints_the_path(folder: Path, tmp_path: Path, quick_plots: None) -> None:
-    runner = CliRunner()
-    out = tmp_path / "cli-report.html"
-    result = runner.invoke(app, ["report", str(folder), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == str(out)
-    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    result = runner.invoke(app, ["report", str(folder)])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == str(folder / REPORT_NAME)
-
-
-@pytest.mark.parametrize("what", ["empty", "missing", "file", "broken"])
-def test_cli_report_on_a_non_run_folder_exits_2(what: str, folder: Path, tmp_path: Path) -> None:
-    if what == "empty":
-        target = tmp_path / "empty"
-        target.mkdir()
-    elif what == "missing":
-        target = tmp_path / "nothing-here"
-    elif what == "file":
-        target = tmp_path / "a-file.txt"
-        target.write_text("x")
-    else:  # every file present, but unreadable
-        target = tmp_path / "broken"
-        target.mkdir()
-        for p in folder.iterdir():
-            if p.is_file():
-                (target / p.name).write_text("{not: [valid")
-    result = CliRunner().invoke(app, ["report", str(target)])
-    assert result.exit_code == 2
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output

@@ -73,28 +73,6 @@ def test_objectives_end_to_end() -> None:
     assert result.meta["verdicts"]
 
 
-def test_cli_table_shows_a_verdict_row_per_objective(tmp_path) -> None:
-    import yaml
-    from typer.testing import CliRunner
-
-    from sim.cli.app import app
-
-    data = {
-        "duration": 60,
-        "services": {"s": {"latency": {"dist": "exponential", "mean": 0.1}}},
-        "workflows": {"wf": {"steps": ["s"]}},
-        "load": {"wf": {"rate": 5}},
-        "topologies": {"orchestration": {}, "choreography": {}},
-        "objectives": {"latency_p99": 0.05, "throughput": 1},
-    }
-    path = tmp_path / "o.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    res = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "run"), "--no-plots"])
-    assert res.exit_code == 0, res.output
-    assert "latency_p99 ≤ 50.0 ms" in res.stdout and "missed (" in res.stdout and "met (" in res.stdout
-    assert "Objectives (ranked):" in res.stdout
-
-
 def test_every_plot_of_a_run_is_a_figure() -> None:
     import matplotlib.pyplot as plt
 

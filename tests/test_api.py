@@ -24,7 +24,7 @@ def result() -> sim.RunResult:
         duration=60,
         warmup=5,
         topologies={
-            "orchestration": {"orchestrator": {"workers": 2, "step_overhead": 0.004}},
+            "orchestration": {"orchestrator": {"shard_concurrency": 2, "decision_cpu": 0.004}},
             "choreography": {},
             "hybrid": {"asynchronous": ["b"]},
         },

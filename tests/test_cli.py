@@ -84,7 +84,7 @@ workflows:
 load:
   checkout: {rate: 5}
 topologies:
-  orchestration: {orchestrator: {workers: 2, step_overhead: 0.002}}
+  orchestration: {orchestrator: {shard_concurrency: 2, decision_cpu: 0.002}}
   choreography: {broker: {publish_latency: 0.001, capacity: 1000}}
   hybrid: {asynchronous: [email]}
 """

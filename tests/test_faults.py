@@ -211,7 +211,9 @@ def test_crashes_cause_redeliveries_in_choreography_and_resets_in_orchestration(
 def engine_outage(down: float, **orchestrator: Any) -> pd.Series:
     data = one_service(faults=[{"type": "outage", "target": "orchestrator", "at": 100, "duration": down}])
     data["services"]["s"] = {"replicas": 20, "latency": exp(2.0)}  # about 10 workflows in flight
-    data["topologies"] = {"orchestration": {"orchestrator": {"step_overhead": 0.005, **orchestrator}}}
+    data["topologies"] = {
+        "orchestration": {"orchestrator": {"shard_concurrency": 1000, "decision_cpu": 0.005, **orchestrator}}
+    }
     res = sim.run(sim.scenario_from_dict(data))
     return pd.concat(
         [res.summary.iloc[0], res.blast_radius.iloc[0].drop(["topology", "replication", "lost"])]

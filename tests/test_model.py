@@ -10,7 +10,7 @@ import sim
 from sim.model.world import World
 from tests.helpers import batch_means, run_topology, scenario
 
-CONST_ORCH = {"orchestrator": {"step_overhead": 0.01}}
+CONST_ORCH = {"orchestrator": {"shard_concurrency": 1000, "decision_cpu": 0.01}}
 CONST_BROKER = {"broker": {"publish_latency": 0.004}}
 
 
@@ -39,13 +39,19 @@ def checkout_like(**topologies: dict) -> sim.Scenario:
         topologies=topologies
         or {
             "orchestration": {
-                "orchestrator": {"workers": 4, "step_overhead": {"dist": "exponential", "mean": 0.01}}
+                "orchestrator": {
+                    "shard_concurrency": 4,
+                    "decision_cpu": {"dist": "exponential", "mean": 0.01},
+                }
             },
             "choreography": {
                 "broker": {"publish_latency": 0.002, "delivery_latency": 0.001, "capacity": 500}
             },
             "hybrid": {
-                "orchestrator": {"workers": 4, "step_overhead": {"dist": "exponential", "mean": 0.01}},
+                "orchestrator": {
+                    "shard_concurrency": 4,
+                    "decision_cpu": {"dist": "exponential", "mean": 0.01},
+                },
                 "broker": {"publish_latency": 0.002, "delivery_latency": 0.001, "capacity": 500},
                 "asynchronous": ["email", "inventory"],
             },
@@ -185,7 +191,7 @@ def test_more_replicas_means_lower_latency() -> None:
 def test_orchestrator_overhead_raises_orchestration_latency_only() -> None:
     def at(overhead: float) -> pd.DataFrame:
         sc = checkout_like(
-            orchestration={"orchestrator": {"workers": 8, "step_overhead": overhead}},
+            orchestration={"orchestrator": {"shard_concurrency": 8, "decision_cpu": overhead}},
             choreography={"broker": {"publish_latency": 0.002}},
         )
         return sim.run(sc).summary.set_index("topology")
@@ -197,7 +203,7 @@ def test_orchestrator_overhead_raises_orchestration_latency_only() -> None:
 
 
 def test_an_engine_with_too_few_workers_becomes_the_bottleneck() -> None:
-    sc = checkout_like(orchestration={"orchestrator": {"workers": 1, "step_overhead": 0.007}})
+    sc = checkout_like(orchestration={"orchestrator": {"shard_concurrency": 1, "decision_cpu": 0.007}})
     row = sim.run(sc).summary.iloc[0]
     assert row["bottleneck"] == "orchestrator"
     assert row["bottleneck_utilization"] > 0.75

@@ -28,7 +28,7 @@ BASE: dict[str, Any] = {
     "workflows": {"wf": {"steps": ["a", "b"]}},
     "load": {"wf": {"rate": 6}},
     "topologies": {
-        "orchestration": {"orchestrator": {"workers": 2, "step_overhead": 0.01}},
+        "orchestration": {"orchestrator": {"shard_concurrency": 2, "decision_cpu": 0.01}},
         "choreography": {"broker": {"publish_latency": 0.003}},
     },
 }

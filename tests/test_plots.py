@@ -33,7 +33,7 @@ def _scenario() -> sim.Scenario:
             "workflows": {"wf": {"steps": ["a", {"parallel": ["b", "c"]}]}},
             "load": {"wf": {"arrival": "poisson", "rate": 12}},
             "topologies": {
-                "orchestration": {"orchestrator": {"workers": 2, "step_overhead": 0.004}},
+                "orchestration": {"orchestrator": {"shard_concurrency": 2, "decision_cpu": 0.004}},
                 "choreography": {"broker": {"capacity": 500}},
                 "hybrid": {"asynchronous": ["b"]},
             },

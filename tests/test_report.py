@@ -31,7 +31,7 @@ DESCRIPTION = 'Checks <script>alert("x")</script> & friends'
 
 
 TOPOLOGIES = {
-    "orchestration": {"orchestrator": {"workers": 2, "step_overhead": 0.004}},
+    "orchestration": {"orchestrator": {"shard_concurrency": 2, "decision_cpu": 0.004}},
     "choreography": {"broker": {"capacity": 500}},
     "hybrid": {"asynchronous": ["b"]},
 }
@@ -121,7 +121,7 @@ def _fault_scenario() -> sim.Scenario:
             "load": {"wf": {"arrival": "poisson", "rate": 10}},
             "faults": [{"type": "outage", "target": "pay", "at": 10, "duration": 6}],
             "objectives": {"latency_p99": 0.5, "recovery_time": 10},
-            "topologies": {"orchestration": {"orchestrator": {"workers": 4}}, "choreography": {}},
+            "topologies": {"orchestration": {"orchestrator": {"shard_concurrency": 4}}, "choreography": {}},
         }
     )
 

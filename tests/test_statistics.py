@@ -173,7 +173,7 @@ def test_pairing_beats_independent_samples_under_common_random_numbers() -> None
         duration=300,
         warmup=20,
         topologies={
-            "orchestration": {"orchestrator": {"workers": 1, "step_overhead": 0.01}},
+            "orchestration": {"orchestrator": {"shard_concurrency": 1, "decision_cpu": 0.01}},
             "choreography": {"broker": {"publish_latency": 0.004}},
         },
     )

@@ -40,7 +40,7 @@ BASE: dict[str, Any] = {
         }
     },
     "topologies": {
-        "orchestration": {"orchestrator": {"workers": 20, "step_overhead": 0.001}},
+        "orchestration": {"orchestrator": {"shard_concurrency": 20, "decision_cpu": 0.001}},
         "choreography": {},
     },
 }
@@ -241,14 +241,14 @@ def test_apply_point_sets_nested_keys_and_list_items() -> None:
     out = apply_point(
         BASE,
         {
-            "topologies.orchestration.orchestrator.workers": 50,
+            "topologies.orchestration.orchestrator.shard_concurrency": 50,
             "load.checkout.schedule[1].rate": 40,
             "load.checkout.schedule.2.at": 70,
             "services.email.latency": 0.005,
         },
         "s.yaml",
     )
-    assert out["topologies"]["orchestration"]["orchestrator"]["workers"] == 50
+    assert out["topologies"]["orchestration"]["orchestrator"]["shard_concurrency"] == 50
     assert out["load"]["checkout"]["schedule"] == [
         {"at": 0, "rate": 5},
         {"at": 30, "rate": 40},
@@ -278,17 +278,17 @@ def test_apply_point_with_no_point_copies() -> None:
 
 def test_apply_point_separates_yaml_aliases() -> None:
     text = """
-    engine: &engine {workers: 20}
+    engine: &engine {shard_concurrency: 20}
     topologies:
       orchestration: {orchestrator: *engine}
       hybrid: {orchestrator: *engine}
     """
     data = yaml.safe_load(text)
     assert data["topologies"]["orchestration"]["orchestrator"] is data["topologies"]["hybrid"]["orchestrator"]
-    out = apply_point(data, {"topologies.orchestration.orchestrator.workers": 5}, "s.yaml")
-    assert out["topologies"]["orchestration"]["orchestrator"] == {"workers": 5}
-    assert out["topologies"]["hybrid"]["orchestrator"] == {"workers": 20}
-    assert out["engine"] == {"workers": 20}
+    out = apply_point(data, {"topologies.orchestration.orchestrator.shard_concurrency": 5}, "s.yaml")
+    assert out["topologies"]["orchestration"]["orchestrator"] == {"shard_concurrency": 5}
+    assert out["topologies"]["hybrid"]["orchestrator"] == {"shard_concurrency": 20}
+    assert out["engine"] == {"shard_concurrency": 20}
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ SCENARIO = {
     "workflows": {"wf": {"steps": ["a", {"parallel": ["b", "c"]}]}},
     "load": {"wf": {"rate": 5}},
     "topologies": {
-        "orchestration": {"orchestrator": {"step_overhead": 0.004}},
+        "orchestration": {"orchestrator": {"shard_concurrency": 1000, "decision_cpu": 0.004}},
         "choreography": {"broker": {"publish_latency": 0.002}},
         "hybrid": {"asynchronous": ["c"]},
     },

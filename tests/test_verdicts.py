@@ -59,7 +59,7 @@ def test_objectives_end_to_end() -> None:
             "workflows": {"wf": {"steps": ["s"]}},
             "load": {"wf": {"rate": 5}},
             "topologies": {
-                "orchestration": {"orchestrator": {"step_overhead": 0.5}},
+                "orchestration": {"orchestrator": {"shard_concurrency": 1000, "decision_cpu": 0.5}},
                 "choreography": {},
             },
             "objectives": {"latency_p99": 1.5, "success_rate": 0.99},

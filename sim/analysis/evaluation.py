@@ -30,6 +30,7 @@ import pandas as pd
 from sim.analysis.metrics import (
     component_stats,
     components_table,
+    parts_table,
     requests_frame,
     spans_frame,
     summary_table,
@@ -50,6 +51,8 @@ HEADLINE = [
     "latency_p99",
     "latency_max",
     "messages_per_workflow",
+    "decisions_per_workflow",
+    "store_writes_per_workflow",
     "bottleneck_utilization",
     "arrived",
     "completed",
@@ -79,6 +82,9 @@ COMPONENT_FIELDS = [
     "handled",
     "rejected",
     "errors",
+    "hottest_shard_utilization",
+    "schedule_to_start_p50",
+    "schedule_to_start_p99",
 ]
 """Per-component figures of the JSON summary."""
 
@@ -109,6 +115,9 @@ class Evaluation:
     """With objectives: one row per topology and objective, see :mod:`sim.analysis.verdicts`."""
     spans: pd.DataFrame = field(default_factory=_empty)
     """With tracing: the spans of the sampled workflow instances, see :mod:`sim.analysis.traces`."""
+    shards: pd.DataFrame = field(default_factory=_empty)
+    """With an engine: one row per topology, replication and shard (see
+    :func:`sim.analysis.metrics.parts_table`)."""
     warmup_chosen_by: str = "scenario"
     """``scenario`` (a fixed warm-up) or ``MSER-5`` (``warmup: auto``)."""
 
@@ -224,6 +233,19 @@ class Evaluation:
                 "bottleneck_utilization": row["bottleneck_utilization"],
                 "components": [{k: c[k] for k in COMPONENT_FIELDS} for c in comp_rows.to_dict("records")],
             }
+            if first["kind"] in ("orchestration", "hybrid"):
+                entry["engine"] = {
+                    "decisions_per_workflow": row.get("decisions_per_workflow"),
+                    "store_writes_per_workflow": row.get("store_writes_per_workflow"),
+                    "shards": int((self.shards["topology"] == name).sum() / max(len(rows), 1))
+                    if not self.shards.empty
+                    else None,
+                    "hottest_shard_utilization": comps.loc[
+                        comps["name"] == "orchestrator", "hottest_shard_utilization"
+                    ].mean()
+                    if "hottest_shard_utilization" in comps.columns
+                    else None,
+                }
             if bool(first["async_steps"]):
                 entry["asynchronous"] = {
                     "latency": {k: row[f"async_latency_{k}"] for k in ("mean", "p50", "p95", "p99", "max")},
@@ -353,6 +375,7 @@ def _frames(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
         components=components,
         requests=pd.concat(requests, ignore_index=True),
         timeseries=timeseries_table(runs, requests, scenario),
+        shards=parts_table(runs, scenario),
     )
 
 

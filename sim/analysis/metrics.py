@@ -45,6 +45,10 @@ COUNTERS = [
     "publish_failures",
     "breaker_openings",
     "bulkhead_refusals",
+    "decisions",
+    "store_writes",
+    "throttled",
+    "schedule_to_start_timeouts",
 ]
 
 
@@ -63,14 +67,18 @@ def _overlap(a: np.ndarray, b: np.ndarray, lo: float, hi: float) -> float:
 
 
 def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float) -> dict[str, object]:
-    """Statistics of one component over the window [lo, hi)."""
+    """Statistics of one component over the window [lo, hi) (see the module docstring)."""
     span = hi - lo
-    n_started = rec.started.size
-    busy = _overlap(rec.started, rec.ended, lo, hi)
+    started = rec.started
+    has_started = ~np.isnan(started)
+    served = has_started.copy()
+    served[rec.left] = False  # left the queue unserved: waited, but no service and no wait tally
+    busy = _overlap(started[served], rec.ended[served], lo, hi)
     mean_busy = busy / span
-    # Queue intervals: from arrival to start, or to the end of the run for those never started.
+    # Queue intervals: from arrival to start (or to leaving), or to the end of the run for the
+    # requests still waiting.
     q_start = rec.arrived
-    q_end = np.concatenate([rec.started, np.full(rec.arrived.size - n_started, end_time)])
+    q_end = np.where(has_started, started, end_time)
     mean_queue = _overlap(q_start, q_end, lo, hi) / span
     waited = q_end > q_start
     times = np.concatenate([q_start[waited], q_end[waited]])
@@ -84,9 +92,10 @@ def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float)
         level_at_lo = levels[before - 1] if before > 0 else 0.0
         inside = (t_sorted >= lo) & (t_sorted < hi)
         max_queue = int(max(level_at_lo, levels[inside].max() if inside.any() else 0.0))
-    arrived_in = (rec.arrived[:n_started] >= lo) & (rec.arrived[:n_started] < hi)
-    waits = rec.started[arrived_in] - rec.arrived[:n_started][arrived_in]
-    ended_in = (rec.ended >= lo) & (rec.ended < hi)
+    arrived_in = served & (rec.arrived >= lo) & (rec.arrived < hi)
+    waits = started[arrived_in] - rec.arrived[arrived_in]
+    ended = rec.ended[served]
+    ended_in = (ended >= lo) & (ended < hi)
     return {
         "name": rec.name,
         "kind": rec.kind,
@@ -101,6 +110,63 @@ def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float)
         "rejected": int(((rec.rejected >= lo) & (rec.rejected < hi)).sum()),
         "errors": int(((rec.errors >= lo) & (rec.errors < hi)).sum()),
     }
+
+
+def combined(name: str, kind: str, parts: Sequence[ComponentRecord]) -> ComponentRecord:
+    """One record for a component made of parts (an engine's shards): their visits together,
+    their servers added up."""
+    offsets = np.cumsum([0] + [p.arrived.size for p in parts[:-1]])
+    servers = [p.servers for p in parts]
+    return ComponentRecord(
+        name=name,
+        kind=kind,
+        servers=None if any(s is None for s in servers) else int(sum(s for s in servers if s is not None)),
+        arrived=np.concatenate([p.arrived for p in parts]),
+        started=np.concatenate([p.started for p in parts]),
+        ended=np.concatenate([p.ended for p in parts]),
+        rejected=np.sort(np.concatenate([p.rejected for p in parts])),
+        errors=np.sort(np.concatenate([p.errors for p in parts])),
+        aborted=np.sort(np.concatenate([p.aborted for p in parts])),
+        left=np.concatenate([p.left + o for p, o in zip(parts, offsets, strict=True)]).astype(np.int64),
+    )
+
+
+def component_records(run: TopologyRun) -> list[ComponentRecord]:
+    """The run's components as reported: parts of a group (an engine's shards) combined into one
+    record named after the group, in the place of the first part."""
+    out: list[ComponentRecord] = []
+    groups: dict[str, list[ComponentRecord]] = {}
+    for rec in run.components:
+        if rec.group is None:
+            out.append(rec)
+            continue
+        if rec.group not in groups:
+            groups[rec.group] = []
+            out.append(rec)  # placeholder, replaced below
+        groups[rec.group].append(rec)
+    for i, rec in enumerate(out):
+        if rec.group is not None:
+            out[i] = combined(rec.group, GROUP_KINDS.get(rec.kind, rec.kind), groups[rec.group])
+    return out
+
+
+GROUP_KINDS = {"shard": "orchestrator"}
+"""The kind of the component a group of parts forms."""
+
+
+def parts_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
+    """One row per (topology, replication, part) of grouped components (an engine's shards):
+    the group, the part, and its statistics over the measured window."""
+    lo, hi = _window(scenario)
+    rows = []
+    for run in runs:
+        for rec in run.components:
+            if rec.group is not None:
+                stats = component_stats(rec, lo, hi, run.end_time)
+                rows.append(
+                    {"topology": run.topology, "replication": run.replication, "group": rec.group, **stats}
+                )
+    return pd.DataFrame(rows)
 
 
 def requests_frame(run: TopologyRun) -> pd.DataFrame:
@@ -149,16 +215,24 @@ def spans_frame(runs: Sequence[TopologyRun]) -> pd.DataFrame:
 
 
 def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
-    """One row per (topology, component)."""
+    """One row per (topology, replication, component); an engine's shards form one row, with
+    the utilization of its busiest shard beside the mean (``hottest_shard_utilization``)."""
     lo, hi = _window(scenario)
     rows = []
     for run in runs:
+        hottest: dict[str, float] = {}
         for rec in run.components:
+            if rec.group is not None and rec.servers:
+                util = _overlap_busy(rec, lo, hi) / rec.servers
+                hottest[rec.group] = max(hottest.get(rec.group, 0.0), util)
+        for rec in component_records(run):
             rows.append(
                 {
                     "topology": run.topology,
                     "replication": run.replication,
                     **component_stats(rec, lo, hi, run.end_time),
+                    "hottest_shard_utilization": hottest.get(rec.name, math.nan),
+                    **_tally_quantiles(run, f"schedule_to_start/{rec.name}", "schedule_to_start", lo, hi),
                 }
             )
     frame = pd.DataFrame(rows)
@@ -166,10 +240,30 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
     return frame
 
 
+def _tally_quantiles(run: TopologyRun, name: str, prefix: str, lo: float, hi: float) -> dict[str, float]:
+    """p50 and p99 of the observations of a tally made in [lo, hi) (NaN without any)."""
+    values = run.tallies.get(name)
+    if values is not None and values.size:
+        inside = values[(values[:, 0] >= lo) & (values[:, 0] < hi), 1]
+        if inside.size:
+            p50, p99 = np.quantile(inside, [0.5, 0.99])
+            return {f"{prefix}_p50": float(p50), f"{prefix}_p99": float(p99)}
+    return {f"{prefix}_p50": math.nan, f"{prefix}_p99": math.nan}
+
+
+def _overlap_busy(rec: ComponentRecord, lo: float, hi: float) -> float:
+    """Mean busy servers of a record over [lo, hi)."""
+    served = ~np.isnan(rec.started)
+    served[rec.left] = False
+    return _overlap(rec.started[served], rec.ended[served], lo, hi) / (hi - lo)
+
+
 def _bottleneck(components: pd.DataFrame) -> tuple[str | None, float]:
     """Highest utilization; among components within 0.1 % of it, the longest queue."""
     finite = components.dropna(subset=["utilization"])
     finite = finite[finite["handled"] > 0]
+    if "hottest_shard_utilization" in finite.columns:  # an engine is as saturated as its busiest shard
+        finite = finite.assign(utilization=finite[["utilization", "hottest_shard_utilization"]].max(axis=1))
     if finite.empty or finite["utilization"].max() <= 0:  # nothing took any time: no bottleneck
         return None, math.nan
     top = finite[finite["utilization"] >= finite["utilization"].max() - 0.001]
@@ -232,6 +326,10 @@ def summary_table(
             "throughput": float(in_window) / span,
             **_quantiles(done["latency"].to_numpy(), "latency_"),
             "messages_per_workflow": run.counters["messages"] / len(req) if len(req) else math.nan,
+            "decisions_per_workflow": run.counters.get("decisions", 0) / len(req) if len(req) else math.nan,
+            "store_writes_per_workflow": run.counters.get("store_writes", 0) / len(req)
+            if len(req)
+            else math.nan,
             "bottleneck": bottleneck,
             "bottleneck_utilization": util,
             "inconsistency_window_mean": float(window.mean()) if len(window) else math.nan,
@@ -284,10 +382,13 @@ def timeseries_table(
         failures = np.bincount(bins[failf], minlength=n)
         arrivals = np.histogram(arrival, bins=edges)[0]
         ends = edges[1:]
-        queued = {kind: np.zeros(n, dtype=np.int64) for kind in ("service", "orchestrator", "broker")}
-        for rec in run.components:
+        queued = {
+            kind: np.zeros(n, dtype=np.int64) for kind in ("service", "orchestrator", "store", "broker")
+        }
+        for rec in component_records(run):
+            # Waiting at the window's end: arrived by then and not yet started (NaN: never).
             waiting = np.searchsorted(rec.arrived, ends, side="right") - np.searchsorted(
-                rec.started, ends, side="right"
+                np.sort(rec.started), ends, side="right"
             )
             queued[rec.kind] += waiting
         started_by = np.searchsorted(np.sort(arrival), ends, side="right")
@@ -306,9 +407,10 @@ def timeseries_table(
                     "in_flight": started_by - done_by,
                     "latency_mean": mean,
                     "latency_p99": p99,
-                    "backlog": queued["service"] + queued["orchestrator"] + queued["broker"],
+                    "backlog": sum(queued.values()),
                     "queued_services": queued["service"],
                     "queued_orchestrator": queued["orchestrator"],
+                    "queued_store": queued["store"],
                     "queued_broker": queued["broker"],
                 }
             )

@@ -66,6 +66,8 @@ def write_run(
         (tmp / "meta.json").write_text(json.dumps(result.meta, indent=2) + "\n", encoding="utf-8")
         if not result.spans.empty:
             _write_traces(result, tmp)
+        if not result.shards.empty:
+            result.shards.to_csv(tmp / "shards.csv", index=False)
         if result.baseline is not None:
             _write_frames(result.baseline, tmp, "baseline_")
             result.blast_radius.to_csv(tmp / "blast_radius.csv", index=False)
@@ -128,4 +130,7 @@ def read_run(folder: str | Path) -> RunResult:
         result.verdicts = pd.DataFrame(meta["verdicts"])
     if (folder / "spans.parquet").exists():
         result.spans = pd.read_parquet(folder / "spans.parquet")
+    if (folder / "shards.csv").exists():
+        result.shards = pd.read_csv(folder / "shards.csv")
+    result.warmup_chosen_by = str(meta.get("warmup_chosen_by", "scenario"))
     return result

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from sim.model.faults import Health
 from sim.model.resilience import RetryPolicy
-from sim.model.station import Station
 from sim.model.world import World
 from sim.scenario.models import Broker
 
@@ -104,8 +104,8 @@ class MessageBroker:
             return
         d.consumer(d.event)
 
-    def _changed(self, station: Station, went_down: bool) -> None:
-        if not station.down and self.paused:
+    def _changed(self, health: Health) -> None:
+        if not self.station.down and self.paused:
             paused, self.paused = self.paused, []
             for d in paused:
                 self.world.immediate(d.consumer, d.event)

@@ -73,7 +73,7 @@ class Consumer:
         if inst.marks is not None:
             world.mark(inst, ("handle", k, d.number, d.attempt))
         work = inst.work[k] if d.number == 1 and d.attempt == 1 else inst.plan.retry_work[k]()
-        if not step.station.submit(work, self._served, d, self._redeliver):
+        if step.station.submit(work, self._served, d, self._redeliver) < 0:
             self._dead_letter(d)
 
     def _served(self, d: Delivery) -> None:

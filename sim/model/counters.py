@@ -17,6 +17,10 @@ class Counters:
     """Network messages: client → coordinator, requests, replies, publishes, deliveries."""
     decisions: int = 0
     """Engine decisions taken (orchestration, hybrid)."""
+    store_writes: int = 0
+    """Writes the engine committed to its persistence store."""
+    throttled: int = 0
+    """Engine decisions or starts that found the rate limit's bucket empty (waited or rejected)."""
     attempts: int = 0
     """Service calls attempted, retries and compensations included."""
     duplicates: int = 0
@@ -29,6 +33,8 @@ class Counters:
     """Times a circuit breaker opened."""
     bulkhead_refusals: int = 0
     """Calls refused by a full bulkhead."""
+    schedule_to_start_timeouts: int = 0
+    """Tasks that waited in their task queue past the service's schedule_to_start."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -35,40 +35,64 @@ Windowed = Outage | Slowdown | ErrorBurst | CapacityLoss
 @dataclass
 class Health:
     """How much of a component is lost right now, by cause; its owner registers ``on_change``
-    hooks to react to it."""
+    hooks to react to it. A component with a ``station`` has its servers set here; one without
+    (the engine, whose shards live on replicas) reads the state in its hook."""
 
-    station: Station
+    station: Station | None
     replicas: int
     per_replica: float
     outages: int = 0
     lost: int = 0
+    """Replicas lost to capacity-loss faults (the highest-numbered ones still up)."""
+    crashed: set[int] = field(default_factory=set)
+    """Replicas down in a crash process, by number."""
+    shard_outages: dict[int, int] = field(default_factory=dict)
+    """Outages of single shards of an engine, by shard."""
+    parts: list[Station] = field(default_factory=list)
+    """Stations of a component without a station of its own (an engine's shards): slowdowns apply
+    to them, and crashes abort their requests in service."""
     base_error: float = 0.0
     bursts: list[float] = field(default_factory=list)
     masked: bool = False
     """A standby has taken over: the component works at full capacity until its fault is over."""
-    on_change: list[Callable[[Station, bool], None]] = field(default_factory=list)
-    """Hooks called as hook(station, went_down) whenever availability changes."""
+    on_change: list[Callable[[Health], None]] = field(default_factory=list)
+    """Hooks called as hook(health) whenever availability changes."""
+
+    @property
+    def stations(self) -> list[Station]:
+        """The stations the component's faults act on."""
+        return [self.station] if self.station is not None else self.parts
 
     def take_over(self) -> None:
         """A standby has taken over: the component works at full capacity until its fault is over."""
         self.masked = True
         self.apply()
 
+    def down_replicas(self) -> set[int]:
+        """The replicas down now, by number (a whole-component outage aside)."""
+        down = set(self.crashed)
+        for replica in range(self.replicas - 1, -1, -1):
+            if len(down) >= len(self.crashed) + self.lost:
+                break
+            down.add(replica)
+        return down
+
     def apply(self) -> None:
-        was_down = self.station.down
-        if self.masked and self.outages <= 0 and self.lost <= 0:
+        if self.masked and self.outages <= 0 and not self.crashed and self.lost <= 0:
             self.masked = False
-        if self.masked:
-            servers: float = self.station.full_capacity()
-        elif self.outages > 0:
-            servers = 0
-        elif self.per_replica == math.inf:
-            servers = math.inf if self.lost < self.replicas else 0
-        else:
-            servers = max(0, self.replicas - self.lost) * self.per_replica
-        self.station.set_available(servers)
+        if self.station is not None:
+            down = len(self.down_replicas())
+            if self.masked:
+                servers: float = self.station.full_capacity()
+            elif self.outages > 0:
+                servers = 0
+            elif self.per_replica == math.inf:
+                servers = math.inf if down < self.replicas else 0
+            else:
+                servers = max(0, self.replicas - down) * self.per_replica
+            self.station.set_available(servers)
         for hook in self.on_change:
-            hook(self.station, self.station.down and not was_down)
+            hook(self)
 
 
 class Faults:
@@ -83,10 +107,13 @@ class Faults:
         self._network: Network | None = None
         self.windows: list[dict[str, object]] = []
 
-    def register(self, name: str, station: Station, replicas: int, error_probability: float = 0.0) -> Health:
+    def register(
+        self, name: str, station: Station | None, replicas: int, error_probability: float = 0.0
+    ) -> Health:
         """Make a component a possible fault target (components a topology lacks are not);
-        return its :class:`Health`, for the component's owner to hang hooks on."""
-        per_replica = math.inf if station.servers is None else station.servers / replicas
+        return its :class:`Health`, for the component's owner to hang hooks on. ``station`` is
+        None for a component whose owner applies the faults itself (the engine's shards)."""
+        per_replica = math.inf if station is None or station.servers is None else station.servers / replicas
         health = Health(station, replicas, per_replica, base_error=error_probability)
         self._targets[name] = health
         return health
@@ -108,7 +135,8 @@ class Faults:
             if health is None:
                 continue
             if isinstance(fault, (Outage, CrashProcess, CapacityLoss)):
-                health.station.tracked = True
+                for station in health.stations:
+                    station.tracked = True
             if isinstance(fault, CrashProcess):
                 for replica in range(health.replicas):
                     self.env.process(self._crashes(fault, health, i, replica))
@@ -129,20 +157,26 @@ class Faults:
 
     def _set(self, fault: Outage | Slowdown | ErrorBurst | CapacityLoss, health: Health, on: bool) -> None:
         sign = 1 if on else -1
-        if isinstance(fault, Outage):
+        if isinstance(fault, Outage) and fault.shards is not None:
+            for shard in fault.shards:
+                health.shard_outages[shard] = health.shard_outages.get(shard, 0) + sign
+            health.apply()
+        elif isinstance(fault, Outage):
             health.outages += sign
             health.apply()
         elif isinstance(fault, CapacityLoss):
             health.lost += sign * fault.replicas
             health.apply()
         elif isinstance(fault, Slowdown):
-            health.station.slowdown *= fault.factor if on else 1 / fault.factor
+            for station in health.stations:
+                station.slowdown *= fault.factor if on else 1 / fault.factor
         elif isinstance(fault, ErrorBurst):
             if on:
                 health.bursts.append(fault.probability)
             else:
                 health.bursts.remove(fault.probability)
-            health.station.error_probability = max(health.bursts, default=health.base_error)
+            for station in health.stations:
+                station.error_probability = max(health.bursts, default=health.base_error)
 
     def _crashes(
         self, fault: CrashProcess, health: Health, index: int, replica: int
@@ -162,10 +196,10 @@ class Faults:
             repair = down_for()
             start = self.env.now
             self.windows.append(_record("crash", fault.target, start, start + repair))
-            health.lost += 1
+            health.crashed.add(replica)
             health.apply()
             yield Timeout(self.env, repair)
-            health.lost -= 1
+            health.crashed.discard(replica)
             health.apply()
 
 

@@ -15,11 +15,11 @@ from sim.model.tracing import Span
 
 @dataclass
 class ComponentRecord:
-    """Raw timestamps of one component's visits during one run.
-
-    Visits are FIFO per component, so the i-th entry of ``started`` belongs to the i-th entry of
-    ``arrived``; ``ended[i]`` is the end of that visit's service (or the instant it was aborted).
-    """
+    """Raw timestamps of one component's visits during one run, indexed by visit (the i-th
+    request to arrive is visit i): ``arrived[i]``, ``started[i]`` and ``ended[i]`` (the end of its
+    service, or the instant it was aborted); start and end are NaN for a visit still waiting when
+    the run stopped. ``left`` holds the visits that left the queue unserved (start = end = the
+    instant they left). ``group`` names the component a part belongs to (a shard's engine)."""
 
     name: str
     kind: str
@@ -30,6 +30,8 @@ class ComponentRecord:
     rejected: np.ndarray
     errors: np.ndarray
     aborted: np.ndarray
+    left: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    group: str | None = None
 
 
 @dataclass
@@ -81,6 +83,9 @@ class TopologyRun:
     """Spans of the traced workflow instances (empty unless tracing was asked for)."""
     faulted: bool = True
     """False for the fault-free baseline twin of a scenario with faults."""
+    tallies: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-observation tallies by name (e.g. ``schedule_to_start/payment``): one row per
+    observation, its instant and its value."""
 
     @property
     def total(self) -> int:

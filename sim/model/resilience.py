@@ -44,7 +44,8 @@ class RetryPolicy:
 
     def allows(self, attempt: int) -> bool:
         """Whether attempt number ``attempt`` (1 for the first) may be followed by another."""
-        return attempt < self.config.max_attempts
+        limit = self.config.max_attempts
+        return limit is None or attempt < limit
 
     def next_delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` before the next one."""

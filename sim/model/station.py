@@ -6,10 +6,17 @@ it starts at once, otherwise it waits in the queue (or is rejected when a queue 
 When its service ends, the continuation is called and the next waiting request starts.
 
 The station is written like SimPy's own resources: callbacks on events, not a process per
-request, so one service visit costs exactly one engine event. It records raw timestamps
-(arrival, start and end of each visit, rejections, errors) into compact arrays; utilisation, queue
-lengths and waits are computed from them afterwards (:mod:`sim.analysis.metrics`), so the warm-up
-can be re-chosen without re-running.
+request, so one service visit costs exactly one engine event. It records raw timestamps into
+compact arrays indexed by visit (the i-th request to arrive is visit i): its arrival, the start
+and end of its service (NaN while it waits; start = end for a request that left the queue
+unserved), plus rejections, errors and aborts. Utilisation, queue lengths and waits are computed
+from them afterwards (:mod:`sim.analysis.metrics`), so the warm-up can be re-chosen without
+re-running.
+
+Two refinements serve the workflow engine: a request may *hold* its server after its own work
+until :meth:`Station.release` (a history shard that stays busy while its write commits), and a
+waiting request may be *cancelled* (a task whose schedule-to-start timeout expired leaves its
+task queue).
 
 Left out on purpose: priorities, preemption and per-replica queues (the servers share one queue,
 as an ideal load balancer would).
@@ -55,16 +62,29 @@ class Immediate:
         self._running = False
 
 
-Job = tuple[float, Callable[[Any], None], Any, Callable[[Any], None] | None]
-"""(service time, continuation, payload, what to call if a crash aborts it)."""
+Job = tuple[float, Callable[[Any], None], Any, Callable[[Any], None] | None, int, "JobOptions | None"]
+"""(service time, continuation, payload, what to call if a crash aborts it, visit, options)."""
+
+
+class JobOptions:
+    """What few requests need: holding the server after the work, a hook when service starts."""
+
+    __slots__ = ("hold", "on_start")
+
+    def __init__(self, hold: bool = False, on_start: Callable[[Any], None] | None = None) -> None:
+        self.hold = hold
+        self.on_start = on_start
+
+
+NAN = math.nan
 
 
 class Station:
     """``servers`` identical servers (``None``: unlimited) sharing one FIFO queue.
 
     ``queue_limit`` bounds the requests that may wait; a request that finds the queue full is
-    rejected and :meth:`submit` returns False. ``kind`` names the role for reports
-    (service, orchestrator, broker).
+    rejected and :meth:`submit` returns -1 (else the request's visit number). ``kind`` names the
+    role for reports (service, shard, store, broker).
 
     Faults act on a station through three knobs: :meth:`set_available` (servers lost to a crash,
     an outage or a capacity loss; requests in service on a lost server are aborted and their
@@ -81,27 +101,30 @@ class Station:
         queue_limit: int | None = None,
         immediate: Immediate | None = None,
         error_probability: float = 0.0,
+        group: str | None = None,
     ) -> None:
         self.env = env
         self.immediate = immediate or Immediate()
         self.name = name
         self.kind = kind
+        self.group = group
+        """The component this station is one part of (the engine, for a shard), if any."""
         self.servers = servers
         self.queue_limit = queue_limit
         self._full: float = math.inf if servers is None else servers
         self._capacity: float = self._full
         self.busy = 0
         self.queue: deque[Job] = deque()
-        self.running: dict[Timeout, tuple[int, Job]] = {}
+        self.running: dict[Timeout, Job] = {}
         self.tracked = False
         """Whether requests in service are tracked so that a crash can abort them (only for
         stations that faults can take servers from: it costs a dictionary entry per visit)."""
+        self.cancelled: set[int] = set()
+        """Visits cancelled while waiting, still in the queue (skipped when their turn comes)."""
         self.slowdown = 1.0
         self.error_probability = error_probability
         self.lost_work = 0.0
         """Seconds of service thrown away by aborted requests."""
-        # Raw records (compact float arrays). FIFO means the i-th request to start is the i-th
-        # accepted one, so arrived[i] and started[i] belong to the same request.
         self.arrived = array("d")
         self.started = array("d")
         self.ended = array("d")
@@ -110,11 +133,19 @@ class Station:
         """Instants at which a request served here ended in an error (recorded by the world)."""
         self.aborted = array("d")
         """Instants at which a request in service was aborted by a crash."""
+        self.left = array("q")
+        """Visits that left the queue unserved (cancelled or dropped); their start = end is the
+        instant they left."""
 
     @property
     def down(self) -> bool:
         """True while no server is available (an outage, or every replica crashed)."""
         return self._capacity == 0
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a server."""
+        return len(self.queue) - len(self.cancelled)
 
     def submit(
         self,
@@ -122,77 +153,114 @@ class Station:
         done: Callable[[Any], None],
         payload: Any,
         abort: Callable[[Any], None] | None = None,
-    ) -> bool:
+        options: JobOptions | None = None,
+    ) -> int:
         """Offer a request; ``done(payload)`` is called when its service ends, ``abort(payload)``
-        if a crash aborts it while in service.
-
-        Returns False if the request was rejected because the queue was full.
-        """
+        if a crash aborts it while in service. Return its visit number, or -1 if it was
+        rejected because the queue was full."""
         now = self.env.now
+        visit = len(self.arrived)
         if self.busy < self._capacity and not self.queue:
             # An idle server takes it at once (the common case, written out for speed).
             self.arrived.append(now)
             self.started.append(now)
             service_time *= self.slowdown
             self.ended.append(now + service_time)
-            if service_time == 0:
+            job = (service_time, done, payload, abort, visit, options)
+            if options is not None and options.on_start is not None:
+                options.on_start(payload)
+            if service_time == 0 and options is None:
                 self.immediate(done, payload)
-                return True
+                return visit
             self.busy += 1
-            job = (service_time, done, payload, abort)
             event = Timeout(self.env, service_time, job)
             event.callbacks.append(self._finish)
             if self.tracked:
-                self.running[event] = (len(self.ended) - 1, job)
-        elif self.queue_limit is not None and len(self.queue) >= self.queue_limit:
+                self.running[event] = job
+            return visit
+        if self.queue_limit is not None and self.waiting >= self.queue_limit:
             self.rejected.append(now)
-            return False
-        else:
-            self.arrived.append(now)
-            self.queue.append((service_time, done, payload, abort))
-        return True
+            return -1
+        self.arrived.append(now)
+        self.started.append(NAN)
+        self.ended.append(NAN)
+        self.queue.append((service_time, done, payload, abort, visit, options))
+        return visit
 
     def _start(self, now: float, job: Job) -> None:
         service_time = job[0] * self.slowdown
-        self.started.append(now)
-        self.ended.append(now + service_time)
-        if service_time == 0:  # takes no time, so it holds no server
+        visit, options = job[4], job[5]
+        self.started[visit] = now
+        self.ended[visit] = now + service_time
+        if options is not None and options.on_start is not None:
+            options.on_start(job[2])
+        if service_time == 0 and options is None:  # takes no time, so it holds no server
             self.immediate(job[1], job[2])
             return
         self.busy += 1
+        job = (service_time, job[1], job[2], job[3], visit, options)
         event = Timeout(self.env, service_time, job)
         event.callbacks.append(self._finish)
         if self.tracked:
-            self.running[event] = (len(self.ended) - 1, job)
+            self.running[event] = job
 
     def _finish(self, event: Timeout) -> None:
         if self.tracked and self.running.pop(event, None) is None:
             return  # aborted by a crash: its server is already gone
-        _, done, payload, _ = event._value
+        _, done, payload, _, _, options = event._value
+        if options is not None and options.hold:
+            done(payload)  # the server stays busy until release()
+            return
         self.busy -= 1
         done(payload)
+        self._serve_queue()
+
+    def release(self, visit: int) -> None:
+        """A held request lets its server go (its service ends now)."""
+        self.ended[visit] = self.env.now
+        self.busy -= 1
         self._serve_queue()
 
     def _serve_queue(self) -> None:
         queue = self.queue
         while queue and self.busy < self._capacity:
-            self._start(self.env.now, queue.popleft())
+            job = queue.popleft()
+            if self.cancelled and job[4] in self.cancelled:
+                self.cancelled.discard(job[4])
+                continue
+            self._start(self.env.now, job)
+
+    def cancel(self, visit: int) -> bool:
+        """Take a waiting request out of the queue (it leaves unserved, now); False if it has
+        already started (or was never queued here)."""
+        if visit < 0 or visit >= len(self.started) or not math.isnan(self.started[visit]):
+            return False
+        if visit in self.cancelled:
+            return False
+        now = self.env.now
+        self.cancelled.add(visit)
+        self.started[visit] = now
+        self.ended[visit] = now
+        self.left.append(visit)
+        return True
 
     def set_available(self, servers: float) -> None:
         """Change the number of working servers (``math.inf`` for an unlimited station).
 
         If fewer servers remain than requests in service, the most recently started requests are
         aborted: their work is lost and their ``abort`` continuation is called. Waiting requests
-        stay queued (a broker keeps a down consumer's events) until servers return.
+        stay queued (a broker keeps a down consumer's events) until servers return. A held server
+        (its work done, waiting for :meth:`release`) is not aborted: it frees itself when released.
         """
         self._capacity = min(servers, self._full)
         now = self.env.now
-        while self.busy > self._capacity:
+        while self.busy > self._capacity and self.running:
             event = next(reversed(self.running))
-            index, job = self.running.pop(event)
+            job = self.running.pop(event)
+            visit = job[4]
             self.busy -= 1
-            self.lost_work += now - self.started[index]
-            self.ended[index] = now
+            self.lost_work += now - self.started[visit]
+            self.ended[visit] = now
             self.aborted.append(now)
             if job[3] is not None:
                 self.immediate(job[3], job[2])
@@ -205,10 +273,12 @@ class Station:
     def drop_queue(self) -> list[Job]:
         """Remove and return every waiting request (an engine that loses its memory). They are
         recorded as leaving the queue now, with no service."""
-        jobs = list(self.queue)
+        jobs = [job for job in self.queue if job[4] not in self.cancelled]
         self.queue.clear()
+        self.cancelled.clear()
         now = self.env.now
-        for _ in jobs:
-            self.started.append(now)
-            self.ended.append(now)
+        for job in jobs:
+            self.started[job[4]] = now
+            self.ended[job[4]] = now
+            self.left.append(job[4])
         return jobs

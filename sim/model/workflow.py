@@ -73,6 +73,7 @@ class Instance:
     __slots__ = (
         "arrival",
         "calls",
+        "dispatch",
         "effects",
         "errors",
         "failure",
@@ -88,6 +89,7 @@ class Instance:
         "overheads",
         "pending",
         "plan",
+        "shard",
         "undo_failed",
         "undoing",
         "work",
@@ -104,7 +106,9 @@ class Instance:
     net_entry: float
     """Hop from the client to the coordinator."""
     overheads: list[float]
-    """Engine time of the start decision and of the decision after each step (orchestration)."""
+    """Engine work of the start decision and of the decision after each step (orchestration)."""
+    dispatch: list[float]
+    """Dispatch latency of each step's first task (orchestration)."""
 
     def __init__(self, plan: WorkflowPlan, index: int, arrival: float) -> None:
         self.plan = plan
@@ -123,5 +127,7 @@ class Instance:
         self.first_effect = math.nan
         self.undoing = 0
         self.undo_failed = False
+        self.shard = 0
+        """The engine shard the instance lives on (orchestration)."""
         self.marks: dict[object, float] | None = None
         """Start instants of open spans; only traced instances have it."""

@@ -69,6 +69,9 @@ class World:
         for name, svc in scenario.services.items():
             self.faults.register(name, self.stations[name], svc.replicas, svc.error_probability)
         self.counters = Counters()
+        self.tallies: dict[str, array] = {}
+        """Per-observation tallies by name (e.g. ``schedule_to_start/payment``): instants and
+        values, interleaved."""
         self.components: list[Station] = list(self.stations.values())
         self.latency = scenario.network.latency
         self.network = Network(self.env, self.latency, self.draws(self.latency, "net-extra"))
@@ -242,6 +245,14 @@ class World:
             return False
         return True
 
+    def tally(self, name: str, value: float) -> None:
+        """Record one observation of the tally ``name`` now."""
+        values = self.tallies.get(name)
+        if values is None:
+            values = self.tallies[name] = array("d")
+        values.append(self.env.now)
+        values.append(value)
+
     def mark(self, inst: Instance, key: object) -> None:
         """Open a span of a traced instance now (a no-op for the others)."""
         if inst.marks is not None:
@@ -398,6 +409,8 @@ class World:
                     rejected=np.array(st.rejected, dtype=float),
                     aborted=np.array(st.aborted, dtype=float),
                     errors=np.array(st.errors, dtype=float),
+                    left=np.array(st.left, dtype=np.int64),
+                    group=st.group,
                 )
                 for st in self.components
             ],
@@ -407,6 +420,7 @@ class World:
             faults=list(self.faults.windows),
             spans=[] if self.tracer is None else list(self.tracer.spans),
             faulted=faulted,
+            tallies={k: np.array(v, dtype=float).reshape(-1, 2) for k, v in self.tallies.items()},
         )
 
 

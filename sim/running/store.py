@@ -24,11 +24,11 @@ from sim.model.records import ComponentRecord, OutcomeRecord, TopologyRun, Workf
 from sim.model.tracing import Span
 from sim.running.simulate import Task, simulate
 
-FORMAT = 1
+FORMAT = 2
 """Version of the file layout; files of another version are not read."""
 
 _OUTCOMES = list(OutcomeRecord.__dataclass_fields__)
-_COMPONENT_ARRAYS = ["arrived", "started", "ended", "rejected", "errors", "aborted"]
+_COMPONENT_ARRAYS = ["arrived", "started", "ended", "rejected", "errors", "aborted", "left"]
 
 
 def _header(run: TopologyRun) -> dict[str, Any]:
@@ -39,13 +39,16 @@ def _header(run: TopologyRun) -> dict[str, Any]:
         "seed": run.seed,
         "replication": run.replication,
         "workflows": [asdict(w) for w in run.workflows],
-        "components": [{"name": c.name, "kind": c.kind, "servers": c.servers} for c in run.components],
+        "components": [
+            {"name": c.name, "kind": c.kind, "servers": c.servers, "group": c.group} for c in run.components
+        ],
         "end_time": run.end_time,
         "wall_seconds": run.wall_seconds,
         "counters": run.counters,
         "faults": run.faults,
         "spans": [asdict(s) for s in run.spans],
         "faulted": run.faulted,
+        "tallies": list(run.tallies),
     }
 
 
@@ -55,6 +58,8 @@ def save_records(run: TopologyRun, path: Path) -> None:
     for i, comp in enumerate(run.components):
         for name in _COMPONENT_ARRAYS:
             arrays[f"component{i}_{name}"] = getattr(comp, name)
+    for i, values in enumerate(run.tallies.values()):
+        arrays[f"tally{i}"] = values
     header = json.dumps(_header(run)).encode("utf-8")
     arrays["header"] = np.frombuffer(header, dtype=np.uint8)
     buffer = io.BytesIO()
@@ -77,10 +82,12 @@ def load_records(path: Path) -> TopologyRun | None:
                     name=c["name"],
                     kind=c["kind"],
                     servers=c["servers"],
+                    group=c["group"],
                     **{name: data[f"component{i}_{name}"] for name in _COMPONENT_ARRAYS},
                 )
                 for i, c in enumerate(header["components"])
             ]
+            tallies = {name: data[f"tally{i}"] for i, name in enumerate(header["tallies"])}
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None
     return TopologyRun(
@@ -97,6 +104,7 @@ def load_records(path: Path) -> TopologyRun | None:
         faults=header["faults"],
         spans=[Span(**s) for s in header["spans"]],
         faulted=header["faulted"],
+        tallies=tallies,
     )
 
 

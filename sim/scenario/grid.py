@@ -9,7 +9,7 @@ PATH syntax: dot-separated keys, list items as ``[i]`` or ``.i``::
 
     load.checkout.rate
     services.payment.replicas                   # may be absent in the file: the last key may be new
-    topologies.orchestration.orchestrator.workers
+    topologies.orchestration.orchestrator.shards
     load.checkout.schedule[1].rate              # or load.checkout.schedule.1.rate
 
 VALUES syntax (:func:`parse_values`)::

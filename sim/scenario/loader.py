@@ -196,10 +196,10 @@ def _field_names() -> set[str]:
     """Every field name (by alias) of the scenario language, for "did you mean" hints."""
     from pydantic import BaseModel
 
-    from sim.scenario import distributions, models
+    from sim.scenario import distributions, engine, models
 
     names: set[str] = set()
-    for module in (models, distributions):
+    for module in (models, distributions, engine):
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, BaseModel):
                 names.update(f.alias or n for n, f in obj.model_fields.items())
@@ -211,10 +211,10 @@ def _bool_fields() -> frozenset[str]:
     """Names of the yes/no fields of the scenario language."""
     from pydantic import BaseModel
 
-    from sim.scenario import distributions, models
+    from sim.scenario import distributions, engine, models
 
     names: set[str] = set()
-    for module in (models, distributions):
+    for module in (models, distributions, engine):
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, BaseModel):
                 names.update(f.alias or n for n, f in obj.model_fields.items() if f.annotation is bool)
@@ -280,8 +280,16 @@ def _reference_problems(s: Scenario) -> Iterable[str]:
     for lname in s.load:
         if lname not in s.workflows:
             yield f"load.{lname}: no workflow named {lname!r} (known: {', '.join(sorted(s.workflows))})"
-    components = set(s.services) | {"orchestrator", "broker"}
+    components = set(s.services) | {"orchestrator", "orchestrator.store", "broker"}
+    engines = [t.orchestrator for t in s.topologies.values() if t.orchestrator is not None]
+    most_shards = max((e.shards for e in engines), default=1)
     for i, fault in enumerate(s.faults):
+        if fault.type == "outage" and fault.shards is not None:
+            if fault.target != "orchestrator":
+                yield f"faults[{i}].shards: only an outage of the orchestrator names shards"
+            for j, shard in enumerate(fault.shards):
+                if shard >= most_shards:
+                    yield f"faults[{i}].shards[{j}]: no topology has shard {shard} ({most_shards} at most)"
         names = list(fault.between) if fault.type == "partition" else [fault.target]
         field = "between" if fault.type == "partition" else "target"
         known = ", ".join(sorted(components))
@@ -290,6 +298,8 @@ def _reference_problems(s: Scenario) -> Iterable[str]:
                 yield f"faults[{i}].{field}: unknown component {name!r} (known: {known})"
         if fault.type == "error_burst" and fault.target not in s.services:
             yield f"faults[{i}].target: an error burst needs a service, not {fault.target!r}"
+        if fault.type == "partition" and "orchestrator.store" in fault.between:
+            yield f"faults[{i}].between: the store talks only to its engine; give it an outage instead"
         if fault.type == "partition" and fault.between[0] == fault.between[1]:
             yield f"faults[{i}].between: needs two different components"
         if (

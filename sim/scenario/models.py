@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from sim.scenario.distributions import ZERO, Distribution
+from sim.scenario.engine import Orchestrator
 from sim.scenario.grid import SweepSpec
 
 TOPOLOGY_KINDS = ("orchestration", "choreography", "hybrid")
@@ -40,7 +41,11 @@ class Retry(_Model):
     min(max_backoff, initial × multiplier^(n−1)) before retry n, with optional jitter.
     Defaults follow the AWS SDK standard mode (3 attempts, 100 ms base, ×2, full jitter, 20 s cap)."""
 
-    max_attempts: PositiveInt = Field(3, description="Attempts in all, the first included.")
+    max_attempts: PositiveInt | None = Field(
+        3,
+        description="Attempts in all, the first included; null: unlimited (Temporal's default, "
+        "bounded by the service's schedule_to_close).",
+    )
     initial: NonNegativeFloat = Field(0.1, description="Backoff before the first retry, in seconds.")
     multiplier: float = Field(2.0, ge=1, description="Factor between successive backoffs.")
     max_backoff: PositiveFloat = Field(20.0, description="Longest backoff, in seconds.")
@@ -95,7 +100,30 @@ class Service(_Model):
     connect_timeout: PositiveFloat = Field(
         1.0, description="Seconds a caller needs to find that the service is down or unreachable."
     )
-    retry: Retry | None = Field(None, description="Retries of failed calls (errors, timeouts, refusals).")
+    retry: Retry | None = Field(
+        None,
+        description="Retries of failed calls (errors, timeouts, refusals). Omit: none, except that "
+        "an engine that polls uses Temporal's default (1 s, ×2, at most 100 s, unlimited attempts).",
+    )
+    schedule_to_start: PositiveFloat | None = Field(
+        None,
+        description="Poll dispatch: longest wait of a task in its task queue; past it the step fails, "
+        "without retry (as in Temporal: a retry would wait in the same queue). Omit: no limit.",
+    )
+    start_to_close: PositiveFloat | None = Field(
+        None,
+        description="Poll dispatch: longest run of one attempt once a worker took it; past it the "
+        "attempt fails and is retried. Omit: the service's timeout, or else 300 s (the job timeout "
+        "of Zeebe's Java client), which is also when a crashed worker's task is noticed.",
+    )
+    schedule_to_close: PositiveFloat | None = Field(
+        None, description="Longest time for all attempts of a step together; past it the step fails."
+    )
+    heartbeat: PositiveFloat | None = Field(
+        None,
+        description="Poll dispatch: a worker heartbeats while it works; a crashed worker's task is "
+        "noticed this long after the crash (instead of at start_to_close) and retried.",
+    )
     circuit_breaker: CircuitBreaker | None = Field(None, description="Circuit breaker in front of it.")
     bulkhead: Bulkhead | None = Field(None, description="Limit on concurrent calls to it.")
     compensation: Compensation | None = Field(
@@ -185,32 +213,6 @@ class Load(_Model):
         return [(p.at, p.rate) for p in self.schedule]
 
 
-class Orchestrator(_Model):
-    """A central workflow engine. It takes one decision when a workflow starts and one after each
-    reply; each decision occupies one worker for ``step_overhead`` (state persistence, dispatch)."""
-
-    workers: PositiveInt | None = Field(
-        None, description="Decisions one replica works on at once. Omit for unlimited."
-    )
-    replicas: PositiveInt = Field(1, description="Engine replicas sharing the work.")
-    step_overhead: Distribution = Field(ZERO, description="Engine time per decision, in seconds.")
-    durable: bool = Field(
-        True,
-        description="Durable (Temporal-like): workflows survive an engine outage and resume. "
-        "Not durable: workflows in flight when the engine goes down are lost.",
-    )
-    failover_time: NonNegativeFloat | None = Field(
-        None, description="With a standby engine: seconds until it takes over. Omit: no standby."
-    )
-    when_down: Literal["queue", "reject"] = Field(
-        "queue", description="New workflows while the engine is down: wait for it, or are rejected."
-    )
-
-    @property
-    def servers(self) -> int | None:
-        return None if self.workers is None else self.workers * self.replicas
-
-
 class Broker(_Model):
     """A message broker. Each published event occupies one partition for 1/capacity seconds, is
     committed after ``publish_latency`` and reaches each subscriber after ``delivery_latency``."""
@@ -250,10 +252,14 @@ class _Window(_Model):
 
 
 class Outage(_Window):
-    """The target (a service, ``orchestrator`` or ``broker``) is down for the window."""
+    """The target (a service, ``orchestrator``, ``orchestrator.store`` or ``broker``) is down for
+    the window; with ``shards``, only those shards of the engine are."""
 
     type: Literal["outage"]
-    target: str = Field(description="Service name, orchestrator or broker.")
+    target: str = Field(description="Service name, orchestrator, orchestrator.store or broker.")
+    shards: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="With target orchestrator: the shards that are down (from 0)."
+    )
 
 
 class CrashProcess(_Model):

@@ -202,7 +202,7 @@ class Choreography(Coordinator):
         if inst.marks is not None:
             self.world.mark(inst, ("undo", k))
         work = inst.plan.compensation_work[k]()  # type: ignore[misc]
-        if not inst.plan.steps[k].station.submit(work, self._compensated, c, self._compensate_later):
+        if inst.plan.steps[k].station.submit(work, self._compensated, c, self._compensate_later) < 0:
             self.emit(inst, k, False, "undo")
 
     def _compensate_later(self, c: Compensation) -> None:

@@ -1,17 +1,30 @@
 """Central orchestration: an engine drives every workflow instance step by step.
 
-The engine (Temporal, Camunda/Zeebe, Step Functions style) takes a *decision* when a workflow
-starts and one after every reply it receives. A decision occupies one engine worker for the step
-overhead (persisting the workflow's state, dispatching commands); when workers are all busy,
-decisions wait in the engine's queue. Each step is a request over the network to the service, the
-service's work, and a reply over the network back to the engine. A parallel group fans out from
-the engine and joins there: the engine goes on when the last branch has replied.
+The engine (Temporal, Camunda/Zeebe, Step Functions; modelled in :mod:`sim.model.engine`) takes
+a *decision* when a workflow starts and one after every reply it receives, on the workflow's
+shard; once a decision's writes commit, its commands go out: each dispatched step reaches its
+service after ``dispatch_latency`` and a network hop. A parallel group fans out from the engine
+and joins there: the engine goes on when the last branch has replied.
 
-Calls follow the service's resilience policies, applied by the engine without a decision (as
-Temporal retries activities server-side): a circuit breaker may fail the call fast, a bulkhead may
-refuse it, a timeout abandons an attempt (whose work goes on at the service, wasted), a call to a
-down or partitioned service fails after the connect timeout, a crash resets it, and failed
-attempts are retried with backoff until the retry policy is exhausted.
+How a step reaches its service depends on ``dispatch``:
+
+* **push** (Step Functions calling Lambda or HTTP): the engine calls the service. A call to a
+  down or partitioned service fails after the connect timeout, a crash resets it, and the
+  service's ``timeout`` abandons an attempt (whose work goes on at the service, wasted).
+* **poll** (Temporal, Zeebe): the engine puts a task in the service's task queue and the
+  service's workers take tasks when they are free. A down service leaves its tasks waiting, with
+  no failure: they are worked off when it is back, as a choreographed consumer catches up. The
+  Temporal timeouts apply per service: ``schedule_to_start`` (a task waiting too long fails the
+  step, without retry, as in Temporal), ``start_to_close`` (an attempt running too long fails
+  and is retried; also when a crashed worker's task is noticed, unless ``heartbeat`` notices it
+  sooner) and ``schedule_to_close`` (all attempts together). Services without a retry policy use
+  Temporal's default: 1 s, ×2, at most 100 s, unlimited attempts, no jitter.
+
+Either way calls follow the service's resilience policies, applied by the engine without a
+decision (as Temporal retries activities server-side): a circuit breaker may fail the call fast,
+a bulkhead may refuse it, and failed attempts are retried with backoff until the retry policy is
+exhausted or ``schedule_to_close`` has passed. Every action of the engine waits while the
+workflow's shard is down.
 
 A step that fails for good fails the workflow. The engine waits for the replies of steps still
 running (their pending retries are cancelled), then compensates every step that took effect, one
@@ -19,27 +32,32 @@ by one in reverse order, each compensation a call with the service's policies (a
 workflow ends compensated, inconsistent (a compensation failed or none is defined) or failed
 (nothing took effect). The work of an abandoned (timed-out) attempt still runs at the service,
 wasted: the engine never learns of its effect.
-
-Engine outages: a durable engine (Temporal-like) keeps every workflow's state; decisions wait for
-it and resume, and replies that arrive meanwhile queue. A non-durable engine loses the workflows
-in flight when it goes down. A standby takes over after ``failover_time``. New workflows arriving
-while it is down wait, or are rejected (``when_down``).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 from sim.model.coordinators.base import Coordinator
+from sim.model.engine import Engine
 from sim.model.outcomes import COMPLETED, FAILED
-from sim.model.resilience import Breaker, Slots
-from sim.model.station import Station
+from sim.model.resilience import Breaker, RetryPolicy, Slots
+from sim.model.station import JobOptions, Station
 from sim.model.workflow import Instance, StepPlan
 from sim.model.world import World
-from sim.scenario.models import Orchestrator, Topology
+from sim.scenario.engine import Orchestrator
+from sim.scenario.models import Retry, Topology
 
 START = -1
 """Pseudo step index of the decision that starts a workflow."""
+
+TEMPORAL_RETRY = Retry(max_attempts=None, initial=1.0, multiplier=2.0, max_backoff=100.0, jitter="none")
+"""Temporal's default activity retry policy: the default under poll dispatch."""
+
+JOB_TIMEOUT = 300.0
+"""Default start-to-close under poll (seconds): the job timeout of Zeebe's Java client."""
 
 
 class Reply(NamedTuple):
@@ -52,21 +70,55 @@ class Reply(NamedTuple):
     undo: bool = False
 
 
+class Activity:
+    """All attempts of one call (a step, or its compensation) that has a schedule-to-close
+    limit: its deadline, and the attempt in progress."""
+
+    __slots__ = ("current", "deadline", "done", "inst")
+
+    def __init__(self, inst: Instance, deadline: float) -> None:
+        self.inst = inst
+        self.deadline = deadline
+        self.done = False
+        self.current: Attempt | None = None
+
+
 class Attempt:
     """One attempt of a call from the engine to a service (``undo``: a compensation)."""
 
-    __slots__ = ("inst", "k", "number", "ok", "open", "sent", "slot", "undo")
+    __slots__ = (
+        "activity",
+        "began",
+        "inst",
+        "k",
+        "number",
+        "ok",
+        "open",
+        "retryable",
+        "scheduled",
+        "sent",
+        "slot",
+        "started",
+        "undo",
+        "visit",
+    )
 
-    def __init__(self, inst: Instance, k: int, number: int, undo: bool) -> None:
+    def __init__(self, inst: Instance, k: int, number: int, undo: bool, activity: Activity | None) -> None:
         self.inst = inst
         self.k = k
         self.number = number
         self.undo = undo
+        self.activity = activity
         self.open = True
         self.sent = False
         self.slot = False
         self.ok = False
         """The answer the service gave (or the caller concluded), once there is one."""
+        self.retryable = True
+        self.scheduled = 0.0
+        self.began = math.nan
+        self.started = False
+        self.visit = -1
 
 
 class Orchestration(Coordinator):
@@ -76,49 +128,71 @@ class Orchestration(Coordinator):
         super().__init__(world, name, config)
         engine = config.orchestrator or Orchestrator()
         self.engine_config = engine
-        self.engine, self.health = world.add_component(
-            "orchestrator", "orchestrator", engine.servers, engine.replicas
+        self.engine = Engine(world, engine, self.saga)
+        self.poll = engine.dispatch == "poll"
+        self.cpu = (
+            None if engine.decision_cpu.is_zero else world.draws(engine.decision_cpu, "orchestrator/cpu")
         )
-        self.health.on_change.append(self._engine_changed)
-        self.overhead = world.draws(engine.step_overhead, "orchestrator/overhead")
-        self.extra_overhead = world.draws(engine.step_overhead, "orchestrator/extra-overhead")
+        self.dispatch_draw = (
+            None
+            if engine.dispatch_latency.is_zero
+            else world.draws(engine.dispatch_latency, "orchestrator/dispatch")
+        )
+        self.extra_dispatch = world.draws(engine.dispatch_latency, "orchestrator/extra-dispatch")
+        self.zeros: dict[str, list[float]] = {}
         services = self.services
         counters = world.counters
         self.breakers = {
             n: Breaker(s.circuit_breaker, counters) for n, s in services.items() if s.circuit_breaker
         }
         self.bulkheads = {n: Slots(s.bulkhead, counters) for n, s in services.items() if s.bulkhead}
-        self.timeouts = {n: s.timeout for n, s in services.items() if s.timeout is not None}
-        self.running: dict[int, Instance] = {}
-        """Instances in flight, kept only for a non-durable engine, which loses them when it fails."""
+        self.call_retries: dict[str, RetryPolicy] = dict(self.retries)
+        """The retry policy of the engine's calls to each service."""
+        if self.poll:
+            jitter = world.uniforms(f"{name}/jitter")
+            for n in services:
+                self.call_retries.setdefault(n, RetryPolicy(TEMPORAL_RETRY, jitter))
+            self.timeouts = {n: s.start_to_close or s.timeout or JOB_TIMEOUT for n, s in services.items()}
+        else:
+            self.timeouts = {n: s.timeout for n, s in services.items() if s.timeout is not None}
+        self.to_start = {n: s.schedule_to_start for n, s in services.items() if s.schedule_to_start}
+        self.to_close = {n: s.schedule_to_close for n, s in services.items() if s.schedule_to_close}
+        self.heartbeats = {n: s.heartbeat for n, s in services.items() if s.heartbeat}
+        self.task_options = JobOptions(on_start=self.started)
 
     # -- the life of a workflow, as the engine sees it -----------------------------------------
 
     def arrive(self, inst: Instance) -> None:
         """A client starts the workflow: one message to the engine, then the first decision."""
-        if self.engine.down and self.engine_config.when_down == "reject":
+        self.engine.place(inst)
+        wait = self.engine.admission(inst)
+        if wait is None:
             self.world.finish(inst, FAILED)
             return
-        if not self.engine_config.durable:
-            self._track(inst)
-        # The engine time of the start decision and of the decision after each step is drawn now,
-        # in arrival order, so that a run with faults and its baseline give each instance the
-        # same engine times; extra decisions (compensations) draw from their own stream.
-        inst.overheads = [self.overhead() for _ in range(len(inst.plan.steps) + 1)]
+        # The engine work of the start decision and of the decision after each step, and each
+        # step's dispatch latency, are drawn now, in arrival order, so that a run with faults and
+        # its baseline give each instance the same engine times; extra decisions and dispatches
+        # (retries, compensations) draw from their own streams.
+        n = len(inst.plan.steps)
+        zeros = self.zeros.get(inst.plan.name)
+        if zeros is None:
+            zeros = self.zeros[inst.plan.name] = [0.0] * (n + 1)
+        inst.overheads = zeros if self.cpu is None else [self.cpu() for _ in range(n + 1)]
+        inst.dispatch = zeros if self.dispatch_draw is None else [self.dispatch_draw() for _ in range(n)]
         self.world.counters.messages += 1
-        self.world.after(inst.net_entry, self.decide, Reply(inst, START))
+        self.world.after(inst.net_entry + wait, self.decide, Reply(inst, START))
 
     def decide(self, reply: Reply) -> None:
-        """A start request or a reply reaches the engine and waits for a worker."""
+        """A start request or a reply reaches the engine: a decision on the workflow's shard."""
         self.world.counters.decisions += 1
         inst, k, _, undo = reply
         if inst.marks is not None:
             self.world.mark(inst, ("decide", k, undo))
-        work = self.extra_overhead() if undo else inst.overheads[k + 1]
-        self.engine.submit(work, self.decided, reply, self._decision_aborted)
+        cpu = self.engine.extra_cpu() if undo else inst.overheads[k + 1]
+        self.engine.decide(inst, cpu, self.decided, reply)
 
     def decided(self, reply: Reply) -> None:
-        """The engine has persisted the reply; it dispatches what comes next."""
+        """The decision has committed; its commands go out."""
         inst, k, ok, undo = reply
         if inst.marks is not None:
             self.world.span(inst, ("decide", k, undo), "orchestrator", "start" if k == START else "decide")
@@ -164,7 +238,17 @@ class Orchestration(Coordinator):
     def dispatch(self, inst: Instance, step: StepPlan) -> None:
         """Call the service of ``step``."""
         inst.calls += 1
-        self.attempt(Attempt(inst, step.index, 1, False))
+        self.attempt(self._first(inst, step.index, False))
+
+    def _first(self, inst: Instance, k: int, undo: bool) -> Attempt:
+        """The first attempt of a call, with its schedule-to-close deadline."""
+        limit = self.to_close.get(inst.plan.steps[k].service)
+        if limit is None:
+            return Attempt(inst, k, 1, undo, None)
+        activity = Activity(inst, self.world.env.now + limit)
+        a = Attempt(inst, k, 1, undo, activity)
+        self.world.after(limit, self._expire, activity)
+        return a
 
     # -- sagas --------------------------------------------------------------------------------
 
@@ -178,7 +262,7 @@ class Orchestration(Coordinator):
                 inst.undo_failed = True
                 continue
             inst.undoing = 1
-            self.attempt(Attempt(inst, k, 1, True))
+            self.attempt(self._first(inst, k, True))
             return
         self.saga.settle(inst)
 
@@ -192,6 +276,8 @@ class Orchestration(Coordinator):
 
     def attempt(self, a: Attempt) -> None:
         """Try a call: the breaker and the bulkhead may fail it fast."""
+        if a.activity is not None:
+            a.activity.current = a
         if not self.breakers and not self.bulkheads:
             self.send(a)
             return
@@ -210,20 +296,31 @@ class Orchestration(Coordinator):
         self.send(a)
 
     def send(self, a: Attempt) -> None:
-        """The request leaves the engine (with a timer, if the service has a timeout)."""
+        """The command leaves the engine: a request to the service (push) or a task for its
+        task queue (poll), after the dispatch latency and a network hop."""
         world = self.world
         inst, k = a.inst, a.k
         service = inst.plan.steps[k].service
         a.sent = True
+        a.scheduled = world.env.now
         if inst.marks is not None:
             world.mark(inst, ("call", k, a.number, a.undo))
         world.counters.messages += 1
         world.counters.attempts += 1
-        delay = inst.net_in[k] if a.number == 1 and not a.undo else world.hop()
+        first = a.number == 1 and not a.undo
+        delay = (inst.dispatch[k] + inst.net_in[k]) if first else (self.extra_dispatch() + world.hop())
+        cut = world.network.cut("orchestrator", service)
+        if self.poll:
+            limit = self.to_start.get(service)
+            if limit is not None:
+                world.after(limit, self._engine_timer, (self.schedule_timed_out, a))
+            if cut is not None:  # the workers cannot poll: the task waits until the link heals
+                delay += world.network.heals_in(cut)
+            world.after(delay, self.enqueue, a)
+            return
         timeout = self.timeouts.get(service)
         if timeout is not None:
-            world.after(timeout, self.timed_out, a)
-        cut = world.network.cut("orchestrator", service)
+            world.after(timeout, self._engine_timer, (self.timed_out, a))
         if cut is not None:
             if cut.mode == "fail":
                 world.after(self.services[service].connect_timeout, self.answer, a)
@@ -231,8 +328,14 @@ class Orchestration(Coordinator):
             delay += world.network.heals_in(cut)
         world.after(delay, self.reach, a)
 
+    def _work(self, a: Attempt) -> float:
+        inst, k = a.inst, a.k
+        if a.undo:
+            return inst.plan.compensation_work[k]()  # type: ignore[misc]
+        return inst.work[k] if a.number == 1 else inst.plan.retry_work[k]()
+
     def reach(self, a: Attempt) -> None:
-        """The request reaches the service: refused if it is down, else queued or rejected."""
+        """Push: the request reaches the service: refused if it is down, else queued or rejected."""
         inst, k = a.inst, a.k
         station: Station = inst.plan.steps[k].station
         if inst.marks is not None:
@@ -240,12 +343,34 @@ class Orchestration(Coordinator):
         if station.down:
             self.world.after(self.services[station.name].connect_timeout, self.answer, a)
             return
-        if a.undo:
-            work = inst.plan.compensation_work[k]()  # type: ignore[misc]
-        else:
-            work = inst.work[k] if a.number == 1 else inst.plan.retry_work[k]()
-        if not station.submit(work, self.served, a, self.reset):
+        if station.submit(self._work(a), self.served, a, self.reset) < 0:
             self.reply(a, False)
+
+    def enqueue(self, a: Attempt) -> None:
+        """Poll: the task is in the service's task queue, waiting for a free worker (however
+        long the service is down); a full queue refuses it."""
+        if not a.open:
+            return  # timed out (schedule-to-close) before it got there
+        inst, k = a.inst, a.k
+        if inst.marks is not None:
+            self.world.mark(inst, ("handle", k, a.number, a.undo))
+        station = inst.plan.steps[k].station
+        a.visit = station.submit(self._work(a), self.served, a, self.crashed, self.task_options)
+        if a.visit < 0:
+            self.reply(a, False)
+
+    def started(self, a: Attempt) -> None:
+        """Poll: a worker took the task: the schedule-to-start latency, and the start-to-close
+        clock (a timer only when the work will outlast it: its length is known as it starts)."""
+        world = self.world
+        now = world.env.now
+        a.started = True
+        a.began = now
+        step = a.inst.plan.steps[a.k]
+        world.tally(f"schedule_to_start/{step.service}", now - a.scheduled)
+        limit = self.timeouts[step.service]
+        if step.station.ended[a.visit] - now > limit:
+            world.after(limit, self._engine_timer, (self.timed_out, a))
 
     def served(self, a: Attempt) -> None:
         inst, k = a.inst, a.k
@@ -263,8 +388,17 @@ class Orchestration(Coordinator):
         self.reply(a, ok)
 
     def reset(self, a: Attempt) -> None:
-        """A crash aborted the request in service: the connection is reset."""
+        """Push: a crash aborted the request in service: the connection is reset."""
         self.reply(a, False)
+
+    def crashed(self, a: Attempt) -> None:
+        """Poll: the worker crashed while working on the task. Nobody tells the engine: it
+        notices after the heartbeat timeout, or else at start-to-close."""
+        service = a.inst.plan.steps[a.k].service
+        heartbeat = self.heartbeats.get(service)
+        until_close = max(0.0, a.began + self.timeouts[service] - self.world.env.now)
+        wait = until_close if heartbeat is None else min(heartbeat, until_close)
+        self.world.after(wait, self._engine_timer, (self.timed_out, a))
 
     def reply(self, a: Attempt, ok: bool) -> None:
         """The service answers the engine over the network."""
@@ -274,65 +408,78 @@ class Orchestration(Coordinator):
         a.ok = ok
         world.after(delay, self.answer, a)
 
+    def _engine_timer(self, item: tuple[Callable[[Attempt], None], Attempt]) -> None:
+        """A timer of the engine fires: its action waits while the workflow's shard is down."""
+        fn, a = item
+        self.engine.act(a.inst, fn, a)
+
     def timed_out(self, a: Attempt) -> None:
         if a.open:
             self.closed(a, False)
 
+    def schedule_timed_out(self, a: Attempt) -> None:
+        """Poll: the task waited in its queue past schedule-to-start: it leaves the queue and the
+        step fails without retry (a retry would wait in the same queue)."""
+        if not a.open or a.started:
+            return
+        if a.visit >= 0:
+            a.inst.plan.steps[a.k].station.cancel(a.visit)
+        self.world.counters.schedule_to_start_timeouts += 1
+        a.retryable = False
+        self.closed(a, False)
+
+    def _expire(self, activity: Activity) -> None:
+        """Schedule-to-close has passed: the call fails for good."""
+        self.engine.act(activity.inst, self._expired, activity)
+
+    def _expired(self, activity: Activity) -> None:
+        a = activity.current
+        if activity.done or a is None:
+            return
+        a.retryable = False
+        if a.open:
+            if a.visit >= 0 and not a.started:
+                a.inst.plan.steps[a.k].station.cancel(a.visit)
+            self.closed(a, False)
+
     def answer(self, a: Attempt) -> None:
+        """A reply (or a refusal) reaches the engine, which processes it when the shard is up."""
+        self.engine.act(a.inst, self._answered, a)
+
+    def _answered(self, a: Attempt) -> None:
         if a.open:  # else the attempt had timed out: its late reply is dropped
             self.closed(a, a.ok)
 
     def closed(self, a: Attempt, ok: bool) -> None:
         """An attempt is over: record it, and retry or report to the engine."""
         a.open = False
-        service = a.inst.plan.steps[a.k].service
-        if a.inst.marks is not None:
+        inst = a.inst
+        service = inst.plan.steps[a.k].service
+        if inst.marks is not None:
             what = f"{'undo' if a.undo else 'call'} {service}" + (
                 f" (attempt {a.number})" if a.number > 1 else ""
             )
-            self.world.span(a.inst, ("call", a.k, a.number, a.undo), "orchestrator", what, ok)
+            self.world.span(inst, ("call", a.k, a.number, a.undo), "orchestrator", what, ok)
         if a.sent and service in self.breakers:
             self.breakers[service].record(ok, self.world.env.now)
         if a.slot:
             self.bulkheads[service].release()
+        activity = a.activity
         if ok:
-            self.decide(Reply(a.inst, a.k, True, a.undo))
+            if activity is not None:
+                activity.done = True
+            self.decide(Reply(inst, a.k, True, a.undo))
             return
-        retry = self.retries.get(service)
+        retry = self.call_retries.get(service)
         # A failed workflow's other calls are not retried (the engine cancels them); its
         # compensations are.
-        failing = a.inst.finished or (a.inst.failure >= 0 and not a.undo)
-        if retry is not None and retry.allows(a.number) and not failing:
+        failing = inst.finished or (inst.failure >= 0 and not a.undo)
+        if retry is not None and a.retryable and retry.allows(a.number) and not failing:
             wait = retry.next_delay(a.number)
-            self.world.after(wait, self.attempt, Attempt(a.inst, a.k, a.number + 1, a.undo))
-            return
-        self.decide(Reply(a.inst, a.k, False, a.undo))
-
-    # -- engine faults ------------------------------------------------------------------------
-
-    def _track(self, inst: Instance) -> None:
-        running = self.running
-        running[inst.gid] = inst
-        if len(running) > 4096 and len(running) % 4096 == 0:
-            self.running = {g: i for g, i in running.items() if not i.finished}
-
-    def _decision_aborted(self, reply: Reply) -> None:
-        """A decision in progress when the engine failed: a durable engine redoes it."""
-        if self.engine_config.durable:
-            self.engine.submit(self.extra_overhead(), self.decided, reply, self._decision_aborted)
-
-    def _engine_changed(self, station: Station, went_down: bool) -> None:
-        if not went_down:
-            return
-        if not self.engine_config.durable:
-            lost, self.running = self.running, {}
-            for inst in lost.values():
-                if not inst.finished:
-                    self.saga.lose(inst)
-            station.drop_queue()
-        if self.engine_config.failover_time is not None:
-            self.world.after(self.engine_config.failover_time, self._take_over, station)
-
-    def _take_over(self, station: Station) -> None:
-        """The standby engine takes over with full capacity."""
-        self.health.take_over()
+            if activity is None or self.world.env.now + wait < activity.deadline:
+                nxt = Attempt(inst, a.k, a.number + 1, a.undo, activity)
+                self.world.after(wait, self._engine_timer, (self.attempt, nxt))
+                return
+        if activity is not None:
+            activity.done = True
+        self.decide(Reply(inst, a.k, False, a.undo))

@@ -1,0 +1,308 @@
+"""The workflow engine as it runs: shards on replicas, a persistence store, a rate limit.
+
+How Temporal and Camunda 8/Zeebe take their decisions, reduced to what shapes latency, capacity
+and failures:
+
+* **Shards.** A workflow instance lives on one shard for life, chosen by a hash of its id
+  (Temporal history shards, Zeebe partitions). A shard takes its decisions on
+  ``shard_concurrency`` workers (1: strictly serial, as a Zeebe partition's stream processor),
+  in arrival order; two decisions of one workflow never run at once.
+* **Replicas.** Shards are spread over the engine's ``replicas`` (shard *s* starts on replica
+  *s* mod *R*). A replica that goes down stalls the shards it owns; after ``failover_time`` the
+  surviving replicas take them over (Temporal's shard movement, a Zeebe Raft election) and carry
+  the extra load; with no survivor a standby takes over. A whole-engine outage stalls every
+  shard, an outage naming ``shards`` stalls only those.
+* **Store.** A decision's work (``decision_cpu``) holds a shard worker; its writes then go, one
+  after another, to the persistence store, a station of its own that can be the bottleneck.
+  The decision's commands take effect only once the last write has committed. By default the
+  shard stays busy while its writes commit (Temporal serialises a shard's updates, so one
+  write's latency bounds a shard's throughput); ``pipelined`` stores release the shard at once
+  (Zeebe's stream processor goes on while the log commits).
+* **Rate limit.** A token bucket (generic cell rate algorithm) on decisions or on starts:
+  Temporal Cloud namespace actions per second, Step Functions' quotas.
+* **Nothing runs on a down shard.** Every action of the engine (a decision's commands, a retry
+  timer, a timeout, a reply it processes) waits while the workflow's shard is down and runs when
+  it is back. A durable engine redoes a decision a crash interrupted; a non-durable one loses
+  the workflows of a shard that goes down, which end ``lost``.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from sim.model.faults import Health
+from sim.model.saga import Saga
+from sim.model.station import JobOptions, Station
+from sim.model.workflow import Instance
+from sim.model.world import World
+from sim.scenario.engine import Orchestrator, RateLimit
+
+_MASK = (1 << 64) - 1
+
+
+def shard_of(workflow: str, index: int, shards: int) -> int:
+    """The shard of instance ``index`` of ``workflow``: a well-mixed 64-bit hash of its id
+    (SplitMix64's finaliser), so that the shards see independent random thinnings of the
+    arrivals, as Temporal's and Zeebe's hashes of workflow ids give."""
+    x = ((zlib.crc32(workflow.encode()) << 32) ^ index) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return (x ^ (x >> 31)) % shards
+
+
+class TokenBucket:
+    """A token bucket as the generic cell rate algorithm: requests are granted in arrival order,
+    each at the earliest instant at which the bucket holds a token."""
+
+    __slots__ = ("interval", "tat", "tolerance")
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.interval = 1.0 / limit.per_second
+        self.tolerance = (limit.bucket - 1) * self.interval
+        self.tat = 0.0
+        """Theoretical arrival time of the next request: when the bucket is full again."""
+
+    def delay(self, now: float) -> float:
+        """Seconds a request arriving ``now`` waits for its token (and take the token)."""
+        tat = max(self.tat, now)
+        wait = max(0.0, tat - self.tolerance - now)
+        self.tat = tat + self.interval
+        return wait
+
+    def available(self, now: float) -> bool:
+        """Whether a request arriving now would get a token at once (nothing is taken)."""
+        return max(self.tat, now) - self.tolerance - now <= 0
+
+
+class Decision:
+    """One decision in progress: what to run once its commands take effect."""
+
+    __slots__ = ("cpu", "inst", "payload", "shard", "then", "visit", "writes")
+
+    def __init__(self, inst: Instance, cpu: float, then: Callable[[Any], None], payload: Any) -> None:
+        self.inst = inst
+        self.cpu = cpu
+        self.then = then
+        self.payload = payload
+        self.shard = inst.shard
+        self.visit = -1
+        self.writes = 0
+
+
+class Engine:
+    """The orchestrator component of a topology: shards, their owners, a store, a rate limit."""
+
+    def __init__(self, world: World, config: Orchestrator, saga: Saga) -> None:
+        self.world = world
+        self.config = config
+        self.saga = saga
+        env, immediate = world.env, world.immediate
+        self.shards = [
+            Station(
+                env,
+                f"orchestrator/{s}",
+                "shard",
+                config.shard_concurrency,
+                None,
+                immediate,
+                group="orchestrator",
+            )
+            for s in range(config.shards)
+        ]
+        world.components.extend(self.shards)
+        self.health = world.faults.register("orchestrator", None, config.replicas)
+        self.health.parts = self.shards
+        self.health.on_change.append(self._health_changed)
+        self.owner = [s % config.replicas for s in range(config.shards)]
+        """The replica that owns each shard now."""
+        self.up = [True] * config.shards
+        self.paused: list[list[tuple[Callable[[Any], None], Any]]] = [[] for _ in self.shards]
+        """Engine actions waiting for their shard to come back."""
+        self.moving: set[int] = set()
+        """Shards whose takeover by a surviving replica is under way."""
+        self.standby_due = False
+        self.store: Station | None = None
+        self.writes_per_decision = 0
+        self.hold = False
+        if config.store is not None:
+            store = config.store
+            self.store = Station(env, "orchestrator.store", "store", store.servers, None, immediate)
+            world.components.append(self.store)
+            world.faults.register("orchestrator.store", self.store, 1)
+            self.write_latency = world.draws(store.latency, "orchestrator/store")
+            self.writes_per_decision = store.writes_per_decision
+            self.hold = self.writes_per_decision > 0 and not store.pipelined
+        self.hold_options = JobOptions(hold=True) if self.hold else None
+        self.extra_cpu = world.draws(config.decision_cpu, "orchestrator/extra-decision-cpu")
+        self.transitions = TokenBucket(config.rate_limit) if config.rate_limit else None
+        self.starts_only = config.rate_limit is not None and config.rate_limit.applies_to == "starts"
+        self.serial = config.shard_concurrency > 1
+        self.deciding: dict[int, deque[Decision]] = {}
+        """Workflows with a decision in progress, and the decisions waiting behind it (only when a
+        shard takes several decisions at once)."""
+        self.running: list[dict[int, Instance]] = [{} for _ in self.shards]
+        """Instances in flight per shard, kept only for a non-durable engine."""
+
+    # -- workflows -----------------------------------------------------------------------------
+
+    def place(self, inst: Instance) -> int:
+        """Put a new workflow instance on its shard (a hash of its id); return the shard."""
+        inst.shard = shard_of(inst.plan.name, inst.index, len(self.shards))
+        if not self.config.durable:
+            running = self.running[inst.shard]
+            running[inst.gid] = inst
+            if len(running) > 4096 and len(running) % 4096 == 0:
+                self.running[inst.shard] = {g: i for g, i in running.items() if not i.finished}
+        return inst.shard
+
+    def admission(self, inst: Instance) -> float | None:
+        """How long a new workflow waits before its start decision: None if it is rejected (its
+        shard is down and ``when_down`` rejects, or no token and ``when_throttled`` rejects)."""
+        if not self.up[inst.shard] and self.config.when_down == "reject":
+            return None
+        if self.transitions is None or not self.starts_only:
+            return 0.0
+        now = self.world.env.now
+        if self.config.when_throttled == "reject" and not self.transitions.available(now):
+            self.world.counters.throttled += 1
+            return None
+        wait = self.transitions.delay(now)
+        if wait > 0:
+            self.world.counters.throttled += 1
+        return wait
+
+    def act(self, inst: Instance, fn: Callable[[Any], None], arg: Any) -> None:
+        """Run an engine action for ``inst`` now, or when its shard is back."""
+        if self.up[inst.shard]:
+            fn(arg)
+        else:
+            self.paused[inst.shard].append((fn, arg))
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    def decide(self, inst: Instance, cpu: float, then: Callable[[Any], None], payload: Any) -> None:
+        """Take a decision for ``inst`` on its shard; ``then(payload)`` once its commands take
+        effect (its writes committed, its shard up)."""
+        d = Decision(inst, cpu, then, payload)
+        if self.transitions is not None and not self.starts_only:
+            wait = self.transitions.delay(self.world.env.now)
+            if wait > 0:
+                self.world.counters.throttled += 1
+                self.world.after(wait, self._queue, d)
+                return
+        self._queue(d)
+
+    def _queue(self, d: Decision) -> None:
+        if self.serial:
+            gid = d.inst.gid
+            waiting = self.deciding.get(gid)
+            if waiting is not None:
+                waiting.append(d)
+                return
+            self.deciding[gid] = deque()
+        self._submit(d)
+
+    def _submit(self, d: Decision) -> None:
+        d.visit = self.shards[d.shard].submit(d.cpu, self._computed, d, self._aborted, self.hold_options)
+
+    def _computed(self, d: Decision) -> None:
+        if self.writes_per_decision:
+            d.writes = self.writes_per_decision
+            self._write(d)
+        else:
+            self._committed(d)
+
+    def _write(self, d: Decision) -> None:
+        assert self.store is not None
+        self.store.submit(self.write_latency(), self._written, d, self._write)
+
+    def _written(self, d: Decision) -> None:
+        self.world.counters.store_writes += 1
+        d.writes -= 1
+        if d.writes > 0:
+            self._write(d)
+        else:
+            self._committed(d)
+
+    def _committed(self, d: Decision) -> None:
+        if self.hold:
+            self.shards[d.shard].release(d.visit)
+        if self.serial:
+            waiting = self.deciding[d.inst.gid]
+            if waiting:
+                self._submit(waiting.popleft())
+            else:
+                del self.deciding[d.inst.gid]
+        self.act(d.inst, d.then, d.payload)
+
+    def _aborted(self, d: Decision) -> None:
+        """A crash interrupted the decision: a durable engine redoes it when the shard is back."""
+        if self.config.durable and not d.inst.finished:
+            d.cpu = self.extra_cpu()
+            self._submit(d)
+        elif self.serial:
+            self.deciding.pop(d.inst.gid, None)
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def _health_changed(self, health: Health) -> None:
+        down = health.down_replicas()
+        whole = health.outages > 0
+        for s in range(len(self.shards)):
+            owner_down = whole or self.owner[s] in down
+            if owner_down and not health.masked and self.config.failover_time is not None:
+                self._schedule_move(s)
+            up = (health.masked or not owner_down) and health.shard_outages.get(s, 0) <= 0
+            self._set_up(s, up)
+
+    def _schedule_move(self, s: int) -> None:
+        if s in self.moving:
+            return
+        self.moving.add(s)
+        assert self.config.failover_time is not None
+        self.world.after(self.config.failover_time, self._move, s)
+
+    def _move(self, s: int) -> None:
+        """The failover time has passed: survivors take the shard over, or a standby the engine."""
+        self.moving.discard(s)
+        health = self.health
+        down = health.down_replicas()
+        whole = health.outages > 0
+        if not whole and self.owner[s] not in down:
+            return  # its replica came back meanwhile
+        alive = [r for r in range(self.config.replicas) if r not in down]
+        if whole or not alive:
+            if not health.masked:
+                health.take_over()  # a standby takes over the whole engine
+            return
+        load = {r: sum(1 for o in self.owner if o == r) for r in alive}
+        self.owner[s] = min(alive, key=lambda r: (load[r], r))
+        health.apply()
+
+    def _set_up(self, s: int, up: bool) -> None:
+        if up == self.up[s]:
+            return
+        self.up[s] = up
+        shard = self.shards[s]
+        if not up:
+            shard.set_available(0)
+            if not self.config.durable:
+                self._lose(s)
+            return
+        shard.set_available(math.inf)
+        paused, self.paused[s] = self.paused[s], []
+        for fn, arg in paused:
+            self.world.immediate(fn, arg)
+
+    def _lose(self, s: int) -> None:
+        """A non-durable engine forgets the workflows of a shard that went down."""
+        lost, self.running[s] = self.running[s], {}
+        for inst in lost.values():
+            if not inst.finished:
+                self.saga.lose(inst)
+        self.shards[s].drop_queue()
+        self.paused[s].clear()

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from sim.analysis.metrics import (
+    component_records,
     component_stats,
     components_table,
     parts_table,
@@ -391,7 +392,7 @@ def _blast_radius(
 
     def stats(frames: object, topology: str, replication: int, lo: float, hi: float) -> pd.DataFrame:
         run = records[(id(frames), topology, replication)]
-        return pd.DataFrame([component_stats(rec, lo, hi, run.end_time) for rec in run.components])
+        return pd.DataFrame([component_stats(rec, lo, hi, run.end_time) for rec in component_records(run)])
 
     windows = {(r.topology, r.replication): r.faults for r in runs}
     return blast_radius(

@@ -92,6 +92,7 @@ def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float)
         level_at_lo = levels[before - 1] if before > 0 else 0.0
         inside = (t_sorted >= lo) & (t_sorted < hi)
         max_queue = int(max(level_at_lo, levels[inside].max() if inside.any() else 0.0))
+    blocked = _overlap(rec.held_at, rec.ended[rec.held], lo, hi) / span
     arrived_in = served & (rec.arrived >= lo) & (rec.arrived < hi)
     waits = started[arrived_in] - rec.arrived[arrived_in]
     ended = rec.ended[served]
@@ -101,6 +102,7 @@ def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float)
         "kind": rec.kind,
         "servers": rec.servers,
         "utilization": mean_busy / rec.servers if rec.servers else math.nan,
+        "blocked": blocked / rec.servers if rec.servers else math.nan,
         "mean_busy": mean_busy,
         "mean_queue": mean_queue,
         "max_queue": max_queue,
@@ -128,6 +130,8 @@ def combined(name: str, kind: str, parts: Sequence[ComponentRecord]) -> Componen
         errors=np.sort(np.concatenate([p.errors for p in parts])),
         aborted=np.sort(np.concatenate([p.aborted for p in parts])),
         left=np.concatenate([p.left + o for p, o in zip(parts, offsets, strict=True)]).astype(np.int64),
+        held=np.concatenate([p.held + o for p, o in zip(parts, offsets, strict=True)]).astype(np.int64),
+        held_at=np.concatenate([p.held_at for p in parts]),
     )
 
 
@@ -223,7 +227,7 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
         hottest: dict[str, float] = {}
         for rec in run.components:
             if rec.group is not None and rec.servers:
-                util = _overlap_busy(rec, lo, hi) / rec.servers
+                util = float(component_stats(rec, lo, hi, run.end_time)["utilization"])  # type: ignore[arg-type]
                 hottest[rec.group] = max(hottest.get(rec.group, 0.0), util)
         for rec in component_records(run):
             rows.append(
@@ -251,15 +255,10 @@ def _tally_quantiles(run: TopologyRun, name: str, prefix: str, lo: float, hi: fl
     return {f"{prefix}_p50": math.nan, f"{prefix}_p99": math.nan}
 
 
-def _overlap_busy(rec: ComponentRecord, lo: float, hi: float) -> float:
-    """Mean busy servers of a record over [lo, hi)."""
-    served = ~np.isnan(rec.started)
-    served[rec.left] = False
-    return _overlap(rec.started[served], rec.ended[served], lo, hi) / (hi - lo)
-
-
 def _bottleneck(components: pd.DataFrame) -> tuple[str | None, float]:
-    """Highest utilization; among components within 0.1 % of it, the longest queue."""
+    """Highest utilization (an engine's: its busiest shard's); among components within 0.1 % of
+    it, the one least held up by another (a shard waiting on a saturated store is not the root),
+    then the longest queue."""
     finite = components.dropna(subset=["utilization"])
     finite = finite[finite["handled"] > 0]
     if "hottest_shard_utilization" in finite.columns:  # an engine is as saturated as its busiest shard
@@ -267,7 +266,10 @@ def _bottleneck(components: pd.DataFrame) -> tuple[str | None, float]:
     if finite.empty or finite["utilization"].max() <= 0:  # nothing took any time: no bottleneck
         return None, math.nan
     top = finite[finite["utilization"] >= finite["utilization"].max() - 0.001]
-    ranked = top.sort_values("mean_queue", ascending=False, kind="stable")
+    blocked = top["blocked"].fillna(0.0) if "blocked" in top.columns else pd.Series(0.0, index=top.index)
+    ranked = top.assign(_blocked=blocked.round(3)).sort_values(
+        ["_blocked", "mean_queue"], ascending=[True, False], kind="stable"
+    )
     row = ranked.iloc[0]
     return str(row["name"]), float(row["utilization"])
 
@@ -387,7 +389,7 @@ def timeseries_table(
         }
         for rec in component_records(run):
             # Waiting at the window's end: arrived by then and not yet started (NaN: never).
-            waiting = np.searchsorted(rec.arrived, ends, side="right") - np.searchsorted(
+            waiting = np.searchsorted(np.sort(rec.arrived), ends, side="right") - np.searchsorted(
                 np.sort(rec.started), ends, side="right"
             )
             queued[rec.kind] += waiting

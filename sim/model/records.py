@@ -32,6 +32,10 @@ class ComponentRecord:
     aborted: np.ndarray
     left: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     group: str | None = None
+    held: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """Visits that kept their server after their own work, waiting on another component (a
+    shard waiting for its writes); ``held_at`` gives when each wait began (it ends at ``ended``)."""
+    held_at: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 @dataclass

@@ -133,6 +133,10 @@ class Station:
         """Instants at which a request served here ended in an error (recorded by the world)."""
         self.aborted = array("d")
         """Instants at which a request in service was aborted by a crash."""
+        self.held = array("q")
+        """Visits that held their server after their work (see :meth:`release`)."""
+        self.held_at = array("d")
+        """When each of those visits' own work ended and the hold began."""
         self.left = array("q")
         """Visits that left the queue unserved (cancelled or dropped); their start = end is the
         instant they left."""
@@ -209,6 +213,8 @@ class Station:
             return  # aborted by a crash: its server is already gone
         _, done, payload, _, _, options = event._value
         if options is not None and options.hold:
+            self.held.append(event._value[4])
+            self.held_at.append(self.env.now)
             done(payload)  # the server stays busy until release()
             return
         self.busy -= 1

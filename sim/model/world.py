@@ -411,6 +411,8 @@ class World:
                     errors=np.array(st.errors, dtype=float),
                     left=np.array(st.left, dtype=np.int64),
                     group=st.group,
+                    held=np.array(st.held, dtype=np.int64),
+                    held_at=np.array(st.held_at, dtype=float),
                 )
                 for st in self.components
             ],

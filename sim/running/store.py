@@ -28,7 +28,17 @@ FORMAT = 2
 """Version of the file layout; files of another version are not read."""
 
 _OUTCOMES = list(OutcomeRecord.__dataclass_fields__)
-_COMPONENT_ARRAYS = ["arrived", "started", "ended", "rejected", "errors", "aborted", "left"]
+_COMPONENT_ARRAYS = [
+    "arrived",
+    "started",
+    "ended",
+    "rejected",
+    "errors",
+    "aborted",
+    "left",
+    "held",
+    "held_at",
+]
 
 
 def _header(run: TopologyRun) -> dict[str, Any]:

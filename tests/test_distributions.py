@@ -127,3 +127,23 @@ def test_named_streams_are_reproducible_and_distinct() -> None:
 def test_lognormal_mean_is_above_median(median: float, ratio: float) -> None:
     dist = parse({"dist": "lognormal", "median": median, "p99": median * ratio})
     assert dist.mean > median
+
+
+@pytest.mark.parametrize(("mu", "sd"), [(0.02, 0.02), (1.0, 0.1), (-1.0, 0.5), (-6.0, 1.0), (-8.0, 1.0)])
+def test_normal_draws_follow_the_truncated_normal_exactly(mu: float, sd: float) -> None:
+    """Draws come from the inverse CDF of the normal conditioned on X ≥ 0, so even a normal
+    whose mass lies almost all below 0 is sampled at once (rejection sampling would loop)."""
+    from scipy import stats
+
+    dist = parse({"dist": "normal", "mean": mu, "sd": sd})
+    x = dist.sample(np.random.default_rng(11), 20_000)
+    assert (x >= 0).all() and np.isfinite(x).all()
+    truncated = stats.truncnorm(-mu / sd, math.inf, loc=mu, scale=sd)
+    assert stats.kstest(x, truncated.cdf).pvalue > 1e-3
+    assert dist.mean == pytest.approx(truncated.mean(), rel=1e-9)
+
+
+def test_normal_with_zero_sd_is_its_mean() -> None:
+    dist = parse({"dist": "normal", "mean": 0.3, "sd": 0})
+    assert dist.sample(np.random.default_rng(1), 5).tolist() == [0.3] * 5
+    assert dist.mean == 0.3

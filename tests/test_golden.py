@@ -19,16 +19,16 @@ CHECKOUT = Path(__file__).parent.parent / "scenarios" / "checkout.yaml"
 CHECKOUT_GOLDEN = {
     "orchestration": {
         "arrived": 2427,
-        "latency_mean": 0.42579913086911914,
-        "latency_p99": 1.4785796312970874,
+        "latency_mean": 0.43148052816292315,
+        "latency_p99": 1.452475430882871,
     },
     "choreography": {"arrived": 2427, "latency_mean": 0.31588557895284747, "latency_p99": 0.6732646560455845},
-    "hybrid": {"arrived": 2427, "latency_mean": 0.353808800369615, "latency_p99": 1.4222312044577654},
+    "hybrid": {"arrived": 2427, "latency_mean": 0.33995808314406223, "latency_p99": 1.2231709210172483},
 }
 LATENCY_SUMS = {
-    "orchestration": 2089.584099604755,
+    "orchestration": 2073.5993474099755,
     "choreography": 1517.0065871240154,
-    "hybrid": 1745.446241315921,
+    "hybrid": 1614.1508473002,
 }
 
 

@@ -27,6 +27,7 @@ from simpy.events import Timeout
 from sim.model import streams
 from sim.model.network import Network
 from sim.model.station import Station
+from sim.scenario.limits import MAX_FACTOR, MIN_FACTOR
 from sim.scenario.models import CapacityLoss, CrashProcess, ErrorBurst, Outage, Partition, Scenario, Slowdown
 
 Windowed = Outage | Slowdown | ErrorBurst | CapacityLoss
@@ -53,6 +54,9 @@ class Health:
     to them, and crashes abort their requests in service."""
     base_error: float = 0.0
     bursts: list[float] = field(default_factory=list)
+    slowdowns: list[float] = field(default_factory=list)
+    """Factors of the slowdowns active now; the station's factor is their product, recomputed
+    (not divided back out, which left 1e-320 × (1 / 1e-320) = inf behind)."""
     masked: bool = False
     """A standby has taken over: the component works at full capacity until its fault is over."""
     on_change: list[Callable[[Health], None]] = field(default_factory=list)
@@ -168,8 +172,13 @@ class Faults:
             health.lost += sign * fault.replicas
             health.apply()
         elif isinstance(fault, Slowdown):
+            if on:
+                health.slowdowns.append(fault.factor)
+            else:
+                health.slowdowns.remove(fault.factor)
+            product = math.prod(health.slowdowns, start=1.0)  # exactly 1.0 once none is left
             for station in health.stations:
-                station.slowdown *= fault.factor if on else 1 / fault.factor
+                station.slowdown = min(max(product, MIN_FACTOR**2), MAX_FACTOR**2)
         elif isinstance(fault, ErrorBurst):
             if on:
                 health.bursts.append(fault.probability)

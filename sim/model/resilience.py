@@ -9,6 +9,7 @@ report what they do through the run's :class:`~sim.model.counters.Counters`.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -19,8 +20,19 @@ from sim.scenario.models import Bulkhead, CircuitBreaker, Retry
 
 def backoff(policy: Retry, retry: int, u: float) -> float:
     """Seconds to wait before retry number ``retry`` (1 for the first retry); ``u`` is a U(0, 1)
-    draw used for jitter."""
-    base = min(policy.max_backoff, policy.initial * policy.multiplier ** (retry - 1))
+    draw used for jitter.
+
+    The exponential growth is capped at ``max_backoff``; a power that overflows (multiplier 2
+    after about 1,025 retries, or a multiplier of 1e200 at the second) is past the cap, so the
+    backoff is the cap. Below it the arithmetic is exactly the textbook formula.
+    """
+    if policy.initial == 0:
+        return 0.0
+    try:
+        grown = policy.initial * policy.multiplier ** (retry - 1)  # inf if only the product overflows
+    except OverflowError:  # float ** int raises rather than giving inf
+        grown = math.inf
+    base = min(policy.max_backoff, grown)
     if policy.jitter == "full":
         return u * base
     if policy.jitter == "equal":

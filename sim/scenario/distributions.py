@@ -7,11 +7,20 @@ plain Python floats so that no numpy scalar reaches the simulation clock.
 
 All values are in seconds. Distributions that could produce negative values are truncated at 0
 (normal) or are non-negative by construction.
+
+Every parameter is finite and bounded (:mod:`sim.scenario.limits`): times at most
+``MAX_SECONDS``, coefficients of variation and lognormal sigmas in ranges where draws and means
+neither overflow nor underflow to nonsense. A distribution that validates therefore always draws
+finite, non-negative numbers in bounded time.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import os
+import stat
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
@@ -26,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 
+from sim.scenario.limits import MAX_COUNT, MAX_CV, MAX_FILE_BYTES, MAX_SECONDS, MAX_SIGMA, MIN_CV
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -36,7 +47,8 @@ Z99 = 2.3263478740408408
 class Spec(BaseModel):
     """What every distribution offers: its exact mean, whether it is always 0, and batches of draws."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan anywhere: pydantic would otherwise turn "inf", "Infinity" or 1e999 into floats.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @property
     def mean(self) -> float:  # pragma: no cover - every subclass overrides it
@@ -55,7 +67,7 @@ class Constant(Spec):
     """Always the same value."""
 
     dist: Literal["constant"] = "constant"
-    value: float = Field(ge=0, description="The value, in seconds.")
+    value: float = Field(ge=0, le=MAX_SECONDS, description="The value, in seconds (at most 1e9).")
 
     @property
     def mean(self) -> float:
@@ -75,7 +87,7 @@ class Exponential(Spec):
     """Memoryless service or delay with the given mean (rate = 1 / mean)."""
 
     dist: Literal["exponential"]
-    mean_: PositiveFloat = Field(alias="mean", description="Mean, in seconds.")
+    mean_: PositiveFloat = Field(alias="mean", le=MAX_SECONDS, description="Mean, in seconds (at most 1e9).")
 
     @property
     def mean(self) -> float:
@@ -89,8 +101,8 @@ class Uniform(Spec):
     """Uniform between ``low`` and ``high``."""
 
     dist: Literal["uniform"]
-    low: float = Field(ge=0, description="Lower bound, in seconds.")
-    high: float = Field(ge=0, description="Upper bound, in seconds.")
+    low: float = Field(ge=0, le=MAX_SECONDS, description="Lower bound, in seconds (at most 1e9).")
+    high: float = Field(ge=0, le=MAX_SECONDS, description="Upper bound, in seconds (at most 1e9).")
 
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
@@ -110,20 +122,28 @@ def _phi(x: float) -> float:
     return math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
 
 
-def _cdf(x: float) -> float:
-    return 0.5 * math.erfc(-x / math.sqrt(2))
+def _upper_tail(x: float) -> float:
+    """P(Z > x) for a standard normal Z, accurate far into the tail (no 1 − Φ cancellation)."""
+    return 0.5 * math.erfc(x / math.sqrt(2))
 
 
 class Normal(Spec):
-    """Normal with ``mean`` and ``sd``, truncated at 0 (negative draws are redrawn).
+    """Normal with ``mean`` and ``sd``, truncated at 0: the normal conditioned on being
+    non-negative (as if negative draws were redrawn).
 
     ``mean`` here is the mean of the untruncated normal; the property ``mean`` returns the exact
-    mean of the truncated distribution, which is what the model actually draws.
+    mean of the truncated distribution, which is what the model actually draws. Draws come from
+    the inverse CDF of the truncated distribution, so they take the same time however much of
+    the normal lies below 0 (rejection sampling would loop ~10^9 times at mean −6 sd).
     """
 
     dist: Literal["normal"]
-    mu: float = Field(alias="mean", description="Mean before truncation, in seconds.")
-    sd: float = Field(ge=0, description="Standard deviation before truncation, in seconds.")
+    mu: float = Field(
+        alias="mean", le=MAX_SECONDS, description="Mean before truncation, in seconds (at least −8 sd)."
+    )
+    sd: float = Field(
+        ge=0, le=MAX_SECONDS, description="Standard deviation before truncation, in seconds (at most 1e9)."
+    )
 
     @model_validator(mode="after")
     def _has_mass(self) -> Normal:
@@ -138,27 +158,46 @@ class Normal(Spec):
         if self.sd == 0:
             return self.mu
         a = -self.mu / self.sd
-        return self.mu + self.sd * _phi(a) / (1 - _cdf(a))
+        return self.mu + self.sd * _phi(a) / _upper_tail(a)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        out = rng.normal(self.mu, self.sd, n)
-        bad = out < 0
-        while bad.any():
-            out[bad] = rng.normal(self.mu, self.sd, int(bad.sum()))
-            bad = out < 0
-        return out
+        import numpy as np
+
+        if self.sd == 0:
+            return np.full(n, float(self.mu))
+        from scipy.special import ndtr, ndtri
+
+        # Z ≥ a, with a the truncation point in sd units, is -Φ⁻¹(V) for V uniform on
+        # (0, Φ(-a)]: exact in the upper tail, where Φ(-a) is small but representable.
+        a = -self.mu / self.sd
+        v = (1.0 - rng.random(n)) * ndtr(-a)
+        z = -ndtri(v)
+        return np.maximum(self.mu + self.sd * z, 0.0)
 
 
 class LogNormal(Spec):
     """Log-normal, given by exactly one of: ``mean`` and ``cv``; ``median`` and ``p99``;
-    ``median`` and ``sigma`` (the standard deviation of the logarithm)."""
+    ``median`` and ``sigma`` (the standard deviation of the logarithm).
+
+    However given, sigma is at most 10 (p99 at most e^23 ≈ 10^10 times the median): beyond it
+    the mean overflows and draws become infinite."""
 
     dist: Literal["lognormal"]
-    mean_: PositiveFloat | None = Field(None, alias="mean", description="Mean, in seconds.")
-    cv: PositiveFloat | None = Field(None, description="Coefficient of variation (sd / mean).")
-    median: PositiveFloat | None = Field(None, description="Median, in seconds.")
-    p99: PositiveFloat | None = Field(None, description="99th percentile, in seconds.")
-    sigma: PositiveFloat | None = Field(None, description="Standard deviation of ln(X).")
+    mean_: PositiveFloat | None = Field(
+        None, alias="mean", le=MAX_SECONDS, description="Mean, in seconds (at most 1e9)."
+    )
+    cv: PositiveFloat | None = Field(
+        None, le=MAX_CV, description="Coefficient of variation (sd / mean), at most 100."
+    )
+    median: PositiveFloat | None = Field(
+        None, le=MAX_SECONDS, description="Median, in seconds (at most 1e9)."
+    )
+    p99: PositiveFloat | None = Field(
+        None, le=MAX_SECONDS, description="99th percentile, in seconds (at most 1e9)."
+    )
+    sigma: PositiveFloat | None = Field(
+        None, le=MAX_SIGMA, description="Standard deviation of ln(X), at most 10."
+    )
 
     @model_validator(mode="after")
     def _one_parametrisation(self) -> LogNormal:
@@ -166,15 +205,23 @@ class LogNormal(Spec):
         allowed = [{"mean_", "cv"}, {"median", "p99"}, {"median", "sigma"}]
         if given not in allowed:
             raise ValueError("give exactly one of: mean and cv; median and p99; median and sigma")
-        if self.p99 is not None and self.median is not None and self.p99 <= self.median:
-            raise ValueError("p99 must be greater than median")
+        if self.p99 is not None and self.median is not None:
+            if self.p99 <= self.median:
+                raise ValueError("p99 must be greater than median")
+            # Logarithms apart: p99 / median itself may overflow for a tiny median.
+            sigma = (math.log(self.p99) - math.log(self.median)) / Z99
+            if sigma > MAX_SIGMA:
+                raise ValueError(
+                    f"p99 is too far above median: sigma would be {sigma:.3g}, at most {MAX_SIGMA:g} "
+                    f"(p99 at most {math.exp(Z99 * MAX_SIGMA):.3g} × median)"
+                )
         return self
 
     @property
     def mu_sigma(self) -> tuple[float, float]:
         """Parameters of the underlying normal (mean and sd of ln X)."""
         if self.mean_ is not None and self.cv is not None:
-            s2 = math.log1p(self.cv**2)
+            s2 = math.log1p(self.cv**2)  # cv ≤ 100: no overflow
             return math.log(self.mean_) - s2 / 2, math.sqrt(s2)
         assert self.median is not None
         if self.sigma is not None:
@@ -193,11 +240,16 @@ class LogNormal(Spec):
 
 
 class Gamma(Spec):
-    """Gamma with ``mean`` and ``cv``; with 1/cv² a whole number k it is Erlang-k."""
+    """Gamma with ``mean`` and ``cv``; with 1/cv² a whole number k it is Erlang-k.
+
+    ``cv`` lies in [0.001, 100]: below, the shape 1/cv² is so large that the gamma is a constant
+    (and 1/cv² overflows for cv near 1e-154); above, it is so small that draws underflow to 0."""
 
     dist: Literal["gamma"]
-    mean_: PositiveFloat = Field(alias="mean", description="Mean, in seconds.")
-    cv: PositiveFloat = Field(description="Coefficient of variation (sd / mean).")
+    mean_: PositiveFloat = Field(alias="mean", le=MAX_SECONDS, description="Mean, in seconds (at most 1e9).")
+    cv: float = Field(
+        ge=MIN_CV, le=MAX_CV, description="Coefficient of variation (sd / mean), from 0.001 to 100."
+    )
 
     @property
     def mean(self) -> float:
@@ -212,8 +264,8 @@ class Erlang(Spec):
     """Erlang-k with the given mean: the sum of k exponential phases."""
 
     dist: Literal["erlang"]
-    mean_: PositiveFloat = Field(alias="mean", description="Mean, in seconds.")
-    k: int = Field(ge=1, description="Number of phases.")
+    mean_: PositiveFloat = Field(alias="mean", le=MAX_SECONDS, description="Mean, in seconds (at most 1e9).")
+    k: int = Field(ge=1, le=MAX_COUNT, description="Number of phases (at most 1e9).")
 
     @property
     def mean(self) -> float:
@@ -225,11 +277,20 @@ class Erlang(Spec):
 
 class Empirical(Spec):
     """Resamples observed values: a ``samples`` list, or a CSV ``file`` of samples (one column,
-    or the ``column`` named), relative to the scenario file. Draws are uniform over the samples."""
+    or the ``column`` named), relative to the scenario file. Draws are uniform over the samples.
+
+    The file must lie in the scenario's folder or below it (no absolute path, no ``..`` or
+    symbolic link leading out), unless the validation context says ``allow_outside``: a scenario
+    received from elsewhere must not make the simulator read, say, ``/etc/passwd``. It must be a
+    regular file of at most 10 MB, and errors never quote its content."""
 
     dist: Literal["empirical"]
-    samples: list[float] | None = Field(None, description="Observed values, in seconds.")
-    file: str | None = Field(None, description="CSV file of observed values (seconds).")
+    samples: list[float] | None = Field(None, description="Observed values, in seconds (from 0 to 1e9).")
+    file: str | None = Field(
+        None,
+        description="CSV file of observed values (seconds), relative to the scenario's folder and "
+        "inside it (unless files outside are allowed); at most 10 MB.",
+    )
     column: str | None = Field(None, description="Column of the CSV file to read.")
 
     @field_validator("samples")
@@ -240,15 +301,27 @@ class Empirical(Spec):
                 raise ValueError("must not be empty")
             if min(v) < 0:
                 raise ValueError("samples must not be negative")
+            if max(v) > MAX_SECONDS:
+                raise ValueError(f"samples must be at most {MAX_SECONDS:,} s")
         return v
+
+    @field_validator("file")
+    @classmethod
+    def _inside(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if name is not None:
+            context = info.context or {}
+            _checked_path(Path(context.get("base_dir", ".")), name, bool(context.get("allow_outside")))
+        return name
 
     @model_validator(mode="after")
     def _load(self, info: ValidationInfo) -> Empirical:
         if (self.samples is None) == (self.file is None):
             raise ValueError("give exactly one of samples and file")
         if self.file is not None:
-            base = (info.context or {}).get("base_dir", ".")
-            values = _read_samples(Path(base) / self.file, self.column)
+            context = info.context or {}
+            base = Path(context.get("base_dir", "."))
+            path = _checked_path(base, self.file, bool(context.get("allow_outside")))
+            values = _read_samples(path, self.file, self.column)
             # The resolved scenario carries the samples themselves, so it stands on its own.
             object.__setattr__(self, "samples", values)
             object.__setattr__(self, "file", None)
@@ -269,7 +342,7 @@ class Empirical(Spec):
 class MixturePart(BaseModel):
     """One part of a mixture: a distribution and its relative weight."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     weight: PositiveFloat = Field(description="Relative weight (weights need not sum to 1).")
     distribution: Distribution = Field(description="The part's distribution.")
@@ -284,8 +357,15 @@ class Mixture(Spec):
 
     @property
     def probabilities(self) -> list[float]:
-        total = sum(p.weight for p in self.parts)
-        return [p.weight / total for p in self.parts]
+        """Weights scaled to sum to 1. Weights whose sum overflows (1e308 + 1e308) or is subnormal
+        are scaled by the largest first, so that the probabilities stay exact enough for numpy."""
+        weights = [p.weight for p in self.parts]
+        total = sum(weights)
+        if not sys.float_info.min <= total < math.inf:
+            top = max(weights)
+            weights = [w / top for w in weights]
+            total = sum(weights)
+        return [w / total for w in weights]
 
     @property
     def mean(self) -> float:
@@ -306,27 +386,83 @@ class Mixture(Spec):
         return out
 
 
-def _read_samples(path: Path, column: str | None) -> list[float]:
+def _checked_path(base: Path, name: str, allow_outside: bool) -> Path:
+    """The path of an empirical distribution's ``file``: relative to ``base`` (the scenario's
+    folder), and unless ``allow_outside``, inside it once symbolic links are resolved."""
+    if not name.strip() or "\x00" in name:
+        raise ValueError(f"{name!r} is not a file name")
+    given_path = Path(name)
+    where = "relative to the scenario's folder, inside it (or allow files outside with --allow-outside)"
+    if not allow_outside and given_path.is_absolute():
+        raise ValueError(f"{name!r} is an absolute path; give the file {where}")
+    path = base / given_path
+    if not allow_outside:
+        try:
+            inside = path.resolve().is_relative_to(base.resolve())
+        except (OSError, RuntimeError, ValueError):  # a symbolic link loop, a name too long
+            inside = False
+        if not inside:
+            raise ValueError(f"{name!r} leads outside the scenario's folder; give the file {where}")
+    return path
+
+
+def _read_samples(path: Path, name: str, column: str | None) -> list[float]:
+    """The numbers of a CSV file's column. Errors name the file but never quote its content
+    (a header or a parser's message would): the file may be anything."""
     import pandas as pd
 
-    if not path.is_file():
-        raise ValueError(f"file not found: {path}")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block the open
     try:
-        frame = pd.read_csv(path)
-    except Exception as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from None
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ValueError(f"file not found: {path}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot open {name}: {exc.strerror or 'error'}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ValueError(f"{name} is a folder, not a CSV file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{name} is not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ValueError(f"{name} is larger than {MAX_FILE_BYTES // 1_000_000} MB")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {name}: {exc.strerror or 'error'}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"{name} is larger than {MAX_FILE_BYTES // 1_000_000} MB")
+    try:
+        frame = pd.read_csv(io.BytesIO(data))
+    except Exception:
+        raise ValueError(f"cannot read {name} as a CSV of numbers") from None
     if column is None:
         if frame.shape[1] != 1:
-            raise ValueError(f"{path} has {frame.shape[1]} columns: name one with column")
-        column = str(frame.columns[0])
-    if column not in frame.columns:
-        raise ValueError(f"{path} has no column {column!r}")
-    values = pd.to_numeric(frame[column], errors="coerce")
-    if values.isna().any() or values.empty:
-        raise ValueError(f"column {column!r} of {path} must hold numbers only")
-    if (values < 0).any():
-        raise ValueError(f"column {column!r} of {path} has negative values")
-    return [float(v) for v in values]
+            raise ValueError(f"{name} has {frame.shape[1]} columns: name one with column")
+        which = "its column"
+        values = frame.iloc[:, 0]
+    elif column not in frame.columns:
+        raise ValueError(f"{name} has no column {column!r}")
+    else:
+        which = f"column {column!r}"
+        values = frame[column]
+    try:
+        numbers = pd.to_numeric(values, errors="coerce")
+        ok = not numbers.empty and not numbers.isna().any()
+        result = [float(v) for v in numbers] if ok else []
+    except (TypeError, ValueError):  # e.g. a column name given twice: not one column of numbers
+        ok = False
+    if not ok:
+        raise ValueError(f"{which} of {name} must hold numbers only")
+    if not all(math.isfinite(v) for v in result):
+        raise ValueError(f"{which} of {name} must hold finite numbers only")
+    if min(result) < 0:
+        raise ValueError(f"{which} of {name} has negative values")
+    if max(result) > MAX_SECONDS:
+        raise ValueError(f"{which} of {name} has values above {MAX_SECONDS:,} s")
+    return result
 
 
 def _number_is_constant(value: Any) -> Any:

@@ -23,10 +23,12 @@ from pydantic import (
 )
 
 from sim.scenario.distributions import ZERO, Constant, Distribution
+from sim.scenario.limits import MAX_RATE, MAX_SECONDS, MAX_SERVERS
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan=False: pydantic would otherwise read "inf", "Infinity", "nan" or 1e999 as floats.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class Store(_Model):
@@ -46,7 +48,7 @@ class Store(_Model):
         description="Service time of one write, in seconds (5 ms: PlanetScale's Temporal figure).",
     )
     servers: PositiveInt | None = Field(
-        None, le=100_000, description="Writes the store serves at once (connections). Omit for unlimited."
+        None, le=MAX_SERVERS, description="Writes the store serves at once (connections). Omit for unlimited."
     )
     pipelined: bool = Field(
         False,
@@ -61,9 +63,9 @@ class RateLimit(_Model):
     state-transition and StartExecution quotas): ``per_second`` tokens refill a bucket of
     ``burst``."""
 
-    per_second: PositiveFloat = Field(le=1e9, description="Tokens added per second.")
+    per_second: PositiveFloat = Field(le=MAX_RATE, description="Tokens added per second.")
     burst: PositiveInt | None = Field(
-        None, le=10**9, description="Bucket size (tokens that may be spent at once). Default: per_second."
+        None, le=MAX_RATE, description="Bucket size (tokens that may be spent at once). Default: per_second."
     )
     applies_to: Literal["transitions", "starts"] = Field(
         "transitions", description="transitions: every decision takes a token; starts: only workflow starts."
@@ -93,15 +95,15 @@ class Orchestrator(_Model):
     )
     shards: PositiveInt = Field(
         1,
-        le=100_000,
+        le=MAX_SERVERS,
         description="Shards (Temporal history shards, Zeebe partitions); a workflow stays on one.",
     )
     shard_concurrency: PositiveInt = Field(
         1,
-        le=100_000,
+        le=MAX_SERVERS,
         description="Decisions one shard takes at once (1: strictly serial, as a Zeebe partition).",
     )
-    replicas: PositiveInt = Field(1, le=100_000, description="Engine hosts the shards are spread over.")
+    replicas: PositiveInt = Field(1, le=MAX_SERVERS, description="Engine hosts the shards are spread over.")
     decision_cpu: Distribution = Field(
         ZERO, description="Engine work per decision, holding a shard worker (s)."
     )
@@ -121,12 +123,22 @@ class Orchestrator(_Model):
     )
     failover_time: NonNegativeFloat | None = Field(
         None,
+        le=MAX_SECONDS,
         description="Seconds until the shards of a failed replica move to the surviving ones (or, with "
         "no survivor, a standby takes over). Omit: shards wait for their own replica.",
     )
     when_down: Literal["queue", "reject"] = Field(
         "queue", description="New workflows whose shard is down: wait for it, or are rejected."
     )
+
+    @model_validator(mode="after")
+    def _fits(self) -> Orchestrator:
+        if self.shards * self.shard_concurrency > MAX_SERVERS:
+            raise ValueError(
+                f"the engine has {self.shards * self.shard_concurrency:,} decision workers "
+                f"(shards × shard_concurrency); at most {MAX_SERVERS:,}"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

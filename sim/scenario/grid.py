@@ -49,6 +49,10 @@ Point = dict[str, Value]
 MAX_VALUES = 10_000
 """Most values one factor may have (a guard against a mistyped range such as ``0:1e6:1``)."""
 
+MAX_POINTS = 100_000
+"""Most points of a grid (the product of its factors' value counts): three factors of 10,000
+values would make 10^12 points, listed before the first run."""
+
 VARY_SOURCE = "--vary"
 """The ``source`` of errors about ``--vary`` text."""
 
@@ -81,6 +85,16 @@ def _number(text: str) -> int | float | None:
             raise GridError(f"{text} is too large a number")
         return value
     return None
+
+
+def _non_finite_text(text: str) -> bool:
+    """Whether ``text`` is a spelling of an infinite or NaN number ("inf", "-Infinity", "nan",
+    "1e999"), which the scenario's fields would read as one: such a value is refused, not kept
+    as a name."""
+    try:
+        return not math.isfinite(float(text.strip()))
+    except (ValueError, OverflowError):
+        return False
 
 
 def _scalar(text: str) -> Value:
@@ -190,6 +204,8 @@ def _check_values(values: Sequence[Any], text: str | None = None) -> None:
             raise GridError(f"{where}a value must be a number or a string, not {given(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise GridError(f"{where}a value must be a finite number, not {value}")
+        if isinstance(value, str) and _non_finite_text(value):
+            raise GridError(f"{where}a value must be a finite number, not {value.strip()!r}")
         if isinstance(value, str) and not value.strip():
             raise GridError(f"{where}a value must not be an empty string")
         if value in seen:  # 10 and 10.0 are the same value; 10 and "10" are not
@@ -312,7 +328,8 @@ def expand_grid(factors: Sequence[Factor]) -> list[Point]:
     """Every combination of the factors' values, the first factor varying slowest.
 
     No factors give one point, ``{}`` (the scenario as it is). Raise ScenarioError when a path
-    is given twice (``a.b[1]`` and ``a.b.1`` are the same) or one path lies inside another.
+    is given twice (``a.b[1]`` and ``a.b.1`` are the same) or one path lies inside another, or
+    when the grid would have more than :data:`MAX_POINTS` points.
     """
     try:
         problems = _overlap_problems(f.path for f in factors)
@@ -320,8 +337,15 @@ def expand_grid(factors: Sequence[Factor]) -> list[Point]:
         raise ScenarioError(VARY_SOURCE, [str(exc)]) from None
     if problems:
         raise ScenarioError(VARY_SOURCE, problems)
+    points = math.prod(len(f.values) for f in factors)
+    if points > MAX_POINTS:
+        raise ScenarioError(VARY_SOURCE, [_too_many_points(points)])
     paths = [f.path for f in factors]
     return [dict(zip(paths, combo)) for combo in itertools.product(*(f.values for f in factors))]
+
+
+def _too_many_points(points: int) -> str:
+    return f"the grid has {points:,} points (the product of the value counts); at most {MAX_POINTS:,}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,6 +457,9 @@ class SweepSpec(BaseModel):
             raise ValueError(str(exc)) from None
         if problems:
             raise ValueError("; ".join(problems))
+        points = math.prod(len(_values(v)) if isinstance(v, str) else len(v) for v in vary.values())
+        if points > MAX_POINTS:
+            raise ValueError(_too_many_points(points))
         return vary
 
 

@@ -5,6 +5,10 @@ A scenario describes one world (services, network, workflows, load) and the coor
 every number is checked against its unit and range, and every cross-reference (a step naming a
 service, a load naming a workflow) is resolved. The model code downstream never re-checks raw data.
 
+Numbers must be finite, and are bounded (:mod:`sim.scenario.limits`) so that whatever validates
+runs without overflowing or exhausting memory: times at most ``MAX_SECONDS`` (1e9 s), rates at
+most ``MAX_RATE``, servers of one component at most ``MAX_SERVERS``, and so on.
+
 Times are in seconds, rates in events per second.
 """
 
@@ -22,18 +26,37 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     Tag,
+    field_validator,
     model_validator,
 )
 
-from sim.scenario.distributions import ZERO, Distribution
+from sim.scenario.distributions import ZERO, Distribution, Spec
 from sim.scenario.engine import Orchestrator
 from sim.scenario.grid import SweepSpec
+from sim.scenario.limits import (
+    MAX_ATTEMPTS,
+    MAX_COUNT,
+    MAX_FACTOR,
+    MAX_RATE,
+    MAX_REPLICATIONS,
+    MAX_SECONDS,
+    MAX_SEED,
+    MAX_SERVERS,
+    MIN_FACTOR,
+)
 
 TOPOLOGY_KINDS = ("orchestration", "choreography", "hybrid")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan=False: pydantic would otherwise read "inf", "Infinity", "nan" or 1e999 as floats.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+
+def _servers_fit(what: str, a: int, b: int, names: str) -> None:
+    """Refuse a component whose servers (the product of two factors) exceed MAX_SERVERS."""
+    if a * b > MAX_SERVERS:
+        raise ValueError(f"{what} has {a * b:,} servers ({names}); at most {MAX_SERVERS:,}")
 
 
 class Retry(_Model):
@@ -43,12 +66,17 @@ class Retry(_Model):
 
     max_attempts: PositiveInt | None = Field(
         3,
-        description="Attempts in all, the first included; null: unlimited (Temporal's default, "
-        "bounded by the service's schedule_to_close).",
+        le=MAX_ATTEMPTS,
+        description="Attempts in all, the first included (at most 100); null: unlimited "
+        "(Temporal's default, bounded by the service's schedule_to_close).",
     )
-    initial: NonNegativeFloat = Field(0.1, description="Backoff before the first retry, in seconds.")
-    multiplier: float = Field(2.0, ge=1, description="Factor between successive backoffs.")
-    max_backoff: PositiveFloat = Field(20.0, description="Longest backoff, in seconds.")
+    initial: NonNegativeFloat = Field(
+        0.1, le=MAX_SECONDS, description="Backoff before the first retry, in seconds."
+    )
+    multiplier: float = Field(
+        2.0, ge=1, description="Factor between successive backoffs (the backoff stops at max_backoff)."
+    )
+    max_backoff: PositiveFloat = Field(20.0, le=MAX_SECONDS, description="Longest backoff, in seconds.")
     jitter: Literal["none", "full", "equal"] = Field(
         "full", description="none: exact backoff; full: uniform in [0, b]; equal: uniform in [b/2, b]."
     )
@@ -60,17 +88,21 @@ class CircuitBreaker(_Model):
     calls fast for ``open_for`` seconds, then lets ``half_open_calls`` probes through."""
 
     failure_rate: float = Field(0.5, gt=0, le=1, description="Failure share that opens the breaker.")
-    window: PositiveInt = Field(100, description="Calls in the sliding window.")
-    minimum_calls: PositiveInt = Field(100, description="Calls needed before the rate is judged.")
-    open_for: PositiveFloat = Field(60.0, description="Seconds the breaker stays open.")
-    half_open_calls: PositiveInt = Field(10, description="Probe calls allowed when half-open.")
+    window: PositiveInt = Field(100, le=MAX_COUNT, description="Calls in the sliding window.")
+    minimum_calls: PositiveInt = Field(
+        100, le=MAX_COUNT, description="Calls needed before the rate is judged."
+    )
+    open_for: PositiveFloat = Field(60.0, le=MAX_SECONDS, description="Seconds the breaker stays open.")
+    half_open_calls: PositiveInt = Field(10, le=MAX_COUNT, description="Probe calls allowed when half-open.")
 
 
 class Bulkhead(_Model):
     """A limit on concurrent calls to a service from its caller (resilience4j: 25, no waiting)."""
 
-    max_concurrent: PositiveInt = Field(25, description="Calls in progress at once.")
-    max_waiting: Annotated[int, Field(ge=0)] = Field(0, description="Calls that may wait for a slot.")
+    max_concurrent: PositiveInt = Field(25, le=MAX_COUNT, description="Calls in progress at once.")
+    max_waiting: Annotated[int, Field(ge=0, le=MAX_COUNT)] = Field(
+        0, description="Calls that may wait for a slot."
+    )
 
 
 class Compensation(_Model):
@@ -81,12 +113,21 @@ class Compensation(_Model):
 
 
 class Service(_Model):
-    """A service: ``replicas`` × ``concurrency`` identical servers in front of one FIFO queue."""
+    """A service: ``replicas`` × ``concurrency`` identical servers in front of one FIFO queue
+    (at most 100,000 servers)."""
 
     latency: Distribution = Field(description="Service time of one request, in seconds.")
-    replicas: PositiveInt = Field(1, description="Number of instances of the service.")
-    concurrency: PositiveInt = Field(1, description="Requests one replica works on at once.")
-    queue_limit: Annotated[int, Field(ge=0)] | None = Field(
+    replicas: PositiveInt = Field(
+        1,
+        le=MAX_SERVERS,
+        description="Number of instances of the service (replicas × concurrency ≤ 100,000).",
+    )
+    concurrency: PositiveInt = Field(
+        1,
+        le=MAX_SERVERS,
+        description="Requests one replica works on at once (replicas × concurrency ≤ 100,000).",
+    )
+    queue_limit: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = Field(
         None,
         description="Requests that may wait (beyond those in service); one that finds the queue "
         "full is rejected. Omit for an unbounded queue.",
@@ -95,10 +136,12 @@ class Service(_Model):
         0.0, ge=0, le=1, description="Probability that a request ends in an error (after its work)."
     )
     timeout: PositiveFloat | None = Field(
-        None, description="Caller's timeout per attempt, in seconds. Omit for none."
+        None, le=MAX_SECONDS, description="Caller's timeout per attempt, in seconds. Omit for none."
     )
     connect_timeout: PositiveFloat = Field(
-        1.0, description="Seconds a caller needs to find that the service is down or unreachable."
+        1.0,
+        le=MAX_SECONDS,
+        description="Seconds a caller needs to find that the service is down or unreachable.",
     )
     retry: Retry | None = Field(
         None,
@@ -107,20 +150,25 @@ class Service(_Model):
     )
     schedule_to_start: PositiveFloat | None = Field(
         None,
+        le=MAX_SECONDS,
         description="Poll dispatch: longest wait of a task in its task queue; past it the step fails, "
         "without retry (as in Temporal: a retry would wait in the same queue). Omit: no limit.",
     )
     start_to_close: PositiveFloat | None = Field(
         None,
+        le=MAX_SECONDS,
         description="Poll dispatch: longest run of one attempt once a worker took it; past it the "
         "attempt fails and is retried. Omit: the service's timeout, or else 300 s (the job timeout "
         "of Zeebe's Java client), which is also when a crashed worker's task is noticed.",
     )
     schedule_to_close: PositiveFloat | None = Field(
-        None, description="Longest time for all attempts of a step together; past it the step fails."
+        None,
+        le=MAX_SECONDS,
+        description="Longest time for all attempts of a step together; past it the step fails.",
     )
     heartbeat: PositiveFloat | None = Field(
         None,
+        le=MAX_SECONDS,
         description="Poll dispatch: a worker heartbeats while it works; a crashed worker's task is "
         "noticed this long after the crash (instead of at start_to_close) and retried.",
     )
@@ -129,6 +177,11 @@ class Service(_Model):
     compensation: Compensation | None = Field(
         None, description="How its step is undone when a workflow fails later. Omit: it cannot be."
     )
+
+    @model_validator(mode="after")
+    def _fits(self) -> Service:
+        _servers_fit("the service", self.replicas, self.concurrency, "replicas × concurrency")
+        return self
 
     @property
     def servers(self) -> int:
@@ -178,8 +231,8 @@ class Workflow(_Model):
 class RatePeriod(_Model):
     """From ``at`` (seconds) on, arrivals come at ``rate`` per second, until the next period."""
 
-    at: NonNegativeFloat = Field(description="Start of the period, in seconds.")
-    rate: NonNegativeFloat = Field(description="Arrival rate, per second.")
+    at: NonNegativeFloat = Field(le=MAX_SECONDS, description="Start of the period, in seconds.")
+    rate: NonNegativeFloat = Field(le=MAX_RATE, description="Arrival rate, per second (at most 1e9).")
 
 
 class Load(_Model):
@@ -188,7 +241,7 @@ class Load(_Model):
     arrival: Literal["poisson", "deterministic"] = Field(
         "poisson", description="poisson: exponential gaps; deterministic: evenly spaced."
     )
-    rate: PositiveFloat | None = Field(None, description="Arrivals per second.")
+    rate: PositiveFloat | None = Field(None, le=MAX_RATE, description="Arrivals per second (at most 1e9).")
     schedule: list[RatePeriod] | None = Field(
         None, min_length=1, description="Piecewise-constant rate: periods sorted by 'at', first at 0."
     )
@@ -220,9 +273,13 @@ class Broker(_Model):
     publish_latency: Distribution = Field(ZERO, description="From accept to commit, in seconds.")
     delivery_latency: Distribution = Field(ZERO, description="From commit to a consumer, in seconds.")
     capacity: PositiveFloat | None = Field(
-        None, description="Events one partition moves per second. Omit for unlimited."
+        None,
+        le=MAX_RATE,
+        description="Events one partition moves per second (at most 1e9). Omit for unlimited.",
     )
-    partitions: PositiveInt = Field(1, description="Partitions working in parallel.")
+    partitions: PositiveInt = Field(
+        1, le=MAX_SERVERS, description="Partitions working in parallel (at most 100,000)."
+    )
     when_down: Literal["buffer", "retry"] = Field(
         "buffer",
         description="Publishing while the broker is down: buffer in the producer until it is back, "
@@ -231,11 +288,14 @@ class Broker(_Model):
     producer_retry: Retry = Field(Retry(max_attempts=10), description="Retries of failed publishes.")
     redelivery_delay: NonNegativeFloat = Field(
         30.0,
+        le=MAX_SECONDS,
         description="Seconds until an event whose consumer crashed while processing it is delivered "
         "again (visibility timeout, ack wait).",
     )
     max_deliveries: PositiveInt = Field(
-        5, description="Deliveries of one event before it goes to the dead-letter queue."
+        5,
+        le=MAX_ATTEMPTS,
+        description="Deliveries of one event before it goes to the dead-letter queue (at most 100).",
     )
 
     @property
@@ -244,8 +304,8 @@ class Broker(_Model):
 
 
 class _Window(_Model):
-    at: NonNegativeFloat = Field(description="Start of the fault, in seconds.")
-    duration: PositiveFloat = Field(description="Length of the fault, in seconds.")
+    at: NonNegativeFloat = Field(le=MAX_SECONDS, description="Start of the fault, in seconds.")
+    duration: PositiveFloat = Field(le=MAX_SECONDS, description="Length of the fault, in seconds.")
 
     def windows(self) -> list[tuple[float, float]]:
         return [(self.at, self.at + self.duration)]
@@ -264,14 +324,27 @@ class Outage(_Window):
 
 class CrashProcess(_Model):
     """Each replica of the target fails and is repaired again and again: times to failure drawn
-    from ``mtbf`` and repair times from ``mttr``, from ``start`` until ``until``."""
+    from ``mtbf`` and repair times from ``mttr``, from ``start`` until ``until``.
+
+    ``mtbf`` must have a mean greater than 0: with failures 0 s apart the clock would stand still
+    (a crash, a repair, a crash... at one instant, forever). :func:`sim.scenario.limits.check_limits`
+    bounds the expected number of crashes of a run."""
 
     type: Literal["crash"]
     target: str = Field(description="Service name, orchestrator or broker.")
-    mtbf: Distribution = Field(description="Time between failures of one replica, in seconds.")
+    mtbf: Distribution = Field(
+        description="Time between failures of one replica, in seconds; its mean must be greater than 0."
+    )
     mttr: Distribution = Field(description="Time to repair one replica, in seconds.")
-    start: NonNegativeFloat = Field(0.0, description="When failures may begin, in seconds.")
-    until: PositiveFloat | None = Field(None, description="When failures stop. Omit: never.")
+    start: NonNegativeFloat = Field(0.0, le=MAX_SECONDS, description="When failures may begin, in seconds.")
+    until: PositiveFloat | None = Field(None, le=MAX_SECONDS, description="When failures stop. Omit: never.")
+
+    @field_validator("mtbf")
+    @classmethod
+    def _time_passes(cls, mtbf: Spec) -> Spec:
+        if mtbf.is_zero or not mtbf.mean > 0:
+            raise ValueError("must have a mean greater than 0 (failures 0 s apart would never end)")
+        return mtbf
 
 
 class Slowdown(_Window):
@@ -279,7 +352,11 @@ class Slowdown(_Window):
 
     type: Literal["slowdown"]
     target: str = Field(description="Service name, orchestrator or broker.")
-    factor: PositiveFloat = Field(description="Multiplier of service times.")
+    factor: float = Field(
+        ge=MIN_FACTOR,
+        le=MAX_FACTOR,
+        description="Multiplier of service times, from 0.001 to 1000 (overlapping slowdowns multiply).",
+    )
 
 
 class ErrorBurst(_Window):
@@ -295,7 +372,7 @@ class CapacityLoss(_Window):
 
     type: Literal["capacity_loss"]
     target: str = Field(description="Service name, orchestrator or broker.")
-    replicas: PositiveInt = Field(description="Replicas lost.")
+    replicas: PositiveInt = Field(le=MAX_SERVERS, description="Replicas lost.")
 
 
 class Partition(_Window):
@@ -357,24 +434,33 @@ class Scenario(_Model):
         "scenario", min_length=1, description="Scenario name (used in result paths). Default: file name."
     )
     description: str = Field("", description="What question the scenario answers.")
-    seed: Annotated[int, Field(ge=0)] = Field(0, description="Root random seed.")
-    duration: PositiveFloat = Field(description="Simulated seconds during which workflows arrive.")
-    warmup: NonNegativeFloat | Literal["auto"] = Field(
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = Field(0, description="Root random seed (below 2^63).")
+    duration: PositiveFloat = Field(
+        le=MAX_SECONDS, description="Simulated seconds during which workflows arrive (at most 1e9)."
+    )
+    warmup: Annotated[float, Field(ge=0, le=MAX_SECONDS)] | Literal["auto"] = Field(
         0.0,
         description="Initial seconds excluded from statistics, or 'auto' to choose them by MSER-5 "
         "from the latencies of each run (the largest choice over topologies and replications).",
     )
     replications: PositiveInt = Field(
-        1, description="Independent replications; every topology of replication r shares its random numbers."
+        1,
+        le=MAX_REPLICATIONS,
+        description="Independent replications (at most 10,000); every topology of replication r shares "
+        "its random numbers.",
     )
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the reported intervals.")
     drain: NonNegativeFloat | None = Field(
         None,
+        le=MAX_SECONDS,
         description="Seconds after arrivals stop that in-flight workflows may still finish. "
         "Default: as long as duration.",
     )
     window: PositiveFloat | None = Field(
-        None, description="Width of time-series windows, in seconds. Default: duration / 60."
+        None,
+        le=MAX_SECONDS,
+        description="Width of time-series windows, in seconds. Default: duration / 60. A run has at "
+        "most 100,000 windows ((duration + drain) / window) unless forced.",
     )
     services: dict[str, Service] = Field(min_length=1, description="Services by name.")
     network: Network = Field(Network(), description="Network between components.")

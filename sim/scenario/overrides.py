@@ -1,4 +1,8 @@
-"""Command-line overrides of a scenario's fields, checked like the fields they replace."""
+"""Command-line overrides of a scenario's fields, checked like the fields they replace.
+
+The overrides are applied with ``model_copy``, which does not validate, so every bound the
+scenario's fields have (:mod:`sim.scenario.limits`) is checked here again.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sim.scenario.errors import ScenarioError
+from sim.scenario.limits import MAX_REPLICATIONS, MAX_SECONDS, MAX_SEED
 from sim.scenario.models import Scenario
 
 
@@ -23,6 +28,8 @@ def with_overrides(
     if replications is not None:
         if replications < 1:
             raise ScenarioError("--replications", ["must be at least 1"])
+        if replications > MAX_REPLICATIONS:
+            raise ScenarioError("--replications", [f"must be at most {MAX_REPLICATIONS:,}"])
         update["replications"] = replications
     if confidence is not None:
         if not 0 < confidence < 1:
@@ -31,10 +38,14 @@ def with_overrides(
     if seed is not None:
         if seed < 0:
             raise ScenarioError("--seed", ["must be at least 0"])
+        if seed > MAX_SEED:
+            raise ScenarioError("--seed", [f"must be less than 2^63 ({MAX_SEED + 1:,})"])
         update["seed"] = seed
     if duration is not None:
         if not (math.isfinite(duration) and duration > 0):
             raise ScenarioError("--duration", ["must be a finite number greater than 0"])
+        if duration > MAX_SECONDS:
+            raise ScenarioError("--duration", [f"must be at most {MAX_SECONDS:,} seconds"])
         if scenario.warmup != "auto" and scenario.warmup >= duration:
             raise ScenarioError("--duration", [f"must be greater than the warm-up ({scenario.warmup:g} s)"])
         update["duration"] = duration

@@ -484,3 +484,40 @@ def test_cli_table_shows_a_verdict_row_per_objective(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert "latency_p99 ≤ 50.0 ms" in res.stdout and "missed (" in res.stdout and "met (" in res.stdout
     assert "Objectives (ranked):" in res.stdout
+
+
+# --- size limits and file references ---------------------------------------------------------
+
+HOSTILE = Path(__file__).resolve().parent / "hostile"
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_a_run_beyond_the_size_limits_is_refused_before_it_starts(command: str, tmp_path: Path) -> None:
+    extra = ["--vary", "seed=1,2"] if command == "sweep" else []
+    out = tmp_path / "out"
+    result = invoke(command, HOSTILE / "window_1e-7.yaml", *extra, "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert "window:" in result.stderr and "--force" in result.stderr
+    assert not out.exists()
+
+
+def test_force_accepts_a_large_run_and_validate_says_so() -> None:
+    assert invoke("validate", HOSTILE / "window_1e-7.yaml").exit_code == 2
+    assert invoke("validate", HOSTILE / "window_1e-7.yaml", "--force").exit_code == 0
+
+
+def test_a_file_reference_outside_the_scenario_folder_needs_allow_outside(tmp_path: Path) -> None:
+    samples = tmp_path / "data" / "payment.csv"
+    samples.parent.mkdir()
+    samples.write_text("latency\n0.1\n0.2\n", encoding="utf-8")
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    data = yaml.safe_load(SMALL)
+    first = next(iter(data["services"]))
+    data["services"][first]["latency"] = {"dist": "empirical", "file": "../data/payment.csv"}
+    path = folder / "outside.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    refused = invoke("run", path, "--no-plots", "--out", str(tmp_path / "r1"))
+    assert refused.exit_code == 2 and "--allow-outside" in refused.stderr, refused.output
+    allowed = invoke("run", path, "--no-plots", "--allow-outside", "--out", str(tmp_path / "r2"))
+    assert allowed.exit_code == 0, allowed.output

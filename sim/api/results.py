@@ -23,6 +23,7 @@ from sim.running.batch import run_tasks
 from sim.running.executors import Executor, check_executor
 from sim.running.simulate import tasks_for
 from sim.scenario.errors import ScenarioError
+from sim.scenario.limits import check_limits
 from sim.scenario.loader import load_scenario
 from sim.scenario.models import Scenario
 from sim.scenario.overrides import select_topologies, with_overrides
@@ -60,6 +61,8 @@ def run(
     workers: int | None = None,
     progress: Callable[[str, float], None] | None = None,
     trace: int = 0,
+    force: bool = False,
+    allow_outside: bool = False,
 ) -> RunResult:
     """Simulate the topologies of ``scenario`` side by side and summarise them.
 
@@ -69,13 +72,17 @@ def run(
     numbers. ``executor`` is ``serial``, ``processes`` (default when there is more than one
     replication) or an :class:`~sim.running.executors.Executor`. ``progress(label,
     fraction)`` is called as the work advances. ``trace`` > 0 records spans for that many
-    sampled instances of each workflow (the same instances in every topology).
+    sampled instances of each workflow (the same instances in every topology). A run larger than
+    :mod:`sim.scenario.limits` allows is refused unless ``force``; files an empirical
+    distribution names must lie in the scenario's folder unless ``allow_outside``.
     """
+    source = str(scenario) if not isinstance(scenario, Scenario) else None
     if not isinstance(scenario, Scenario):
-        scenario = load_scenario(scenario)
+        scenario = load_scenario(scenario, allow_outside=allow_outside)
     scenario = with_overrides(
         scenario, duration=duration, seed=seed, replications=replications, confidence=confidence
     )
+    check_limits(scenario, force=force, source=source)
     names = select_topologies(scenario, topologies)
     check_executor(executor, workers)
     if trace < 0:

@@ -45,14 +45,17 @@ from sim.running.executors import Executor, check_executor, make_executor
 from sim.running.simulate import Task, tasks_for
 from sim.running.store import load_records, simulate_into
 from sim.scenario.grid import (
+    VARY_SOURCE,
     Factor,
     Value,
     content_key,
+    describe_point,
     expand_grid,
     factors_from_spec,
     parse_vary,
     point_label,
 )
+from sim.scenario.limits import check_limits
 from sim.scenario.loader import ScenarioError, load_scenario, read_scenario_data
 from sim.scenario.models import Scenario
 from sim.scenario.overrides import select_topologies, with_overrides
@@ -138,10 +141,13 @@ def plan(
     duration: float | None = None,
     replications: int | None = None,
     confidence: float | None = None,
+    force: bool = False,
+    allow_outside: bool = False,
 ) -> SweepPlan:
-    """Validate the sweep and list its points and simulations, without running anything."""
+    """Validate the sweep and list its points and simulations, without running anything; every
+    point's runs must fit :mod:`sim.scenario.limits` unless ``force``."""
     path = Path(path)
-    base = load_scenario(path)  # report problems of the file itself once, not per point
+    base = load_scenario(path, allow_outside=allow_outside)  # the file's own problems once, not per point
     data = read_scenario_data(path)
     data.pop("sweep", None)
     factors = [f if isinstance(f, Factor) else parse_vary(f) for f in vary]
@@ -154,10 +160,11 @@ def plan(
     version = simulator_version()
     points = []
     for i, values in enumerate(expand_grid(factors)):
-        sc = scenario_for_point(data, values, str(path), base_dir=path.parent)
+        sc = scenario_for_point(data, values, str(path), base_dir=path.parent, allow_outside=allow_outside)
         sc = with_overrides(
             sc, duration=duration, seed=seed, replications=replications, confidence=confidence
         )
+        check_limits(sc, force=force, source=f"{path}: {VARY_SOURCE} {describe_point(values)}")
         resolved = sc.model_dump(mode="json", by_alias=True)
         tasks = {
             content_key(
@@ -200,6 +207,8 @@ def run_sweep(
     dask: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     plots: bool = True,
+    force: bool = False,
+    allow_outside: bool = False,
 ) -> SweepResult:
     """Run a sweep, skipping points and simulations already finished in ``out``; return its tables.
 
@@ -207,7 +216,7 @@ def run_sweep(
     scheduler address or ``local``) selects the Dask executor. ``progress(done, total)`` is
     called after every finished simulation, counting those found already done.
     """
-    swept = plan(path, vary, topologies, seed, duration, replications, confidence)
+    swept = plan(path, vary, topologies, seed, duration, replications, confidence, force, allow_outside)
     folder = Path(out) if out is not None else default_sweep_folder(swept.base, swept.factors)
     check_output(folder, "sweep")
     check_executor(executor, workers)

@@ -45,6 +45,10 @@ def _fail(exc: ScenarioError) -> None:
 
 
 Executors = typer.Option("--executor", help="Where runs execute: serial, processes (all cores) or dask.")
+Force = typer.Option("--force", help="Run even beyond the size limits (expected arrivals, windows, crashes).")
+AllowOutside = typer.Option(
+    "--allow-outside", help="Let empirical distributions read files outside the scenario's folder."
+)
 
 
 @contextmanager
@@ -103,6 +107,8 @@ def run(
     trace: Annotated[
         int, typer.Option(help="Trace N sampled workflow instances per topology (Chrome and OTLP JSON).")
     ] = 0,
+    force: Annotated[bool, Force] = False,
+    allow_outside: Annotated[bool, AllowOutside] = False,
 ) -> None:
     """Simulate every topology of a scenario with the same random numbers and compare them."""
     from sim.analysis.blast_radius import blast_radius_summary_lines
@@ -126,6 +132,8 @@ def run(
                 workers=workers,
                 progress=progress,
                 trace=trace,
+                force=force,
+                allow_outside=allow_outside,
             )
     except ScenarioError as exc:
         _fail(exc)
@@ -216,6 +224,8 @@ def sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Print the aggregated table as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     plots: Annotated[bool, typer.Option(help="Write PNG plots into the sweep folder.")] = True,
+    force: Annotated[bool, Force] = False,
+    allow_outside: Annotated[bool, AllowOutside] = False,
 ) -> None:
     """Run the comparison over a grid of scenario variants; re-running skips finished points."""
     from sim.api.sweep import run_sweep
@@ -236,6 +246,8 @@ def sweep(
                 dask=dask,
                 progress=lambda done, total: progress("sweep", done / total if total else 1.0),
                 plots=plots,
+                force=force,
+                allow_outside=allow_outside,
             )
     except ScenarioError as exc:
         _fail(exc)
@@ -307,12 +319,19 @@ def saturation_table(result: SweepResult) -> Table:
 
 
 @app.command()
-def validate(file: Annotated[Path, typer.Argument(help="Scenario file (YAML).")]) -> None:
-    """Check a scenario file and say what is wrong with it, if anything."""
+def validate(
+    file: Annotated[Path, typer.Argument(help="Scenario file (YAML).")],
+    force: Annotated[bool, Force] = False,
+    allow_outside: Annotated[bool, AllowOutside] = False,
+) -> None:
+    """Check a scenario file and say what is wrong with it, if anything (the size limits of a
+    run included, unless --force)."""
+    from sim.scenario.limits import check_limits
     from sim.scenario.loader import load_scenario
 
     try:
-        scenario = load_scenario(file)
+        scenario = load_scenario(file, allow_outside=allow_outside)
+        check_limits(scenario, force=force, source=str(file))
     except ScenarioError as exc:
         _fail(exc)
         return

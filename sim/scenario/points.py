@@ -114,6 +114,7 @@ def scenario_for_point(
     base_dir: str | Path = ".",
     *,
     origin: str = VARY_SOURCE,
+    allow_outside: bool = False,
 ) -> Scenario:
     """The validated scenario of one grid point: :func:`apply_point`, then
     :func:`sim.scenario.loader.scenario_from_dict`.
@@ -126,7 +127,7 @@ def scenario_for_point(
     """
     applied = apply_point(data, point, source, origin=origin)
     try:
-        return scenario_from_dict(applied, source=source, base_dir=base_dir)
+        return scenario_from_dict(applied, source=source, base_dir=base_dir, allow_outside=allow_outside)
     except ScenarioError as exc:
         if not point:
             raise

@@ -304,13 +304,28 @@ COMPONENT_COLUMNS = [
     ("handled", "handled", ""),
     ("rejected", "rejected", ""),
     ("errors", "errors", ""),
+    ("blocked", "blocked", "%"),
+    ("hottest shard", "hottest_shard_utilization", "%"),
+    ("schedule-to-start p99", "schedule_to_start_p99", "s"),
 ]
 """(label, column of ``result.components``, unit) of the components table."""
+
+OPTIONAL_COMPONENT_COLUMNS = {"blocked", "hottest_shard_utilization", "schedule_to_start_p99"}
+"""Columns shown only when some component has a value there (an engine, poll dispatch)."""
+
+
+def _any_value(column: pd.Series) -> bool:
+    values = pd.to_numeric(column, errors="coerce")
+    return bool((values.notna() & (values != 0)).any())
 
 
 def _components(result: ReportFrames) -> Table:
     comps = result.components
-    present = [c for c in COMPONENT_COLUMNS if c[1] in comps.columns]
+    present = [
+        c
+        for c in COMPONENT_COLUMNS
+        if c[1] in comps.columns and (c[1] not in OPTIONAL_COMPONENT_COLUMNS or _any_value(comps[c[1]]))
+    ]
     necks = {n: bottleneck_mode(result.summary, n) for n in result.topologies}
     rows: list[list[object]] = []
     classes: list[str] = []

@@ -29,10 +29,15 @@ TABLE_ROWS = [
     ("latency p99", "latency_p99", "s"),
     ("latency max", "latency_max", "s"),
     ("messages / workflow", "messages_per_workflow", ""),
+    ("decisions / workflow", "decisions_per_workflow", ""),
+    ("store writes / workflow", "store_writes_per_workflow", ""),
     ("bottleneck", "bottleneck", ""),
     ("bottleneck utilization", "bottleneck_utilization", "%"),
 ]
 """(label, summary column, unit) of the metric rows of the side-by-side table."""
+
+OPTIONAL_ROWS = {"decisions_per_workflow", "store_writes_per_workflow"}
+"""Rows shown only when some topology has a value other than 0 there (an engine, a store)."""
 
 ASYNC_ROWS = [("async completion p50", "async_latency_p50"), ("async completion p99", "async_latency_p99")]
 """(label, summary column) of the rows a hybrid adds: completion of its asynchronous steps."""
@@ -83,6 +88,8 @@ def _metric_rows(result: TableFrames) -> list[Row]:
     rows = []
     for label, key, unit in TABLE_ROWS:
         if key not in summary.columns:
+            continue
+        if key in OPTIONAL_ROWS and not (pd.to_numeric(summary[key], errors="coerce").fillna(0) != 0).any():
             continue
         cells = []
         for name in names:

@@ -97,10 +97,10 @@ def chain_scenario(customers: int, seed: int) -> dict:
         "workflows": {"chain": {"steps": services}},
         "load": {"chain": {"arrival": "poisson", "rate": RATE}},
         "topologies": {
-            "orchestration": {"orchestrator": {"step_overhead": 0}},
+            "orchestration": {"orchestrator": {"decision_cpu": 0}},
             "choreography": {"broker": {"publish_latency": 0, "delivery_latency": 0}},
             "hybrid": {
-                "orchestrator": {"step_overhead": 0},
+                "orchestrator": {"decision_cpu": 0},
                 "broker": {"publish_latency": 0, "delivery_latency": 0},
                 "asynchronous": [],
             },

@@ -25,12 +25,10 @@ from sim.scenario.models import Broker
 
 
 class Publish(NamedTuple):
-    """One publish in progress: who produces what, and whom to tell how it ended."""
+    """A publish the producer had to retry: who produces what, and the attempt it is at."""
 
     producer: str
-    committed: Callable[[Any], None]
     event: Any
-    failed: Callable[[Any], None]
     attempt: int = 1
 
 
@@ -42,15 +40,25 @@ class Delivered(NamedTuple):
 
 
 class MessageBroker:
-    """The broker component of a topology, with its own station and latency streams."""
+    """The broker component of a topology, with its own station and latency streams. Every
+    event published through it is reported to ``committed(event)`` once it is durably in the
+    log, or to ``failed(event)`` if its producer gives up."""
 
     CONNECT_TIMEOUT = 1.0
     """Seconds a producer needs to find the broker unreachable."""
 
-    def __init__(self, world: World, config: Broker | None) -> None:
+    def __init__(
+        self,
+        world: World,
+        config: Broker | None,
+        committed: Callable[[Any], None],
+        failed: Callable[[Any], None],
+    ) -> None:
         config = config or Broker()
         self.world = world
         self.config = config
+        self.committed = committed
+        self.failed = failed
         self.station, health = world.add_component("broker", "broker", config.servers, config.partitions)
         self.move_time = 0.0 if config.capacity is None else 1.0 / config.capacity
         self.publish_latency = world.draws(config.publish_latency, "broker/publish")
@@ -58,15 +66,22 @@ class MessageBroker:
         self.producer_retry = RetryPolicy(config.producer_retry, world.uniforms("broker/jitter"))
         self.paused: list[Delivered] = []
         health.on_change.append(self._changed)
+        self.may_fail = any(
+            getattr(f, "target", None) == "broker" or "broker" in getattr(f, "between", ())
+            for f in world.scenario.faults
+        )
+        """Whether any fault touches the broker: if none does, publishes and deliveries take the
+        short path (no partition or pause to check)."""
+        self.counters = world.counters
 
     # -- publishing -------------------------------------------------------------------------
 
-    def publish(
-        self, producer: str, committed: Callable[[Any], None], event: Any, failed: Callable[[Any], None]
-    ) -> None:
-        """``producer`` sends ``event`` (already across the network); ``committed(event)`` once it
-        is durably in the log, ``failed(event)`` if the producer gives up."""
-        self._send(Publish(producer, committed, event, failed))
+    def publish(self, producer: str, event: Any) -> None:
+        """``producer`` sends ``event`` (already across the network)."""
+        if self.may_fail:
+            self._send(Publish(producer, event))
+        else:
+            self.station.submit(self.move_time, self._accepted, event)
 
     def _send(self, p: Publish) -> None:
         world = self.world
@@ -77,26 +92,29 @@ class MessageBroker:
         if refused is not None or (self.station.down and self.config.when_down == "retry"):
             world.after(self.CONNECT_TIMEOUT, self._refused, p)
             return
-        self.station.submit(self.move_time, self._accepted, p)
+        self.station.submit(self.move_time, self._accepted, p.event)
 
     def _refused(self, p: Publish) -> None:
         self.world.counters.publish_failures += 1
         if not self.producer_retry.allows(p.attempt):
-            p.failed(p.event)
+            self.failed(p.event)
             return
         wait = self.producer_retry.next_delay(p.attempt)
         self.world.after(wait, self._send, p._replace(attempt=p.attempt + 1))
 
-    def _accepted(self, p: Publish) -> None:
-        self.world.after(self.publish_latency(), p.committed, p.event)
+    def _accepted(self, event: Any) -> None:
+        self.world.after(self.publish_latency(), self.committed, event)
 
     # -- delivering -------------------------------------------------------------------------
 
     def deliver(self, hop: float, consumer: Callable[[Any], None], event: Any) -> None:
         """Deliver to a consumer after the delivery latency and the network ``hop``; deliveries
         pause while the broker is down."""
-        self.world.counters.messages += 1
-        self.world.after(self.delivery_latency() + hop, self._arrive, Delivered(consumer, event))
+        self.counters.messages += 1
+        if self.may_fail:
+            self.world.after(self.delivery_latency() + hop, self._arrive, Delivered(consumer, event))
+        else:
+            self.world.after(self.delivery_latency() + hop, consumer, event)
 
     def _arrive(self, d: Delivered) -> None:
         if self.station.down:

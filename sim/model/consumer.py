@@ -62,13 +62,14 @@ class Consumer:
         world = self.world
         inst, k = d.inst, d.step
         step = inst.plan.steps[k]
-        cut = world.network.cut("broker", step.service)
-        if cut is not None:
-            if cut.mode == "hold":
-                world.after(world.network.heals_in(cut), self.consume, d)
-            else:
-                self._redeliver(d)
-            return
+        if world.network.any_cut:
+            cut = world.network.cut("broker", step.service)
+            if cut is not None:
+                if cut.mode == "hold":
+                    world.after(world.network.heals_in(cut), self.consume, d)
+                else:
+                    self._redeliver(d)
+                return
         world.counters.attempts += 1
         if inst.marks is not None:
             world.mark(inst, ("handle", k, d.number, d.attempt))

@@ -79,14 +79,14 @@ class TokenBucket:
 
 
 class Decision:
-    """One decision in progress: what to run once its commands take effect."""
+    """One decision in progress, when it needs more than its shard's work (writes to commit, or a
+    workflow's other decisions to wait behind it)."""
 
-    __slots__ = ("cpu", "inst", "payload", "shard", "then", "visit", "writes")
+    __slots__ = ("cpu", "inst", "payload", "shard", "visit", "writes")
 
-    def __init__(self, inst: Instance, cpu: float, then: Callable[[Any], None], payload: Any) -> None:
+    def __init__(self, inst: Instance, cpu: float, payload: Any) -> None:
         self.inst = inst
         self.cpu = cpu
-        self.then = then
         self.payload = payload
         self.shard = inst.shard
         self.visit = -1
@@ -94,12 +94,18 @@ class Decision:
 
 
 class Engine:
-    """The orchestrator component of a topology: shards, their owners, a store, a rate limit."""
+    """The orchestrator component of a topology: shards, their owners, a store, a rate limit.
 
-    def __init__(self, world: World, config: Orchestrator, saga: Saga) -> None:
+    Every decision ends in ``decided(payload)``, once its commands take effect; a payload has
+    the workflow instance it decides for as its ``inst``."""
+
+    def __init__(
+        self, world: World, config: Orchestrator, saga: Saga, decided: Callable[[Any], None]
+    ) -> None:
         self.world = world
         self.config = config
         self.saga = saga
+        self.decided = decided
         env, immediate = world.env, world.immediate
         self.shards = [
             Station(
@@ -146,12 +152,19 @@ class Engine:
         shard takes several decisions at once)."""
         self.running: list[dict[int, Instance]] = [{} for _ in self.shards]
         """Instances in flight per shard, kept only for a non-durable engine."""
+        self.direct = not self.serial and not self.writes_per_decision
+        """Whether a decision is only its shard's work: then the shard's station calls
+        ``decided`` itself (a shard that goes down aborts what it is working on, so a finished
+        decision always finds its shard up)."""
+        self.unthrottled = self.direct and (self.transitions is None or self.starts_only)
+        """Whether a decision goes straight to its shard (the common case, written out for speed)."""
 
     # -- workflows -----------------------------------------------------------------------------
 
     def place(self, inst: Instance) -> int:
         """Put a new workflow instance on its shard (a hash of its id); return the shard."""
-        inst.shard = shard_of(inst.plan.name, inst.index, len(self.shards))
+        if len(self.shards) > 1:
+            inst.shard = shard_of(inst.plan.name, inst.index, len(self.shards))
         if not self.config.durable:
             running = self.running[inst.shard]
             running[inst.gid] = inst
@@ -184,17 +197,36 @@ class Engine:
 
     # -- decisions -----------------------------------------------------------------------------
 
-    def decide(self, inst: Instance, cpu: float, then: Callable[[Any], None], payload: Any) -> None:
-        """Take a decision for ``inst`` on its shard; ``then(payload)`` once its commands take
+    def decide(self, inst: Instance, cpu: float, payload: Any) -> None:
+        """Take a decision for ``inst`` on its shard; ``decided(payload)`` once its commands take
         effect (its writes committed, its shard up)."""
-        d = Decision(inst, cpu, then, payload)
+        if self.unthrottled:
+            self.shards[inst.shard].submit(cpu, self.decided, payload, self._redo)
+            return
         if self.transitions is not None and not self.starts_only:
             wait = self.transitions.delay(self.world.env.now)
             if wait > 0:
                 self.world.counters.throttled += 1
-                self.world.after(wait, self._queue, d)
+                self.world.after(wait, self._throttled, (inst, cpu, payload))
                 return
-        self._queue(d)
+        if self.direct:
+            self.shards[inst.shard].submit(cpu, self.decided, payload, self._redo)
+        else:
+            self._queue(Decision(inst, cpu, payload))
+
+    def _throttled(self, item: tuple[Instance, float, Any]) -> None:
+        inst, cpu, payload = item
+        if self.direct:
+            self.shards[inst.shard].submit(cpu, self.decided, payload, self._redo)
+        else:
+            self._queue(Decision(inst, cpu, payload))
+
+    def _redo(self, payload: Any) -> None:
+        """A crash interrupted a direct decision: a durable engine redoes it when the shard is
+        back."""
+        inst = payload.inst
+        if self.config.durable and not inst.finished:
+            self.shards[inst.shard].submit(self.extra_cpu(), self.decided, payload, self._redo)
 
     def _queue(self, d: Decision) -> None:
         if self.serial:
@@ -237,7 +269,7 @@ class Engine:
                 self._submit(waiting.popleft())
             else:
                 del self.deciding[d.inst.gid]
-        self.act(d.inst, d.then, d.payload)
+        self.act(d.inst, self.decided, d.payload)
 
     def _aborted(self, d: Decision) -> None:
         """A crash interrupted the decision: a durable engine redoes it when the shard is back."""

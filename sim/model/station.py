@@ -163,20 +163,22 @@ class Station:
         if a crash aborts it while in service. Return its visit number, or -1 if it was
         rejected because the queue was full."""
         now = self.env.now
-        visit = len(self.arrived)
+        arrived = self.arrived
+        visit = len(arrived)
         if self.busy < self._capacity and not self.queue:
             # An idle server takes it at once (the common case, written out for speed).
-            self.arrived.append(now)
+            arrived.append(now)
             self.started.append(now)
             service_time *= self.slowdown
             self.ended.append(now + service_time)
-            job = (service_time, done, payload, abort, visit, options)
-            if options is not None and options.on_start is not None:
+            if options is None:
+                if service_time == 0:
+                    self.immediate(done, payload)
+                    return visit
+            elif options.on_start is not None:
                 options.on_start(payload)
-            if service_time == 0 and options is None:
-                self.immediate(done, payload)
-                return visit
             self.busy += 1
+            job = (service_time, done, payload, abort, visit, options)
             event = Timeout(self.env, service_time, job)
             event.callbacks.append(self._finish)
             if self.tracked:

@@ -64,7 +64,7 @@ class Choreography(Coordinator):
 
     def __init__(self, world: World, name: str, config: Topology) -> None:
         super().__init__(world, name, config)
-        self.broker = MessageBroker(world, config.broker)
+        self.broker = MessageBroker(world, config.broker, self.committed, self.unpublished)
         self.consumer = Consumer(world, self.broker, self.retries, self.handled, self.dead_lettered)
 
     def arrive(self, inst: Instance) -> None:
@@ -80,7 +80,7 @@ class Choreography(Coordinator):
         producer = "client" if k == ENTRY else inst.plan.steps[k].service
         if inst.marks is not None:
             self.world.mark(inst, ("publish", k, event.kind))
-        self.broker.publish(producer, self.committed, event, self.unpublished)
+        self.broker.publish(producer, event)
 
     def unpublished(self, event: Event) -> None:
         """The producer gave up publishing (the broker stayed unreachable)."""

@@ -28,7 +28,7 @@ class Hybrid(Orchestration):
 
     def __init__(self, world: World, name: str, config: Topology) -> None:
         super().__init__(world, name, config)
-        self.broker = MessageBroker(world, config.broker)
+        self.broker = MessageBroker(world, config.broker, self.committed, self.unpublished)
         self.asynchronous = frozenset(config.asynchronous)
         self.consumer = Consumer(
             world, self.broker, self.retries, self._handled, self._given_up, operation="handle (async)"
@@ -45,7 +45,7 @@ class Hybrid(Orchestration):
     def publish(self, d: Delivery) -> None:
         if d.inst.marks is not None:
             self.world.mark(d.inst, ("publish", d.step))
-        self.broker.publish("orchestrator", self.committed, d, self.unpublished)
+        self.broker.publish("orchestrator", d)
 
     def unpublished(self, d: Delivery) -> None:
         """The engine could not publish: the step fails."""

@@ -36,7 +36,6 @@ wasted: the engine never learns of its effect.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -88,7 +87,6 @@ class Attempt:
 
     __slots__ = (
         "activity",
-        "began",
         "inst",
         "k",
         "number",
@@ -98,7 +96,6 @@ class Attempt:
         "scheduled",
         "sent",
         "slot",
-        "started",
         "undo",
         "visit",
     )
@@ -116,9 +113,9 @@ class Attempt:
         """The answer the service gave (or the caller concluded), once there is one."""
         self.retryable = True
         self.scheduled = 0.0
-        self.began = math.nan
-        self.started = False
         self.visit = -1
+        """The task's visit at the service's station once queued there (its start time is
+        recorded there), else -1."""
 
 
 class Orchestration(Coordinator):
@@ -128,7 +125,9 @@ class Orchestration(Coordinator):
         super().__init__(world, name, config)
         engine = config.orchestrator or Orchestrator()
         self.engine_config = engine
-        self.engine = Engine(world, engine, self.saga)
+        self.engine = Engine(world, engine, self.saga, self.decided)
+        self.up = self.engine.up
+        """Whether each shard of the engine is up (read on every reply: an engine action)."""
         self.poll = engine.dispatch == "poll"
         self.cpu = (
             None if engine.decision_cpu.is_zero else world.draws(engine.decision_cpu, "orchestrator/cpu")
@@ -159,6 +158,7 @@ class Orchestration(Coordinator):
         self.to_close = {n: s.schedule_to_close for n, s in services.items() if s.schedule_to_close}
         self.heartbeats = {n: s.heartbeat for n, s in services.items() if s.heartbeat}
         self.task_options = JobOptions(on_start=self.started)
+        self.counters = counters
 
     # -- the life of a workflow, as the engine sees it -----------------------------------------
 
@@ -189,7 +189,7 @@ class Orchestration(Coordinator):
         if inst.marks is not None:
             self.world.mark(inst, ("decide", k, undo))
         cpu = self.engine.extra_cpu() if undo else inst.overheads[k + 1]
-        self.engine.decide(inst, cpu, self.decided, reply)
+        self.engine.decide(inst, cpu, reply)
 
     def decided(self, reply: Reply) -> None:
         """The decision has committed; its commands go out."""
@@ -238,7 +238,8 @@ class Orchestration(Coordinator):
     def dispatch(self, inst: Instance, step: StepPlan) -> None:
         """Call the service of ``step``."""
         inst.calls += 1
-        self.attempt(self._first(inst, step.index, False))
+        k = step.index
+        self.attempt(Attempt(inst, k, 1, False, None) if not self.to_close else self._first(inst, k, False))
 
     def _first(self, inst: Instance, k: int, undo: bool) -> Attempt:
         """The first attempt of a call, with its schedule-to-close deadline."""
@@ -302,15 +303,16 @@ class Orchestration(Coordinator):
         inst, k = a.inst, a.k
         service = inst.plan.steps[k].service
         a.sent = True
-        a.scheduled = world.env.now
         if inst.marks is not None:
             world.mark(inst, ("call", k, a.number, a.undo))
-        world.counters.messages += 1
-        world.counters.attempts += 1
+        counters = self.counters
+        counters.messages += 1
+        counters.attempts += 1
         first = a.number == 1 and not a.undo
         delay = (inst.dispatch[k] + inst.net_in[k]) if first else (self.extra_dispatch() + world.hop())
-        cut = world.network.cut("orchestrator", service)
+        cut = world.network.cut("orchestrator", service) if world.network.any_cut else None
         if self.poll:
+            a.scheduled = world.env.now
             limit = self.to_start.get(service)
             if limit is not None:
                 world.after(limit, self._engine_timer, (self.schedule_timed_out, a))
@@ -343,7 +345,8 @@ class Orchestration(Coordinator):
         if station.down:
             self.world.after(self.services[station.name].connect_timeout, self.answer, a)
             return
-        if station.submit(self._work(a), self.served, a, self.reset) < 0:
+        work = inst.work[k] if a.number == 1 and not a.undo else self._work(a)
+        if station.submit(work, self.served, a, self.reset) < 0:
             self.reply(a, False)
 
     def enqueue(self, a: Attempt) -> None:
@@ -364,8 +367,6 @@ class Orchestration(Coordinator):
         clock (a timer only when the work will outlast it: its length is known as it starts)."""
         world = self.world
         now = world.env.now
-        a.started = True
-        a.began = now
         step = a.inst.plan.steps[a.k]
         world.tally(f"schedule_to_start/{step.service}", now - a.scheduled)
         limit = self.timeouts[step.service]
@@ -394,9 +395,11 @@ class Orchestration(Coordinator):
     def crashed(self, a: Attempt) -> None:
         """Poll: the worker crashed while working on the task. Nobody tells the engine: it
         notices after the heartbeat timeout, or else at start-to-close."""
-        service = a.inst.plan.steps[a.k].service
+        step = a.inst.plan.steps[a.k]
+        service = step.service
         heartbeat = self.heartbeats.get(service)
-        until_close = max(0.0, a.began + self.timeouts[service] - self.world.env.now)
+        began = step.station.started[a.visit]
+        until_close = max(0.0, began + self.timeouts[service] - self.world.env.now)
         wait = until_close if heartbeat is None else min(heartbeat, until_close)
         self.world.after(wait, self._engine_timer, (self.timed_out, a))
 
@@ -420,10 +423,10 @@ class Orchestration(Coordinator):
     def schedule_timed_out(self, a: Attempt) -> None:
         """Poll: the task waited in its queue past schedule-to-start: it leaves the queue and the
         step fails without retry (a retry would wait in the same queue)."""
-        if not a.open or a.started:
+        if not a.open:
             return
-        if a.visit >= 0:
-            a.inst.plan.steps[a.k].station.cancel(a.visit)
+        if a.visit >= 0 and not a.inst.plan.steps[a.k].station.cancel(a.visit):
+            return  # a worker has taken it
         self.world.counters.schedule_to_start_timeouts += 1
         a.retryable = False
         self.closed(a, False)
@@ -438,13 +441,16 @@ class Orchestration(Coordinator):
             return
         a.retryable = False
         if a.open:
-            if a.visit >= 0 and not a.started:
+            if a.visit >= 0:  # a task still waiting leaves the queue
                 a.inst.plan.steps[a.k].station.cancel(a.visit)
             self.closed(a, False)
 
     def answer(self, a: Attempt) -> None:
         """A reply (or a refusal) reaches the engine, which processes it when the shard is up."""
-        self.engine.act(a.inst, self._answered, a)
+        if not self.up[a.inst.shard]:
+            self.engine.act(a.inst, self._answered, a)
+        elif a.open:  # else the attempt had timed out: its late reply is dropped
+            self.closed(a, a.ok)
 
     def _answered(self, a: Attempt) -> None:
         if a.open:  # else the attempt had timed out: its late reply is dropped

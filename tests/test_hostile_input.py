@@ -475,6 +475,19 @@ def test_vary_values_refuse_non_finite_numbers() -> None:
         assert info.value.problems[0].startswith("sweep.vary"), info.value.problems
 
 
+def test_unknown_fields_get_a_hint_that_fits_their_block() -> None:
+    """A misspelt field is matched first against the required fields missing beside it; a field
+    of another block is never suggested as its own correction."""
+    data = yaml.safe_load(SMALL)
+    data["faults"] = [{"type": "outage", "targt": "payment", "start": 1, "duraton": 2}]
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(data, source="s.yaml")
+    problems = info.value.problems
+    assert "faults[0].targt: unknown field (did you mean 'target'?)" in problems
+    assert "faults[0].duraton: unknown field (did you mean 'duration'?)" in problems
+    assert "faults[0].start: unknown field" in problems  # a field of schedules, not of faults
+
+
 def test_sweep_grids_are_bounded() -> None:
     factors = [parse_vary("load.checkout.rate=1:1000:1"), parse_vary("seed=1:1000:1")]
     with pytest.raises(ScenarioError, match=f"at most {MAX_POINTS:,}"):

@@ -44,6 +44,18 @@ def test_ranking_and_recommendation() -> None:
     assert "latency_p99 by 200 ms (25%)" in lines[1]
 
 
+def test_extreme_targets_read_as_numbers() -> None:
+    """A target of zero has no relative margin; a tiny one gives a huge but finite share."""
+    radius = pd.DataFrame({"topology": ["a", "b"], "replication": [0, 0], "affected_share": [0.2, 0.0]})
+    v = verdicts({"affected_share": 0.0, "latency_p99": 1e-9}, SUMMARY, radius)
+    lines = recommendation(v, SUMMARY)
+    text = " ".join(lines)
+    assert "nan" not in text and "inf" not in text
+    assert "misses affected_share by 20.00 points," in lines[1]  # no share of a zero target
+    assert "latency_p99 by 500 ms (5.0e+10%)" in lines[1]  # 0.5 s against 1 ns
+    assert "latency_p99 by 1.00 s (1.0e+11%)" in lines[0]
+
+
 def test_fault_objectives_need_a_blast_radius() -> None:
     assert verdicts({"recovery_time": 10.0}, SUMMARY).empty
     radius = pd.DataFrame({"topology": ["a", "b"], "replication": [0, 0], "recovery_time": [5.0, 20.0]})

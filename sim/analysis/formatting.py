@@ -38,7 +38,9 @@ def cell(value: object, unit: str = "") -> str:
     if isinstance(value, int):
         value = float(value) if unit else value
     if isinstance(value, float):
-        if unit == "" and value.is_integer() and abs(value) < 1e15:
+        if abs(value) >= 1e15:  # beyond any measured quantity: a stated extreme, kept short
+            return f"{value:.4g}{' ' + unit if unit else ''}"
+        if unit == "" and value.is_integer():
             return str(int(value))
         if unit == "s":
             return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.3f} s"
@@ -116,17 +118,29 @@ def margin(value: object, relative: object, unit: str) -> str:
         text = f"{sign}{abs(number) * 100:.2f} points"
     else:
         text = sign + quantity(abs(number), unit)
-    if not missing(relative) and math.isfinite(float(relative)):  # type: ignore[arg-type]
-        rel = float(relative)  # type: ignore[arg-type]
-        text += f" ({'+' if rel >= 0 else MINUS}{abs(rel):.0%})"
-    return text
+    share = percent(relative, signed=True)
+    return f"{text} ({share})" if share else text
+
+
+def percent(relative: object, signed: bool = False) -> str:
+    """A size relative to a target as a percentage (``+20%``); empty when there is none (a
+    target of zero, a missing value). Beyond a million percent it is written in powers of ten
+    (a target of a microsecond missed by a second), never as ``inf%``."""
+    if missing(relative):
+        return ""
+    rel = float(relative)  # type: ignore[arg-type]
+    if not math.isfinite(rel):
+        return ""
+    sign = ("+" if rel >= 0 else MINUS) if signed else ("" if rel >= 0 else MINUS)
+    share = abs(rel) * 100
+    return f"{sign}{share:,.0f}%" if share < 1e6 else f"{sign}{share:.1e}%"
 
 
 def amount(value: float, unit: str) -> str:
     """A shortfall in a sentence (the recommendation): rounder than :func:`quantity`, since it
     sits in running text beside its relative size: whole ms below 1 s, shares in points."""
     if unit == "s":
-        return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:.2f} s"
+        return f"{value * 1000:.0f} ms" if abs(value) < 0.9995 else f"{value:.2f} s"
     if unit == "%":
         return f"{value * 100:.2f} points"
     return f"{value:.3g}{unit}"

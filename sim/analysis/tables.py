@@ -12,7 +12,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from sim.analysis.formatting import cell, cell_interval, missing
+from sim.analysis.formatting import cell, cell_interval, missing, target
 
 TABLE_ROWS = [
     ("arrived", "arrived", ""),
@@ -125,7 +125,9 @@ def _objective_rows(result: TableFrames) -> list[Row]:
                 continue
             word = "met" if bool(verdict.loc[name, "met"]) else "missed"
             cells.append(f"{word} ({cell(float(verdict.loc[name, 'measured']), unit)})")
-        rows.append(Row(f"{objective} {sign} {cell(float(first['target']), unit)}", cells, "objective"))
+        rows.append(
+            Row(f"{objective} {sign} {target(first['target'], str(first['unit']))}", cells, "objective")
+        )
     return rows
 
 

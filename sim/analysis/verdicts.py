@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from sim.analysis.formatting import amount
+from sim.analysis.formatting import amount, percent
 from sim.analysis.statistics import t_interval
 
 # objective -> (column in the summary or blast-radius frame, "max" or "min", unit for text)
@@ -136,10 +136,11 @@ def recommendation(verdict_frame: pd.DataFrame, summary: pd.DataFrame) -> list[s
         missed = mine[mine["met"].notna() & ~mine["met"].fillna(True).astype(bool)]
         text = f"{row['rank']}. {row['topology']}: meets {row['met']} of {row['objectives']} objectives"
         if not missed.empty:
-            parts = [
-                f"{m['objective']} by {amount(-m['margin'], m['unit'])} ({-m['relative_margin']:.0%})"
-                for m in missed.to_dict("records")
-            ]
+            parts = []
+            for m in missed.to_dict("records"):
+                share = percent(-m["relative_margin"])
+                part = f"{m['objective']} by {amount(-m['margin'], m['unit'])}"
+                parts.append(f"{part} ({share})" if share else part)
             text += "; misses " + ", ".join(parts)
         undecided = mine[mine["confident"].notna() & ~mine["confident"].fillna(True).astype(bool)]
         if not undecided.empty:

@@ -557,14 +557,25 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _suggestion(key: str) -> str:
-    close = difflib.get_close_matches(key, sorted(_field_names()), n=1, cutoff=0.75)
+def _suggestion(key: str, required: Iterable[str] = ()) -> str:
+    """A hint for an unknown field: a required field missing beside it that looks alike, else
+    the closest field name of the language (never the unknown name itself, which may be a field
+    of another block)."""
+    close = difflib.get_close_matches(key, sorted(required), n=1, cutoff=0.75)
+    if not close:
+        names = sorted(_field_names() - {key})
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _pydantic_problems(exc: ValidationError, data: Any = _MISSING) -> list[str]:
     problems: list[str] = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    required: dict[tuple[Any, ...], list[str]] = {}
+    for err in errors:
+        if err["type"] == "missing" and err["loc"]:
+            required.setdefault(tuple(err["loc"][:-1]), []).append(str(err["loc"][-1]))
+    for err in errors:
         loc = err["loc"]
         msg = err["msg"]
         if loc and loc[-1] == "[key]":  # a mapping key of the wrong type, e.g. ``1:`` for a name
@@ -573,7 +584,7 @@ def _pydantic_problems(exc: ValidationError, data: Any = _MISSING) -> list[str]:
                 problems.append(line)
             continue
         if err["type"] == "extra_forbidden":
-            msg = "unknown field" + _suggestion(str(loc[-1]))
+            msg = "unknown field" + _suggestion(str(loc[-1]), required.get(tuple(loc[:-1]), ()))
         if (
             err["type"] == "literal_error"
             and _is_number(err["input"])

@@ -15,6 +15,7 @@ import sim
 from sim.analysis import plots
 from sim.analysis.plots import standard
 from sim.analysis.plots.standard import save_standard_plots
+from tests.stub_plots import stub_standard_plots
 
 
 def _scenario() -> sim.Scenario:
@@ -56,21 +57,9 @@ def result(request: pytest.FixtureRequest) -> sim.RunResult:
     return request.getfixturevalue(request.param)
 
 
-def _tiny_figure() -> Figure:
-    fig = Figure(figsize=(1, 1))
-    fig.subplots().plot([0, 1], [0, 1])
-    return fig
-
-
 @pytest.fixture
 def quick_plots(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stand-in plots for tests about something else: drawing the real ones takes seconds."""
-
-    def makers(result: sim.RunResult, fault_windows: object = ()) -> dict:
-        return dict.fromkeys(plots.STANDARD_PLOTS, _tiny_figure)
-
-    monkeypatch.setattr(plots, "standard_plots", makers)
-    monkeypatch.setattr(standard, "standard_plots", makers)  # where save_standard_plots looks
+    stub_standard_plots(monkeypatch, standard)
 
 
 def _figures(result: sim.RunResult) -> dict[str, Figure]:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
-from matplotlib.figure import Figure
 
 import sim
 from sim.analysis import formatting, plots
@@ -26,6 +25,7 @@ from sim.analysis.report import (
 from sim.analysis.tables import TABLE_ROWS as CLI_ROWS
 from sim.analysis.tables import side_by_side_rows
 from sim.api.report import REPORT_NAME, NotARunFolder, write_report
+from tests.stub_plots import stub_standard_plots, tiny_figure
 
 DESCRIPTION = 'Checks <script>alert("x")</script> & friends'
 
@@ -83,21 +83,9 @@ def single_html(single: sim.RunResult) -> str:
     return render_report(single, images="png")
 
 
-def _tiny_figure() -> Figure:
-    fig = Figure(figsize=(1, 1))
-    fig.subplots().plot([0, 1], [0, 1])
-    return fig
-
-
 @pytest.fixture
 def quick_plots(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stand-in plots for tests about something else: drawing the real ones takes seconds."""
-
-    def makers(result: sim.RunResult, fault_windows: object = ()) -> dict:
-        return dict.fromkeys(plots.STANDARD_PLOTS, _tiny_figure)
-
-    monkeypatch.setattr(plots, "standard_plots", makers)
-    monkeypatch.setattr(report_module, "standard_plots", makers)
+    stub_standard_plots(monkeypatch, report_module)
 
 
 def _fault_scenario() -> sim.Scenario:
@@ -144,8 +132,8 @@ def faulted_folder(faulted: sim.RunResult, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture
 def quick_fault_plots(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stand-ins for the two blast-radius plots (see ``quick_plots``)."""
-    monkeypatch.setattr(report_module, "fault_timelines", lambda *args: _tiny_figure())
-    monkeypatch.setattr(report_module, "blast_radius_bars", lambda *args: _tiny_figure())
+    monkeypatch.setattr(report_module, "fault_timelines", tiny_figure)
+    monkeypatch.setattr(report_module, "blast_radius_bars", tiny_figure)
 
 
 def _section(html: str, key: str) -> str:
@@ -368,7 +356,7 @@ def test_report_with_faults_shows_blast_radius_and_verdicts(
 
     def makers(result: sim.RunResult, fault_windows: object = ()) -> dict:
         handed.append(fault_windows)
-        return dict.fromkeys(plots.STANDARD_PLOTS, _tiny_figure)
+        return dict.fromkeys(plots.STANDARD_PLOTS, tiny_figure)
 
     monkeypatch.setattr(report_module, "standard_plots", makers)
     html = write_report(faulted_folder).read_text(encoding="utf-8")

@@ -86,3 +86,24 @@ def erlang_c_wait(c: int, lam: float, mu: float) -> float:
     top = a**c / math.factorial(c) / (1 - rho)
     p_wait = top / (terms + top)
     return p_wait / (c * mu - lam)
+
+
+SMALL_TOPOLOGIES: dict[str, Any] = {
+    "orchestration": {"orchestrator": {"shard_concurrency": 2, "decision_cpu": 0.004}},
+    "choreography": {"broker": {"capacity": 500}},
+    "hybrid": {"asynchronous": ["b"]},
+}
+"""The three styles on :func:`small_scenario` (the hybrid's orchestrator and broker unlimited)."""
+
+
+def small_scenario(name: str, topologies: dict[str, Any] | None = None, **extra: Any) -> Scenario:
+    """A small workflow (a step, then two in parallel) at 12 per second for 30 s, on
+    ``SMALL_TOPOLOGIES`` unless told otherwise: quick to run, with something in every output."""
+    services = {
+        "a": {"latency": {"dist": "exponential", "mean": 0.05}, "replicas": 2},
+        "b": {"latency": 0.02},
+        "c": {"latency": {"dist": "exponential", "mean": 0.01}, "error_probability": 0.01},
+    }
+    steps = ["a", {"parallel": ["b", "c"]}]
+    chosen = SMALL_TOPOLOGIES if topologies is None else topologies
+    return scenario(services, steps, 12, 30, warmup=3, topologies=chosen, seed=5, name=name, **extra)

@@ -15,31 +15,12 @@ import sim
 from sim.analysis import plots
 from sim.analysis.plots import standard
 from sim.analysis.plots.standard import save_standard_plots
+from tests.helpers import small_scenario
 from tests.stub_plots import stub_standard_plots
 
 
 def _scenario() -> sim.Scenario:
-    """Three topologies of a small workflow (the hybrid's orchestrator and broker unlimited)."""
-    return sim.scenario_from_dict(
-        {
-            "name": "plot-test",
-            "seed": 5,
-            "duration": 30,
-            "warmup": 3,
-            "services": {
-                "a": {"latency": {"dist": "exponential", "mean": 0.05}, "replicas": 2},
-                "b": {"latency": 0.02},
-                "c": {"latency": {"dist": "exponential", "mean": 0.01}, "error_probability": 0.01},
-            },
-            "workflows": {"wf": {"steps": ["a", {"parallel": ["b", "c"]}]}},
-            "load": {"wf": {"arrival": "poisson", "rate": 12}},
-            "topologies": {
-                "orchestration": {"orchestrator": {"shard_concurrency": 2, "decision_cpu": 0.004}},
-                "choreography": {"broker": {"capacity": 500}},
-                "hybrid": {"asynchronous": ["b"]},
-            },
-        }
-    )
+    return small_scenario("plot-test")
 
 
 @pytest.fixture(scope="module")

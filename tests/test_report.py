@@ -25,36 +25,14 @@ from sim.analysis.report import (
 from sim.analysis.tables import TABLE_ROWS as CLI_ROWS
 from sim.analysis.tables import side_by_side_rows
 from sim.api.report import REPORT_NAME, NotARunFolder, write_report
+from tests.helpers import small_scenario
 from tests.stub_plots import stub_standard_plots, tiny_figure
 
 DESCRIPTION = 'Checks <script>alert("x")</script> & friends'
 
 
-TOPOLOGIES = {
-    "orchestration": {"orchestrator": {"shard_concurrency": 2, "decision_cpu": 0.004}},
-    "choreography": {"broker": {"capacity": 500}},
-    "hybrid": {"asynchronous": ["b"]},
-}
-
-
 def _scenario(description: str = DESCRIPTION, topologies: dict | None = None) -> sim.Scenario:
-    return sim.scenario_from_dict(
-        {
-            "name": "report-test",
-            "description": description,
-            "seed": 5,
-            "duration": 30,
-            "warmup": 3,
-            "services": {
-                "a": {"latency": {"dist": "exponential", "mean": 0.05}, "replicas": 2},
-                "b": {"latency": 0.02},
-                "c": {"latency": {"dist": "exponential", "mean": 0.01}, "error_probability": 0.01},
-            },
-            "workflows": {"wf": {"steps": ["a", {"parallel": ["b", "c"]}]}},
-            "load": {"wf": {"arrival": "poisson", "rate": 12}},
-            "topologies": TOPOLOGIES if topologies is None else topologies,
-        }
-    )
+    return small_scenario("report-test", topologies, description=description)
 
 
 @pytest.fixture(scope="module")

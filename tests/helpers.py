@@ -16,6 +16,11 @@ from sim.model.records import TopologyRun
 from sim.running.simulate import Task, simulate
 from sim.scenario.models import Scenario
 
+QUEUE: dict[str, Any] = {"broker": {"kind": "queue"}}
+"""A choreography whose services compete for one queue each (RabbitMQ, SQS): with no coordination
+costs, the same queueing network as an orchestration, instance by instance. (A log is not: its
+partitions are processed in order; see the partitioned formulas in the textbook tests.)"""
+
 
 def scenario(
     services: dict[str, Any],
@@ -27,7 +32,8 @@ def scenario(
     seed: int = 1,
     **extra: Any,
 ) -> Scenario:
-    """A one-workflow scenario with zero overheads unless ``topologies`` says otherwise."""
+    """A one-workflow scenario with zero overheads unless ``topologies`` says otherwise (by default
+    an orchestration and a choreography over a queue broker)."""
     data = {
         "name": "test",
         "seed": seed,
@@ -36,7 +42,7 @@ def scenario(
         "services": copy.deepcopy(services),
         "workflows": {"wf": {"steps": steps}},
         "load": {"wf": {"arrival": "poisson", "rate": rate}},
-        "topologies": topologies if topologies is not None else {"orchestration": {}, "choreography": {}},
+        "topologies": topologies if topologies is not None else {"orchestration": {}, "choreography": QUEUE},
         **extra,
     }
     return scenario_from_dict(data)

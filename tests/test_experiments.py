@@ -26,7 +26,7 @@ SMALL = {
     "load": {"wf": {"rate": 6}},
     "topologies": {
         "orchestration": {"orchestrator": {"shard_concurrency": 2, "decision_cpu": 0.01}},
-        "choreography": {"broker": {"publish_latency": 0.003}},
+        "choreography": {"broker": {"kind": "queue", "publish_latency": 0.003}},
     },
 }
 

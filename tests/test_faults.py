@@ -30,7 +30,10 @@ def one_service(**extra: Any) -> dict:
         "services": {"s": {"latency": exp(0.1)}},
         "workflows": {"wf": {"steps": ["s"]}},
         "load": {"wf": {"rate": 5}},
-        "topologies": {"orchestration": {}, "choreography": {"broker": {"redelivery_delay": 0}}},
+        "topologies": {
+            "orchestration": {},
+            "choreography": {"broker": {"kind": "queue", "on_crash": "requeue"}},
+        },
     }
     data.update(extra)
     return data
@@ -114,7 +117,11 @@ def saga(**extra: Any) -> dict:
         },
         "workflows": {"trip": {"steps": ["book", "pay", "note", "ship"]}},
         "load": {"trip": {"rate": 4}},
-        "topologies": {"orchestration": {}, "choreography": {}, "hybrid": {"asynchronous": ["note"]}},
+        "topologies": {
+            "orchestration": {},
+            "choreography": {"broker": {"kind": "queue", "on_crash": "requeue"}},
+            "hybrid": {"asynchronous": ["note"], "broker": {"kind": "queue", "on_crash": "requeue"}},
+        },
     }
     data.update(extra)
     return data

@@ -17,17 +17,13 @@ from sim.cli.app import app
 CHECKOUT = Path(__file__).parent.parent / "scenarios" / "checkout.yaml"
 
 CHECKOUT_GOLDEN = {
-    "orchestration": {
-        "arrived": 2427,
-        "latency_mean": 0.43148052816292315,
-        "latency_p99": 1.452475430882871,
-    },
-    "choreography": {"arrived": 2427, "latency_mean": 0.31588557895284747, "latency_p99": 0.6732646560455845},
+    "orchestration": {"arrived": 2427, "latency_mean": 0.43148052816292315, "latency_p99": 1.452475430882871},
+    "choreography": {"arrived": 2427, "latency_mean": 0.3754066018794637, "latency_p99": 0.9233963917200579},
     "hybrid": {"arrived": 2427, "latency_mean": 0.33995808314406223, "latency_p99": 1.2231709210172483},
 }
 LATENCY_SUMS = {
     "orchestration": 2073.5993474099755,
-    "choreography": 1517.0065871240154,
+    "choreography": 1826.6244437216083,
     "hybrid": 1614.1508473002,
 }
 

@@ -8,10 +8,10 @@ import pytest
 
 import sim
 from sim.model.world import World
-from tests.helpers import batch_means, run_topology, scenario
+from tests.helpers import QUEUE, batch_means, run_topology, scenario
 
 CONST_ORCH = {"orchestrator": {"shard_concurrency": 1000, "decision_cpu": 0.01}}
-CONST_BROKER = {"broker": {"publish_latency": 0.004}}
+CONST_BROKER = {"broker": {"kind": "queue", "publish_latency": 0.004}}
 
 
 def exp(mean: float) -> dict:
@@ -45,14 +45,24 @@ def checkout_like(**topologies: dict) -> sim.Scenario:
                 }
             },
             "choreography": {
-                "broker": {"publish_latency": 0.002, "delivery_latency": 0.001, "capacity": 500}
+                "broker": {
+                    "kind": "queue",
+                    "publish_latency": 0.002,
+                    "delivery_latency": 0.001,
+                    "capacity": 500,
+                }
             },
             "hybrid": {
                 "orchestrator": {
                     "shard_concurrency": 4,
                     "decision_cpu": {"dist": "exponential", "mean": 0.01},
                 },
-                "broker": {"publish_latency": 0.002, "delivery_latency": 0.001, "capacity": 500},
+                "broker": {
+                    "kind": "queue",
+                    "publish_latency": 0.002,
+                    "delivery_latency": 0.001,
+                    "capacity": 500,
+                },
                 "asynchronous": ["email", "inventory"],
             },
         },
@@ -153,7 +163,11 @@ def test_every_request_is_accounted_for_with_errors_rejections_and_overload(topo
         duration=60,
         warmup=5,
         drain=1,
-        topologies={"orchestration": {}, "choreography": {}, "hybrid": {"asynchronous": ["c"]}},
+        topologies={
+            "orchestration": {},
+            "choreography": QUEUE,
+            "hybrid": {"asynchronous": ["c"]},
+        },
     )
     result = sim.run(sc, topologies=[topology])
     row = result.summary.iloc[0]
@@ -166,7 +180,10 @@ def test_every_request_is_accounted_for_with_errors_rejections_and_overload(topo
     if topology != "hybrid":
         assert row["in_flight"] > 0, "c is overloaded, so some workflows must still be running"
     comps = result.components.set_index("name")
-    assert comps.loc["b", "rejected"] > 0
+    if topology == "choreography":  # b's queue is in the broker: overflow goes to the dead-letter queue
+        assert row["dead_letters"] > 0
+    else:
+        assert comps.loc["b", "rejected"] > 0
 
 
 def test_conservation_check_detects_a_lost_instance() -> None:
@@ -183,9 +200,31 @@ def test_conservation_check_detects_a_lost_instance() -> None:
 def test_more_replicas_means_lower_latency() -> None:
     means = []
     for replicas in (1, 2, 3):
-        sc = scenario({"s": {"replicas": replicas, "latency": exp(0.15)}}, ["s"], rate=6, duration=2000)
+        sc = scenario(
+            {"s": {"replicas": replicas, "latency": exp(0.15)}},
+            ["s"],
+            rate=6,
+            duration=2000,
+            topologies={"choreography": QUEUE},
+        )
         means.append(run_topology(sc, "choreography").requests["latency"].mean())
     assert means[0] > means[1] > means[2], f"latency should fall with replicas: {means}"
+
+
+def test_more_consumers_than_partitions_do_not_help_a_log() -> None:
+    """A log's consumer group processes each partition in order: beyond one consumer per
+    partition, more replicas change nothing (the surplus consumers own no partition)."""
+    means = []
+    for replicas in (2, 3, 6):
+        sc = scenario(
+            {"s": {"replicas": replicas, "latency": exp(0.15)}},
+            ["s"],
+            rate=6,
+            duration=500,
+            topologies={"choreography": {"broker": {"partitions": 2}}},
+        )
+        means.append(run_topology(sc, "choreography").requests["latency"].mean())
+    assert means[0] == means[1] == means[2]
 
 
 def test_orchestrator_overhead_raises_orchestration_latency_only() -> None:
@@ -213,7 +252,7 @@ def test_an_engine_with_too_few_workers_becomes_the_bottleneck() -> None:
 
 
 def test_messages_per_workflow() -> None:
-    sc = checkout_like(orchestration={}, choreography={}, hybrid={"asynchronous": ["email"]})
+    sc = checkout_like(orchestration={}, choreography=QUEUE, hybrid={"asynchronous": ["email"], **QUEUE})
     rows = sim.run(sc).summary.set_index("topology")["messages_per_workflow"]
     # Orchestration: start + request and reply for each of 5 calls.
     assert rows["orchestration"] == 11
@@ -234,7 +273,7 @@ def test_hybrid_takes_asynchronous_steps_off_the_critical_path() -> None:
         topologies={
             "orchestration": {},
             "hybrid": {
-                "broker": {"publish_latency": 0.01, "delivery_latency": 0.005},
+                "broker": {"kind": "queue", "publish_latency": 0.01, "delivery_latency": 0.005},
                 "asynchronous": ["slow"],
             },
         },
@@ -261,7 +300,10 @@ def test_choreography_join_waits_for_every_branch() -> None:
         [{"parallel": ["a", ["b", "c"]]}, "d"],
         rate=5,
         duration=20,
-        topologies={"choreography": {"broker": {"publish_latency": 0.01}}, "orchestration": {}},
+        topologies={
+            "choreography": {"broker": {"kind": "queue", "publish_latency": 0.01}},
+            "orchestration": {},
+        },
     )
     s = sim.run(sc).summary.set_index("topology")
     # Entry publish, then the slower branch b→c (0.5 + 0.01 + 0.2 + 0.01), then d and its publish.
@@ -368,7 +410,9 @@ def test_no_topology_starts_new_work_for_a_failed_workflow() -> None:
         [{"parallel": ["x", ["b", "a"]]}, "a"],
         rate=3,
         duration=300,
-        topologies={"orchestration": {}, "choreography": {}, "hybrid": {}},
+        # b's queue limit bounds its request queue under orchestration, its queue in the broker
+        # under choreography.
+        topologies={"orchestration": {}, "choreography": QUEUE, "hybrid": {}},
     )
     res = sim.run(sc)
     req = res.requests
@@ -390,7 +434,7 @@ def test_async_latency_waits_for_every_asynchronous_step() -> None:
             "services": services,
             "workflows": {"wf": {"steps": ["a", "e1", "e2"]}},
             "load": {"wf": {"arrival": "deterministic", "rate": 1}},
-            "topologies": {"hybrid": {"asynchronous": ["e1", "e2"]}},
+            "topologies": {"hybrid": {"asynchronous": ["e1", "e2"], **QUEUE}},
         }
     )
     res = sim.run(sc)

@@ -137,9 +137,15 @@ def test_the_hybrid_consumer_follows_the_services_retry_policy() -> None:
     assert row["attempts"] > arrived * (2 + p / (1 - p)) * 0.95, "retried attempts are counted"
 
 
-def test_the_hybrid_consumer_dead_letters_after_max_deliveries() -> None:
-    """A consumer that keeps crashing gets the event again up to ``max_deliveries`` times, then
-    the event is dead-lettered: no asynchronous step stays open forever."""
+@pytest.mark.parametrize(
+    "broker",
+    [{"max_deliveries": 3}, {"kind": "queue", "max_receives": 3, "visibility_timeout": 1}],
+    ids=["log", "queue"],
+)
+def test_the_hybrid_consumer_dead_letters_after_max_deliveries(broker: dict) -> None:
+    """A consumer that keeps crashing gets the event again up to ``max_deliveries`` times (a
+    log) or ``max_receives`` (a queue), then the event is dead-lettered: no asynchronous step
+    stays open forever."""
     data = {
         "name": "async-crash",
         "seed": 2,
@@ -156,9 +162,7 @@ def test_the_hybrid_consumer_dead_letters_after_max_deliveries() -> None:
                 "mttr": 0.1,
             }
         ],
-        "topologies": {
-            "hybrid": {"asynchronous": ["email"], "broker": {"redelivery_delay": 1, "max_deliveries": 3}}
-        },
+        "topologies": {"hybrid": {"asynchronous": ["email"], "broker": broker}},
     }
     result = sim.run(sim.scenario_from_dict(data), executor="serial")
     row = result.summary.iloc[0]

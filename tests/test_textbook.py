@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sim.analysis.metrics import component_stats
-from tests.helpers import batch_means, erlang_c_wait, run_topology, scenario
+from tests.helpers import QUEUE, batch_means, erlang_c_wait, run_topology, scenario
 
 TOPOLOGIES = ["orchestration", "choreography"]
 
@@ -142,7 +142,7 @@ def test_zero_overhead_topologies_agree_exactly() -> None:
         ["p", {"parallel": ["w", ["i", "s"]]}, "s"],
         rate=6.0,
         duration=400,
-        topologies={"orchestration": {}, "choreography": {}, "hybrid": {}},
+        topologies={"orchestration": {}, "choreography": QUEUE, "hybrid": QUEUE},
         network={"latency": exp(0.002)},
     )
     lat = {t: run_topology(sc, t).requests for t in sc.topologies}

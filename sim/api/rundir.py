@@ -120,8 +120,9 @@ def read_run(folder: str | Path) -> RunResult:
     result = _read_frames(folder, "", scenario, meta)
     if (folder / "blast_radius.csv").exists():
         result.baseline = _read_frames(folder, "baseline_", scenario.model_copy(update={"faults": []}), meta)
-        radius = pd.read_csv(folder / "blast_radius.csv")
-        for column in ("affected_components", "fault_targets"):
+        text = ("affected_components", "fault_targets")
+        radius = pd.read_csv(folder / "blast_radius.csv", dtype=dict.fromkeys(text, object))
+        for column in text:
             if column in radius:
                 radius[column] = radius[column].fillna("").astype(str)
         result.blast_radius = radius

@@ -1,113 +1,215 @@
-"""A service consuming the events delivered to it: at least once, retried, then dead-lettered.
+"""A service consuming the events of its subscription: at least once, retried, then dead-lettered.
 
 The one consumer of the model, used by choreography for every step and by the hybrid for its
-asynchronous steps. It behaves like a Kafka consumer that commits after processing (or an SQS /
-RabbitMQ consumer that acknowledges after processing):
+asynchronous steps, whatever the broker: the broker's consumer group (:mod:`sim.model.broker`)
+decides *when* a consumer takes a message (partition order, prefetch, rebalances, redelivery);
+this module decides what processing it means:
 
-* the event's work queues at the service's station like any request;
-* work that ends in an error is retried in place with the service's retry policy (a failed
-  workflow's work is not retried);
-* a consumer that crashes while processing (or that the broker cannot reach) never acknowledges
-  the event, so the broker delivers it again after ``redelivery_delay``: a duplicate;
-* after ``max_deliveries`` deliveries, or when the retries are exhausted, or when the service's
-  queue is full, the event goes to the dead-letter queue and the step has failed.
+* the event's work runs at the service's station like any request; a failed workflow's step
+  events are skipped (its services start nothing new for it), its compensations are not;
+* work that ends in an error is retried in place with the service's retry policy (a log's
+  consumer blocks its partition meanwhile, as Kafka's blocking retries do);
+* after the retries, or when the group gives up on the message (``max_deliveries`` of a log,
+  ``max_receives`` or a full queue), the message goes to the dead-letter queue and its step fails;
+* a message delivered again after it was processed (a consumer crashed before it committed, a
+  visibility timeout expired) is processed again, a duplicate: only its first outcome counts;
+* a message dropped by the broker's retention ends its workflow (:meth:`Owner.expired`).
 
-What happens next (publish a completion event, record an asynchronous step) is the owner's:
-``handled(delivery)`` after success, ``given_up(delivery)`` after dead-lettering.
+What the outcome means to the workflow is the owner's (the coordinator):
+:class:`Owner` is the interface it implements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from sim.model.broker import MessageBroker
 from sim.model.resilience import RetryPolicy
 from sim.model.workflow import Instance
 from sim.model.world import World
 
+if TYPE_CHECKING:
+    from sim.model.broker.groups import Group
 
-class Delivery(NamedTuple):
-    """One delivery of a step's event to its consumer: its ``number`` counts deliveries of the
-    event, ``attempt`` the tries of its work within this delivery."""
+
+class Work(NamedTuple):
+    """What an event asks of its consumer: step ``step`` of ``inst`` (``undo``: its
+    compensation)."""
 
     inst: Instance
     step: int
-    number: int = 1
-    attempt: int = 1
+    undo: bool = False
+
+
+class Message:
+    """One event in a consumer group's subscription, over all its deliveries.
+
+    ``id`` numbers the group's messages (their lag records); ``lane`` is the partition lane it
+    waits in (a log) and ``ready`` when it reaches its consumer (commit, delivery latency and
+    hop). ``settled`` once its first delivery has an outcome; ``started`` once its owner counts
+    it as running."""
+
+    __slots__ = ("committed", "deliveries", "id", "item", "lane", "ready", "settled", "started")
+
+    def __init__(self, item: Work, id: int, lane: int, committed: float, ready: float) -> None:
+        self.item = item
+        self.id = id
+        self.lane = lane
+        self.committed = committed
+        self.ready = ready
+        self.settled = False
+        self.started = False
+        self.deliveries = 0
+
+
+class Receipt:
+    """One delivery of a message to a consumer (replica ``consumer``): its ``number`` among the
+    message's deliveries, the ``attempt`` of its work within this delivery, the station ``visit``
+    of that attempt, when it was ``received``; ``live`` while the group counts it in progress."""
+
+    __slots__ = ("attempt", "consumer", "group", "lapsed", "live", "message", "number", "received", "visit")
+
+    def __init__(self, group: Group, message: Message, consumer: int, received: float) -> None:
+        message.deliveries += 1
+        self.group = group
+        self.message = message
+        self.number = message.deliveries
+        self.attempt = 1
+        self.consumer = consumer
+        self.received = received
+        self.visit = -1
+        self.live = True
+        self.lapsed = False
+        """Whether its lease has run out and the message was made visible again (a queue)."""
+
+
+class Owner(Protocol):
+    """What a coordinator does with the outcome of its events' processing."""
+
+    def wants(self, work: Work) -> bool:
+        """Whether the event still asks for work (a failed workflow's steps do not)."""
+        ...
+
+    def started(self, work: Work) -> None:
+        """The event's processing begins, the first time (the step is running)."""
+        ...
+
+    def handled(self, work: Work) -> None:
+        """The work succeeded (its first success)."""
+        ...
+
+    def given_up(self, work: Work) -> None:
+        """The event went to the dead-letter queue: its step failed."""
+        ...
+
+    def expired(self, work: Work, started: bool) -> None:
+        """The broker dropped the event (retention); ``started``: it had begun processing once."""
+        ...
 
 
 class Consumer:
-    """The consumers of every service of one topology (each service reads its own subscription)."""
+    """The processing of every message of one topology's consumer groups."""
 
     def __init__(
-        self,
-        world: World,
-        broker: MessageBroker,
-        retries: dict[str, RetryPolicy],
-        handled: Callable[[Delivery], None],
-        given_up: Callable[[Delivery], None],
-        operation: str = "handle",
+        self, world: World, retries: dict[str, RetryPolicy], owner: Owner, operation: str = "handle"
     ) -> None:
         self.world = world
-        self.broker = broker
         self.retries = retries
-        self.handled = handled
-        self.given_up = given_up
+        self.owner = owner
         self.operation = operation
         """Name of the span of the work, for traces."""
+        self.counters = world.counters
 
-    def consume(self, d: Delivery) -> None:
-        """The consumer takes the event from its subscription (unless it cannot be reached)."""
+    # -- what a group asks ----------------------------------------------------------------------
+
+    def process(self, r: Receipt) -> None:
+        """A consumer took the message: do its work (or skip it when nothing is wanted any more)."""
+        m = r.message
+        work = m.item
+        if not m.settled and not self.owner.wants(work):
+            r.group.skip(r)
+            return
+        if not m.started and not m.settled:
+            m.started = True
+            self.owner.started(work)
+        if r.number > 1:
+            self.counters.duplicates += 1
+        self._attempt(r)
+
+    def dead_letter(self, r: Receipt) -> None:
+        """The message goes to the dead-letter queue (retries exhausted, or given up by its
+        group); its step fails, unless an earlier delivery had settled it."""
+        m = r.message
+        self.counters.dead_letters += 1
+        if not m.settled:
+            m.settled = True
+            if not m.started:
+                m.started = True
+                self.owner.started(m.item)
+            self.owner.given_up(m.item)
+        r.group.done(r, dead=True)
+
+    def expire(self, m: Message) -> None:
+        """The broker dropped the message, too old when its turn came."""
+        self.counters.expired += 1
+        if not m.settled:
+            m.settled = True
+            self.owner.expired(m.item, m.started)
+
+    # -- processing ---------------------------------------------------------------------------
+
+    def _attempt(self, r: Receipt) -> None:
+        work = r.message.item
+        inst, k = work.inst, work.step
+        self.counters.attempts += 1
+        if inst.marks is not None:
+            self.world.mark(inst, ("handle", k, r.number, r.attempt, work.undo))
+        first = r.number == 1 and r.attempt == 1
+        if work.undo:
+            amount = inst.plan.compensation_work[k]()  # type: ignore[misc]
+        else:
+            amount = inst.work[k] if first else inst.plan.retry_work[k]()
+        r.group.execute(r, amount, self._served, self._aborted)
+
+    def _served(self, r: Receipt) -> None:
         world = self.world
-        inst, k = d.inst, d.step
+        m = r.message
+        work = m.item
+        inst, k = work.inst, work.step
         step = inst.plan.steps[k]
-        if world.network.any_cut:
-            cut = world.network.cut("broker", step.service)
-            if cut is not None:
-                if cut.mode == "hold":
-                    world.after(world.network.heals_in(cut), self.consume, d)
-                else:
-                    self._redeliver(d)
-                return
-        world.counters.attempts += 1
+        if work.undo:
+            undo = world.scenario.services[step.service].compensation
+            assert undo is not None
+            ok = inst.plan.compensation_errors[k]() >= undo.error_probability
+        else:
+            first = r.number == 1 and r.attempt == 1
+            ok = world.succeeded(inst, k, None if first else inst.plan.retry_errors[k]())
         if inst.marks is not None:
-            world.mark(inst, ("handle", k, d.number, d.attempt))
-        work = inst.work[k] if d.number == 1 and d.attempt == 1 else inst.plan.retry_work[k]()
-        if step.station.submit(work, self._served, d, self._redeliver) < 0:
-            self._dead_letter(d)
-
-    def _served(self, d: Delivery) -> None:
-        world = self.world
-        inst, k = d.inst, d.step
-        first = d.number == 1 and d.attempt == 1
-        ok = world.succeeded(inst, k, None if first else inst.plan.retry_errors[k]())
-        service = inst.plan.steps[k].service
-        if inst.marks is not None:
-            world.span(inst, ("handle", k, d.number, d.attempt), service, self.operation, ok)
+            operation = "compensate" if work.undo else self.operation
+            world.span(inst, ("handle", k, r.number, r.attempt, work.undo), step.service, operation, ok)
         if ok:
-            self.handled(d)
+            if not m.settled:
+                m.settled = True
+                self.owner.handled(work)
+            r.group.done(r)
             return
-        retry = self.retries.get(service)
-        if retry is not None and retry.allows(d.attempt) and inst.failure < 0:
-            world.after(retry.next_delay(d.attempt), self.consume, d._replace(attempt=d.attempt + 1))
+        retry = self.retries.get(step.service)
+        if (
+            retry is not None
+            and retry.allows(r.attempt)
+            and not m.settled
+            and (work.undo or inst.failure < 0)
+        ):
+            r.attempt += 1
+            r.group.retrying(r)
+            world.after(retry.next_delay(r.attempt - 1), self._retry, r)
             return
-        self._dead_letter(d)
+        self.dead_letter(r)
 
-    def _redeliver(self, d: Delivery) -> None:
-        """The event was not acknowledged (the consumer crashed or was unreachable): the broker
-        delivers it again after the redelivery delay, or dead-letters it."""
-        if d.number >= self.broker.config.max_deliveries:
-            self._dead_letter(d)
-            return
-        self.world.counters.duplicates += 1
-        self.world.after(
-            self.broker.config.redelivery_delay, self._deliver_again, d._replace(number=d.number + 1)
-        )
+    def _retry(self, r: Receipt) -> None:
+        """The backoff is over: try again, unless the group took the message back meanwhile."""
+        if r.live:
+            self._attempt(r)
 
-    def _deliver_again(self, d: Delivery) -> None:
-        self.broker.deliver(self.world.hop(), self.consume, d)
-
-    def _dead_letter(self, d: Delivery) -> None:
-        self.world.counters.dead_letters += 1
-        self.given_up(d)
+    def _aborted(self, r: Receipt) -> None:
+        """A crash aborted the work: the message was not acknowledged; the group redelivers it."""
+        r.group.aborted(r)

@@ -24,11 +24,20 @@ class Counters:
     attempts: int = 0
     """Service calls attempted, retries and compensations included."""
     duplicates: int = 0
-    """Work delivered again after a consumer crashed or could not be reached."""
+    """Deliveries of an event that had been delivered before: a consumer crashed before it
+    committed or acknowledged, or a queue's visibility timeout ran out."""
     dead_letters: int = 0
     """Events given up and moved to the dead-letter queue."""
+    expired: int = 0
+    """Events the broker dropped, older than its retention when their turn came."""
     publish_failures: int = 0
     """Publishes a producer found refused (the broker down or unreachable)."""
+    produce_requests: int = 0
+    """Produce requests the broker appended (an event each, or a batch with linger)."""
+    polls: int = 0
+    """Polls of log consumers that returned events."""
+    rebalances: int = 0
+    """Consumer-group rebalances (a member joined, left, or was found dead)."""
     breaker_openings: int = 0
     """Times a circuit breaker opened."""
     bulkhead_refusals: int = 0

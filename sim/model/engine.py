@@ -29,29 +29,24 @@ and failures:
 from __future__ import annotations
 
 import math
-import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from sim.model.faults import Health
+from sim.model.hashing import bucket_of
 from sim.model.saga import Saga
 from sim.model.station import JobOptions, Station
 from sim.model.workflow import Instance
 from sim.model.world import World
 from sim.scenario.engine import Orchestrator, RateLimit
 
-_MASK = (1 << 64) - 1
-
 
 def shard_of(workflow: str, index: int, shards: int) -> int:
-    """The shard of instance ``index`` of ``workflow``: a well-mixed 64-bit hash of its id
-    (SplitMix64's finaliser), so that the shards see independent random thinnings of the
-    arrivals, as Temporal's and Zeebe's hashes of workflow ids give."""
-    x = ((zlib.crc32(workflow.encode()) << 32) ^ index) & _MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return (x ^ (x >> 31)) % shards
+    """The shard of instance ``index`` of ``workflow``: a well-mixed hash of its id, so that the
+    shards see independent random thinnings of the arrivals, as Temporal's and Zeebe's hashes of
+    workflow ids give."""
+    return bucket_of(workflow, index, shards)
 
 
 class TokenBucket:

@@ -2,7 +2,8 @@
 
 Each fault is a small process that changes a component's state at the instants its window opens
 and closes: servers lost (outage, capacity loss, crashes of single replicas drawn from MTBF and
-MTTR), a slowdown factor, or an error probability. Components take part by registering: a
+MTTR), replicas restarted one batch after another (a rolling deploy: each drains, is down, comes
+back), a slowdown factor, or an error probability. Components take part by registering: a
 station registers with :meth:`Faults.register` and gets its :class:`Health`, on which its owner
 hangs the hooks that say what the component *does* while degraded (a broker keeping a down
 consumer's events, an engine losing non-durable workflows); the network registers with
@@ -28,7 +29,16 @@ from sim.model import streams
 from sim.model.network import Network
 from sim.model.station import Station
 from sim.scenario.limits import MAX_FACTOR, MIN_FACTOR
-from sim.scenario.models import CapacityLoss, CrashProcess, ErrorBurst, Outage, Partition, Scenario, Slowdown
+from sim.scenario.models import (
+    CapacityLoss,
+    CrashProcess,
+    Deploy,
+    ErrorBurst,
+    Outage,
+    Partition,
+    Scenario,
+    Slowdown,
+)
 
 Windowed = Outage | Slowdown | ErrorBurst | CapacityLoss
 
@@ -47,8 +57,14 @@ class Health:
     """Replicas lost to capacity-loss faults (the highest-numbered ones still up)."""
     crashed: set[int] = field(default_factory=set)
     """Replicas down in a crash process, by number."""
+    draining: set[int] = field(default_factory=set)
+    """Replicas draining in a deploy: they finish their work but take no new work."""
+    restarting: set[int] = field(default_factory=set)
+    """Replicas down between their drain and their return in a deploy."""
     shard_outages: dict[int, int] = field(default_factory=dict)
     """Outages of single shards of an engine, by shard."""
+    partition_outages: dict[int, int] = field(default_factory=dict)
+    """Outages of single partitions of a broker, by partition."""
     parts: list[Station] = field(default_factory=list)
     """Stations of a component without a station of its own (an engine's shards): slowdowns apply
     to them, and crashes abort their requests in service."""
@@ -61,6 +77,10 @@ class Health:
     """A standby has taken over: the component works at full capacity until its fault is over."""
     on_change: list[Callable[[Health], None]] = field(default_factory=list)
     """Hooks called as hook(health) whenever availability changes."""
+    drain_checks: list[Callable[[int], bool]] = field(default_factory=list)
+    """What besides the station must hold for a draining replica to be done (a consumer group:
+    its consumer has nothing in progress); owners call :meth:`replica_idle` when it may."""
+    _waits: list[tuple[set[int], simpy.Event]] = field(default_factory=list)
 
     @property
     def stations(self) -> list[Station]:
@@ -73,30 +93,75 @@ class Health:
         self.apply()
 
     def down_replicas(self) -> set[int]:
-        """The replicas down now, by number (a whole-component outage aside)."""
-        down = set(self.crashed)
+        """The replicas down now, by number (a whole-component outage aside): crashed, restarting,
+        and as many of the highest-numbered others as capacity losses take."""
+        down = self.crashed | self.restarting
+        target = len(down) + self.lost
         for replica in range(self.replicas - 1, -1, -1):
-            if len(down) >= len(self.crashed) + self.lost:
+            if len(down) >= target:
                 break
             down.add(replica)
         return down
 
+    def replica_down(self, replica: int) -> bool:
+        """Whether ``replica`` is down now (an outage of the whole component included)."""
+        return not self.masked and (self.outages > 0 or replica in self.down_replicas())
+
     def apply(self) -> None:
         if self.masked and self.outages <= 0 and not self.crashed and self.lost <= 0:
             self.masked = False
-        if self.station is not None:
-            down = len(self.down_replicas())
+        station = self.station
+        if station is not None and station.rbusy is not None:
             if self.masked:
-                servers: float = self.station.full_capacity()
+                station.set_replicas(set(), set())
+            elif self.outages > 0:
+                station.set_replicas(set(range(self.replicas)), set())
+            else:
+                station.set_replicas(self.down_replicas(), self.draining)
+        elif station is not None:
+            down = len(self.down_replicas() | self.draining)
+            if self.masked:
+                servers: float = station.full_capacity()
             elif self.outages > 0:
                 servers = 0
             elif self.per_replica == math.inf:
                 servers = math.inf if down < self.replicas else 0
             else:
                 servers = max(0, self.replicas - down) * self.per_replica
-            self.station.set_available(servers)
+            station.set_available(servers)
         for hook in self.on_change:
             hook(self)
+        self.replica_idle()
+
+    # -- draining (a deploy) ------------------------------------------------------------------
+
+    def drained(self, replica: int) -> bool:
+        """Whether a draining replica has finished everything it held."""
+        station = self.station
+        if station is not None and station.rbusy is not None and station.rbusy[replica] > 0:
+            return False
+        return all(check(replica) for check in self.drain_checks)
+
+    def wait_drained(self, env: simpy.Environment, replicas: set[int]) -> simpy.Event:
+        """An event that succeeds once every replica of ``replicas`` has drained."""
+        event = env.event()
+        self._waits.append((set(replicas), event))
+        self.replica_idle()
+        return event
+
+    def replica_idle(self, replica: int = -1) -> None:
+        """Something a draining replica held has ended: wake the waits now fully drained."""
+        if not self._waits:
+            return
+        still = []
+        for replicas, event in self._waits:
+            if event.triggered:
+                continue
+            if all(self.drained(r) for r in replicas):
+                event.succeed()
+            else:
+                still.append((replicas, event))
+        self._waits = still
 
 
 class Faults:
@@ -109,18 +174,32 @@ class Faults:
         self.replication = replication
         self._targets: dict[str, Health] = {}
         self._network: Network | None = None
+        self._per_replica: set[str] = set()
         self.windows: list[dict[str, object]] = []
 
     def register(
-        self, name: str, station: Station | None, replicas: int, error_probability: float = 0.0
+        self,
+        name: str,
+        station: Station | None,
+        replicas: int,
+        error_probability: float = 0.0,
+        per_replica: bool = False,
     ) -> Health:
         """Make a component a possible fault target (components a topology lacks are not);
         return its :class:`Health`, for the component's owner to hang hooks on. ``station`` is
-        None for a component whose owner applies the faults itself (the engine's shards)."""
-        per_replica = math.inf if station is None or station.servers is None else station.servers / replicas
-        health = Health(station, replicas, per_replica, base_error=error_probability)
+        None for a component whose owner applies the faults itself (the engine's shards, a log's
+        partitions). With ``per_replica`` (a service) the station keeps which replica serves each
+        request, so a crash or a drain acts on that replica's own requests."""
+        servers = math.inf if station is None or station.servers is None else station.servers / replicas
+        health = Health(station, replicas, servers, base_error=error_probability)
         self._targets[name] = health
+        if per_replica:
+            self._per_replica.add(name)
         return health
+
+    def health(self, name: str) -> Health:
+        """The health of a registered component."""
+        return self._targets[name]
 
     def register_network(self, network: Network) -> None:
         """The network takes the partitions between components."""
@@ -138,12 +217,17 @@ class Faults:
             health = self._targets.get(fault.target)
             if health is None:
                 continue
-            if isinstance(fault, (Outage, CrashProcess, CapacityLoss)):
+            if isinstance(fault, (Outage, CrashProcess, CapacityLoss, Deploy)):
                 for station in health.stations:
                     station.tracked = True
+                    if fault.target in self._per_replica:
+                        station.track_replicas()
+                        station.on_idle = health.replica_idle
             if isinstance(fault, CrashProcess):
                 for replica in range(health.replicas):
                     self.env.process(self._crashes(fault, health, i, replica))
+            elif isinstance(fault, Deploy):
+                self.env.process(self._deploy(fault, health))
             else:
                 self.env.process(self._windowed(fault, health))
 
@@ -164,6 +248,10 @@ class Faults:
         if isinstance(fault, Outage) and fault.shards is not None:
             for shard in fault.shards:
                 health.shard_outages[shard] = health.shard_outages.get(shard, 0) + sign
+            health.apply()
+        elif isinstance(fault, Outage) and fault.partitions is not None:
+            for part in fault.partitions:
+                health.partition_outages[part] = health.partition_outages.get(part, 0) + sign
             health.apply()
         elif isinstance(fault, Outage):
             health.outages += sign
@@ -210,6 +298,29 @@ class Faults:
             yield Timeout(self.env, repair)
             health.crashed.discard(replica)
             health.apply()
+
+    def _deploy(self, fault: Deploy, health: Health) -> Generator[simpy.Event, Any, None]:
+        """A rolling restart: ``batch`` replicas at a time drain (at most ``drain_timeout``), are
+        down for ``restart_time`` and come back; the window lasts until the last is back."""
+        if fault.at > 0:
+            yield Timeout(self.env, fault.at)
+        record = _record("deploy", fault.target, self.env.now, self.env.now)
+        self.windows.append(record)
+        for first in range(0, health.replicas, fault.batch):
+            batch = set(range(first, min(first + fault.batch, health.replicas)))
+            health.draining |= batch
+            health.apply()
+            drained = health.wait_drained(self.env, batch)
+            if not drained.triggered:
+                yield self.env.any_of([drained, Timeout(self.env, fault.drain_timeout)])
+            health.draining -= batch
+            health.restarting |= batch
+            health.apply()  # what the drain did not finish is aborted
+            if fault.restart_time > 0:
+                yield Timeout(self.env, fault.restart_time)
+            health.restarting -= batch
+            health.apply()
+            record["end"] = self.env.now
 
 
 def _record(kind: str, target: str, start: float, end: float, peer: str = "") -> dict[str, object]:

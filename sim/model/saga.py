@@ -49,3 +49,13 @@ class Saga:
     def lose(self, inst: Instance) -> None:
         """The instance vanished with a non-durable engine."""
         self.world.finish(inst, LOST, inst.failure)
+
+    def vanish(self, inst: Instance) -> None:
+        """The instance can never go on (an event it waited for was dropped): it ends lost, or
+        inconsistent if effects of it stand."""
+        if inst.effects:
+            if not inst.finished:
+                self.world.record_window(inst, inst.first_effect)
+            self.world.finish(inst, INCONSISTENT, inst.failure)
+        else:
+            self.world.finish(inst, LOST, inst.failure)

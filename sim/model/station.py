@@ -18,6 +18,13 @@ until :meth:`Station.release` (a history shard that stays busy while its write c
 waiting request may be *cancelled* (a task whose schedule-to-start timeout expired leaves its
 task queue).
 
+A service's servers belong to its replicas. When faults may act on single replicas, the station
+keeps which replica serves each request (:meth:`Station.track_replicas`): a crashed replica
+aborts its own requests, a draining one (a rolling deploy) finishes them but takes no new ones.
+An owner that schedules requests itself (a consumer group, whose partitions belong to one
+consumer) records a request's arrival with :meth:`Station.enter` and starts it on a replica of
+its choice with :meth:`Station.begin`; the waiting then happens in the owner, not in the queue.
+
 Left out on purpose: priorities, preemption and per-replica queues (the servers share one queue,
 as an ideal load balancer would).
 """
@@ -62,16 +69,18 @@ class Immediate:
         self._running = False
 
 
-Job = tuple[float, Callable[[Any], None], Any, Callable[[Any], None] | None, int, "JobOptions | None"]
-"""(service time, continuation, payload, what to call if a crash aborts it, visit, options)."""
+Job = tuple[float, Callable[[Any], None], Any, Callable[[Any], None] | None, int, "JobOptions | None", int]
+"""(service time, continuation, payload, what to call if a crash aborts it, visit, options,
+replica; 0 unless replicas are tracked)."""
 
 
 class JobOptions:
-    """What few requests need: holding the server after the work, a hook when service starts."""
+    """What few requests need: holding the server after the work, a hook when service starts
+    (``on_start(payload)``; if it returns False the request leaves unserved instead)."""
 
     __slots__ = ("hold", "on_start")
 
-    def __init__(self, hold: bool = False, on_start: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, hold: bool = False, on_start: Callable[[Any], bool | None] | None = None) -> None:
         self.hold = hold
         self.on_start = on_start
 
@@ -102,6 +111,7 @@ class Station:
         immediate: Immediate | None = None,
         error_probability: float = 0.0,
         group: str | None = None,
+        replicas: int = 1,
     ) -> None:
         self.env = env
         self.immediate = immediate or Immediate()
@@ -140,6 +150,42 @@ class Station:
         self.left = array("q")
         """Visits that left the queue unserved (cancelled or dropped); their start = end is the
         instant they left."""
+        self.replicas = replicas
+        self.per_replica = self._full / replicas
+        self.rbusy: list[int] | None = None
+        """Requests in service on each replica, once replicas are tracked (else None)."""
+        self.ravail: list[bool] = []
+        """Whether each replica takes new requests (up, and not draining)."""
+        self.rdown: list[bool] = []
+        self._ring = 0
+        self.on_idle: Callable[[int], None] | None = None
+        """Called with a draining replica's number once its last request has ended."""
+
+    def track_replicas(self) -> None:
+        """Keep which replica serves each request, so that faults act on single replicas (called
+        before the run starts, for a station whose replicas a fault may take)."""
+        self.tracked = True
+        if self.rbusy is None:
+            self.rbusy = [0] * self.replicas
+            self.ravail = [True] * self.replicas
+            self.rdown = [False] * self.replicas
+
+    def takes(self, replica: int) -> bool:
+        """Whether ``replica`` takes new requests."""
+        return self.rbusy is None or self.ravail[replica]
+
+    def _pick(self) -> int:
+        """The replica that serves a new request: the next one round the ring with a free server
+        (the caller has checked that some replica has one)."""
+        rbusy, ravail, per, n = self.rbusy, self.ravail, self.per_replica, self.replicas
+        assert rbusy is not None
+        r = self._ring
+        for _ in range(n):
+            r = r + 1 if r + 1 < n else 0
+            if ravail[r] and rbusy[r] < per:
+                self._ring = r
+                return r
+        raise AssertionError(f"{self.name}: no replica has a free server")
 
     @property
     def down(self) -> bool:
@@ -175,10 +221,15 @@ class Station:
                 if service_time == 0:
                     self.immediate(done, payload)
                     return visit
-            elif options.on_start is not None:
-                options.on_start(payload)
+            elif options.on_start is not None and options.on_start(payload) is False:
+                self.leave(visit)
+                return visit
             self.busy += 1
-            job = (service_time, done, payload, abort, visit, options)
+            replica = 0
+            if self.rbusy is not None:
+                replica = self._pick()
+                self.rbusy[replica] += 1
+            job = (service_time, done, payload, abort, visit, options, replica)
             event = Timeout(self.env, service_time, job)
             event.callbacks.append(self._finish)
             if self.tracked:
@@ -190,21 +241,85 @@ class Station:
         self.arrived.append(now)
         self.started.append(NAN)
         self.ended.append(NAN)
-        self.queue.append((service_time, done, payload, abort, visit, options))
+        self.queue.append((service_time, done, payload, abort, visit, options, 0))
         return visit
+
+    def enter(self, at: float | None = None) -> int:
+        """Record the arrival of a request its owner will start with :meth:`begin` (``at``: when
+        it arrived, if earlier than now); return its visit number. It waits in the owner."""
+        visit = len(self.arrived)
+        self.arrived.append(self.env.now if at is None else at)
+        self.started.append(NAN)
+        self.ended.append(NAN)
+        return visit
+
+    def begin(
+        self,
+        visit: int,
+        service_time: float,
+        done: Callable[[Any], None],
+        payload: Any,
+        abort: Callable[[Any], None] | None = None,
+        replica: int = -1,
+    ) -> None:
+        """Start the service of an entered visit now, on ``replica`` (-1: any with a free
+        server); the owner has made sure that it has one."""
+        now = self.env.now
+        service_time *= self.slowdown
+        self.started[visit] = now
+        self.ended[visit] = now + service_time
+        if service_time == 0:
+            self.immediate(done, payload)
+            return
+        self.busy += 1
+        if self.rbusy is not None:
+            if replica < 0:
+                replica = self._pick()
+            assert self.ravail[replica], f"{self.name}: replica {replica} takes no new requests"
+            self.rbusy[replica] += 1
+        job = (service_time, done, payload, abort, visit, None, max(replica, 0))
+        event = Timeout(self.env, service_time, job)
+        event.callbacks.append(self._finish)
+        if self.tracked:
+            self.running[event] = job
+
+    def leave(self, visit: int) -> None:
+        """An entered visit leaves unserved, now (dropped or handed elsewhere)."""
+        now = self.env.now
+        self.started[visit] = now
+        self.ended[visit] = now
+        self.left.append(visit)
+
+    def drop_oldest(self) -> Job | None:
+        """Take the oldest waiting request out of the queue, recorded as leaving unserved now
+        (a full queue that drops its head); None if nothing waits."""
+        queue = self.queue
+        while queue:
+            job = queue.popleft()
+            if self.cancelled and job[4] in self.cancelled:
+                self.cancelled.discard(job[4])
+                continue
+            self.leave(job[4])
+            return job
+        return None
 
     def _start(self, now: float, job: Job) -> None:
         service_time = job[0] * self.slowdown
         visit, options = job[4], job[5]
         self.started[visit] = now
         self.ended[visit] = now + service_time
-        if options is not None and options.on_start is not None:
-            options.on_start(job[2])
+        if options is not None and options.on_start is not None and options.on_start(job[2]) is False:
+            self.leave(visit)
+            return
         if service_time == 0 and options is None:  # takes no time, so it holds no server
             self.immediate(job[1], job[2])
             return
         self.busy += 1
-        job = (service_time, job[1], job[2], job[3], visit, options)
+        replica = 0
+        if self.rbusy is not None:
+            replica = self._pick()
+            self.rbusy[replica] += 1
+        job = (service_time, job[1], job[2], job[3], visit, options, replica)
         event = Timeout(self.env, service_time, job)
         event.callbacks.append(self._finish)
         if self.tracked:
@@ -213,12 +328,20 @@ class Station:
     def _finish(self, event: Timeout) -> None:
         if self.tracked and self.running.pop(event, None) is None:
             return  # aborted by a crash: its server is already gone
-        _, done, payload, _, _, options = event._value
+        _, done, payload, _, _, options, replica = event._value
         if options is not None and options.hold:
             self.held.append(event._value[4])
             self.held_at.append(self.env.now)
             done(payload)  # the server stays busy until release()
             return
+        rbusy = self.rbusy
+        if rbusy is not None:
+            rbusy[replica] -= 1
+            if not self.ravail[replica]:  # a draining replica's request: no longer counted in busy
+                done(payload)
+                if rbusy[replica] == 0 and not self.rdown[replica] and self.on_idle is not None:
+                    self.on_idle(replica)
+                return
         self.busy -= 1
         done(payload)
         self._serve_queue()
@@ -261,18 +384,54 @@ class Station:
         (its work done, waiting for :meth:`release`) is not aborted: it frees itself when released.
         """
         self._capacity = min(servers, self._full)
-        now = self.env.now
         while self.busy > self._capacity and self.running:
             event = next(reversed(self.running))
             job = self.running.pop(event)
-            visit = job[4]
             self.busy -= 1
-            self.lost_work += now - self.started[visit]
-            self.ended[visit] = now
-            self.aborted.append(now)
-            if job[3] is not None:
-                self.immediate(job[3], job[2])
+            self._abort(job)
         self._serve_queue()
+
+    def set_replicas(self, down: set[int], draining: set[int]) -> None:
+        """Which replicas are down (their requests in service are aborted) and which drain (their
+        requests finish, but they take no new ones); the others take requests. Needs
+        :meth:`track_replicas`."""
+        rbusy = self.rbusy
+        assert rbusy is not None, f"{self.name}: replicas are not tracked"
+        idle = []
+        for r in range(self.replicas):
+            is_down = r in down
+            avail = not is_down and r not in draining
+            if is_down and not self.rdown[r] and rbusy[r] > 0:
+                for event, job in list(self.running.items()):
+                    if job[6] == r:
+                        del self.running[event]
+                        rbusy[r] -= 1
+                        if self.ravail[r]:
+                            self.busy -= 1
+                        self._abort(job)
+            if self.ravail[r] and not avail:
+                self.busy -= rbusy[r]
+                if not is_down and rbusy[r] == 0:
+                    idle.append(r)
+            elif avail and not self.ravail[r]:
+                self.busy += rbusy[r]
+            self.ravail[r], self.rdown[r] = avail, is_down
+        up = sum(self.ravail)
+        self._capacity = 0 if up == 0 else min(self._full, self.per_replica * up)
+        if self.on_idle is not None:
+            for r in idle:
+                self.on_idle(r)
+        self._serve_queue()
+
+    def _abort(self, job: Job) -> None:
+        """A request in service is aborted now: its work so far is lost."""
+        now = self.env.now
+        visit = job[4]
+        self.lost_work += now - self.started[visit]
+        self.ended[visit] = now
+        self.aborted.append(now)
+        if job[3] is not None:
+            self.immediate(job[3], job[2])
 
     def full_capacity(self) -> float:
         """Servers when nothing is lost."""

@@ -87,6 +87,7 @@ class Instance:
         "net_in",
         "net_out",
         "overheads",
+        "partition",
         "pending",
         "plan",
         "shard",
@@ -129,5 +130,7 @@ class Instance:
         self.undo_failed = False
         self.shard = 0
         """The engine shard the instance lives on (orchestration)."""
+        self.partition = 0
+        """The partition of the broker its events go to (a log)."""
         self.marks: dict[object, float] | None = None
         """Start instants of open spans; only traced instances have it."""

@@ -61,13 +61,22 @@ class World:
         self.immediate = Immediate()
         self.stations: dict[str, Station] = {
             name: Station(
-                self.env, name, "service", svc.servers, svc.queue_limit, self.immediate, svc.error_probability
+                self.env,
+                name,
+                "service",
+                svc.servers,
+                svc.queue_limit,
+                self.immediate,
+                svc.error_probability,
+                replicas=svc.replicas,
             )
             for name, svc in scenario.services.items()
         }
         self.faults = Faults(self.env, scenario, self.seed, replication)
         for name, svc in scenario.services.items():
-            self.faults.register(name, self.stations[name], svc.replicas, svc.error_probability)
+            self.faults.register(
+                name, self.stations[name], svc.replicas, svc.error_probability, per_replica=True
+            )
         self.counters = Counters()
         self.tallies: dict[str, array] = {}
         """Per-observation tallies by name (e.g. ``schedule_to_start/payment``): instants and
@@ -130,9 +139,14 @@ class World:
     ) -> tuple[Station, Health]:
         """A coordination component (orchestrator, broker) of the topology being run; it can be
         the target of faults by its name, and its owner reacts to them through its health."""
+        station = self.add_station(name, kind, servers)
+        return station, self.faults.register(name, station, replicas)
+
+    def add_station(self, name: str, kind: str, servers: int | None) -> Station:
+        """A station of a coordination component whose owner handles its faults itself."""
         station = Station(self.env, name, kind, servers, immediate=self.immediate)
         self.components.append(station)
-        return station, self.faults.register(name, station, replicas)
+        return station
 
     def _compile(self, wname: str, raw_steps: list[Any], offset: int, count: int) -> WorkflowPlan:
         stages: list[list[list[StepPlan]]] = []

@@ -13,8 +13,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     NonNegativeFloat,
     PositiveFloat,
@@ -22,13 +20,11 @@ from pydantic import (
     model_validator,
 )
 
+from sim.scenario.base import StrictModel
 from sim.scenario.distributions import ZERO, Constant, Distribution
 from sim.scenario.limits import MAX_RATE, MAX_SECONDS, MAX_SERVERS
 
-
-class _Model(BaseModel):
-    # allow_inf_nan=False: pydantic would otherwise read "inf", "Infinity", "nan" or 1e999 as floats.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+_Model = StrictModel
 
 
 class Store(_Model):

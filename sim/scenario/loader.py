@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from sim.scenario.broker import Broker
 from sim.scenario.distributions import DIST_NAMES
 from sim.scenario.errors import ScenarioError, field_path, given
 from sim.scenario.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
@@ -528,10 +529,10 @@ def _field_names() -> set[str]:
     """Every field name (by alias) of the scenario language, for "did you mean" hints."""
     from pydantic import BaseModel
 
-    from sim.scenario import distributions, engine, models
+    from sim.scenario import broker, distributions, engine, models, retry
 
     names: set[str] = set()
-    for module in (models, distributions, engine):
+    for module in (models, distributions, engine, broker, retry):
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, BaseModel):
                 names.update(f.alias or n for n, f in obj.model_fields.items())
@@ -543,10 +544,10 @@ def _bool_fields() -> frozenset[str]:
     """Names of the yes/no fields of the scenario language."""
     from pydantic import BaseModel
 
-    from sim.scenario import distributions, engine, models
+    from sim.scenario import broker, distributions, engine, models, retry
 
     names: set[str] = set()
-    for module in (models, distributions, engine):
+    for module in (models, distributions, engine, broker, retry):
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, BaseModel):
                 names.update(f.alias or n for n, f in obj.model_fields.items() if f.annotation is bool)
@@ -604,6 +605,30 @@ def _pydantic_problems(exc: ValidationError, data: Any = _MISSING) -> list[str]:
     return problems
 
 
+def _queue_limit_problems(s: Scenario) -> Iterable[str]:
+    """A service's ``queue_limit`` bounds the requests waiting for it: an engine's calls and
+    tasks, or its queue in a queue broker. A log keeps every event until its retention, so no
+    such limit applies to a service consumed from a log; one that applies in no topology at all
+    is an error rather than silently ignored."""
+    for name, svc in s.services.items():
+        if svc.queue_limit is None:
+            continue
+        logs, applies = [], False
+        for tname, topo in s.topologies.items():
+            kind = topo.kind or tname
+            consumed = kind == "choreography" or (kind == "hybrid" and name in topo.asynchronous)
+            if consumed and (topo.broker or Broker()).kind == "log":
+                logs.append(tname)
+            elif kind in TOPOLOGY_KINDS:
+                applies = True
+        if logs and not applies:
+            yield (
+                f"services.{name}.queue_limit: {name!r} is only consumed from a log "
+                f"({', '.join(logs)}), which keeps every event until its retention: the backlog is "
+                "lag, not a full queue; remove the limit (or use a broker of kind queue)"
+            )
+
+
 def _reference_problems(s: Scenario) -> Iterable[str]:
     """Cross-field checks: names that must resolve, windows that must fit."""
     if s.warmup != "auto" and s.warmup >= s.duration:
@@ -637,7 +662,25 @@ def _reference_problems(s: Scenario) -> Iterable[str]:
     components = set(s.services) | {"orchestrator", "orchestrator.store", "broker"}
     engines = [t.orchestrator for t in s.topologies.values() if t.orchestrator is not None]
     most_shards = max((e.shards for e in engines), default=1)
+    logs = [t.broker or Broker() for t in s.topologies.values() if (t.kind or "") != "orchestration"]
+    logs = [b for b in logs if b.kind == "log"]
+    most_partitions = max((b.partitions for b in logs), default=0)
     for i, fault in enumerate(s.faults):
+        if fault.type == "outage" and fault.partitions is not None:
+            if fault.target != "broker":
+                yield f"faults[{i}].partitions: only an outage of the broker names partitions"
+            elif not logs:
+                yield f"faults[{i}].partitions: no topology has a log broker, whose partitions these would be"
+            for j, part in enumerate(fault.partitions):
+                if logs and part >= most_partitions:
+                    yield (
+                        f"faults[{i}].partitions[{j}]: no topology has partition {part} "
+                        f"({most_partitions} at most)"
+                    )
+        if fault.type == "deploy":
+            if fault.target not in s.services:
+                yield f"faults[{i}].target: a deploy restarts a service, not {fault.target!r}"
+            continue
         if fault.type == "outage" and fault.shards is not None:
             if fault.target != "orchestrator":
                 yield f"faults[{i}].shards: only an outage of the orchestrator names shards"
@@ -662,6 +705,7 @@ def _reference_problems(s: Scenario) -> Iterable[str]:
             and fault.replicas > s.services[fault.target].replicas
         ):
             yield f"faults[{i}].replicas: {fault.target!r} has only {s.services[fault.target].replicas}"
+    yield from _queue_limit_problems(s)
     for tname, topo in s.topologies.items():
         kind = topo.kind or tname
         if kind not in TOPOLOGY_KINDS:

@@ -18,8 +18,6 @@ import itertools
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     NonNegativeFloat,
@@ -30,11 +28,12 @@ from pydantic import (
     model_validator,
 )
 
+from sim.scenario.base import StrictModel
+from sim.scenario.broker import Broker
 from sim.scenario.distributions import ZERO, Distribution, Spec
 from sim.scenario.engine import Orchestrator
 from sim.scenario.grid import SweepSpec
 from sim.scenario.limits import (
-    MAX_ATTEMPTS,
     MAX_COUNT,
     MAX_FACTOR,
     MAX_RATE,
@@ -44,42 +43,20 @@ from sim.scenario.limits import (
     MAX_SERVERS,
     MIN_FACTOR,
 )
+from sim.scenario.retry import Retry
+
+__all__ = ["Broker", "Retry"]  # re-exported: part of the language's one namespace
 
 TOPOLOGY_KINDS = ("orchestration", "choreography", "hybrid")
 
 
-class _Model(BaseModel):
-    # allow_inf_nan=False: pydantic would otherwise read "inf", "Infinity", "nan" or 1e999 as floats.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+_Model = StrictModel
 
 
 def _servers_fit(what: str, a: int, b: int, names: str) -> None:
     """Refuse a component whose servers (the product of two factors) exceed MAX_SERVERS."""
     if a * b > MAX_SERVERS:
         raise ValueError(f"{what} has {a * b:,} servers ({names}); at most {MAX_SERVERS:,}")
-
-
-class Retry(_Model):
-    """Retries of a failed call: ``max_attempts`` in all (the first included), waiting
-    min(max_backoff, initial × multiplier^(n−1)) before retry n, with optional jitter.
-    Defaults follow the AWS SDK standard mode (3 attempts, 100 ms base, ×2, full jitter, 20 s cap)."""
-
-    max_attempts: PositiveInt | None = Field(
-        3,
-        le=MAX_ATTEMPTS,
-        description="Attempts in all, the first included (at most 100); null: unlimited "
-        "(Temporal's default, bounded by the service's schedule_to_close).",
-    )
-    initial: NonNegativeFloat = Field(
-        0.1, le=MAX_SECONDS, description="Backoff before the first retry, in seconds."
-    )
-    multiplier: float = Field(
-        2.0, ge=1, description="Factor between successive backoffs (the backoff stops at max_backoff)."
-    )
-    max_backoff: PositiveFloat = Field(20.0, le=MAX_SECONDS, description="Longest backoff, in seconds.")
-    jitter: Literal["none", "full", "equal"] = Field(
-        "full", description="none: exact backoff; full: uniform in [0, b]; equal: uniform in [b/2, b]."
-    )
 
 
 class CircuitBreaker(_Model):
@@ -266,43 +243,6 @@ class Load(_Model):
         return [(p.at, p.rate) for p in self.schedule]
 
 
-class Broker(_Model):
-    """A message broker. Each published event occupies one partition for 1/capacity seconds, is
-    committed after ``publish_latency`` and reaches each subscriber after ``delivery_latency``."""
-
-    publish_latency: Distribution = Field(ZERO, description="From accept to commit, in seconds.")
-    delivery_latency: Distribution = Field(ZERO, description="From commit to a consumer, in seconds.")
-    capacity: PositiveFloat | None = Field(
-        None,
-        le=MAX_RATE,
-        description="Events one partition moves per second (at most 1e9). Omit for unlimited.",
-    )
-    partitions: PositiveInt = Field(
-        1, le=MAX_SERVERS, description="Partitions working in parallel (at most 100,000)."
-    )
-    when_down: Literal["buffer", "retry"] = Field(
-        "buffer",
-        description="Publishing while the broker is down: buffer in the producer until it is back, "
-        "or retry with the producer's retry policy (and fail when it is exhausted).",
-    )
-    producer_retry: Retry = Field(Retry(max_attempts=10), description="Retries of failed publishes.")
-    redelivery_delay: NonNegativeFloat = Field(
-        30.0,
-        le=MAX_SECONDS,
-        description="Seconds until an event whose consumer crashed while processing it is delivered "
-        "again (visibility timeout, ack wait).",
-    )
-    max_deliveries: PositiveInt = Field(
-        5,
-        le=MAX_ATTEMPTS,
-        description="Deliveries of one event before it goes to the dead-letter queue (at most 100).",
-    )
-
-    @property
-    def servers(self) -> int | None:
-        return None if self.capacity is None else self.partitions
-
-
 class _Window(_Model):
     at: NonNegativeFloat = Field(le=MAX_SECONDS, description="Start of the fault, in seconds.")
     duration: PositiveFloat = Field(le=MAX_SECONDS, description="Length of the fault, in seconds.")
@@ -313,12 +253,19 @@ class _Window(_Model):
 
 class Outage(_Window):
     """The target (a service, ``orchestrator``, ``orchestrator.store`` or ``broker``) is down for
-    the window; with ``shards``, only those shards of the engine are."""
+    the window; with ``shards``, only those shards of the engine are; with ``partitions``, only
+    those partitions of the broker."""
 
     type: Literal["outage"]
     target: str = Field(description="Service name, orchestrator, orchestrator.store or broker.")
     shards: list[Annotated[int, Field(ge=0)]] | None = Field(
         None, min_length=1, description="With target orchestrator: the shards that are down (from 0)."
+    )
+    partitions: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None,
+        min_length=1,
+        description="With target broker (a log): the partitions that are unavailable (from 0), for "
+        "producers and consumers alike.",
     )
 
 
@@ -375,6 +322,28 @@ class CapacityLoss(_Window):
     replicas: PositiveInt = Field(le=MAX_SERVERS, description="Replicas lost.")
 
 
+class Deploy(_Model):
+    """A rolling restart of a service's replicas, ``batch`` at a time, from ``at``: each replica
+    drains (takes no new work and finishes what it holds, for at most ``drain_timeout``; what is
+    left is aborted), is down for ``restart_time``, and comes back; then the next batch goes.
+    Engine-polled and called services lose and regain capacity; a consumer group also rebalances
+    when a consumer leaves and when it returns."""
+
+    type: Literal["deploy"]
+    target: str = Field(description="Service name.")
+    at: NonNegativeFloat = Field(le=MAX_SECONDS, description="Start of the deploy, in seconds.")
+    batch: PositiveInt = Field(1, le=MAX_SERVERS, description="Replicas restarted at once.")
+    restart_time: NonNegativeFloat = Field(
+        10.0, le=MAX_SECONDS, description="Seconds a replica is down between its drain and its return."
+    )
+    drain_timeout: NonNegativeFloat = Field(
+        30.0,
+        le=MAX_SECONDS,
+        description="Longest drain, in seconds (Kubernetes' terminationGracePeriodSeconds, 30 s); work "
+        "still running then is aborted.",
+    )
+
+
 class Partition(_Window):
     """Calls and messages between two components fail (``fail``) or are held until the partition
     heals (``hold``) during the window."""
@@ -385,7 +354,8 @@ class Partition(_Window):
 
 
 Fault = Annotated[
-    Union[Outage, CrashProcess, Slowdown, ErrorBurst, CapacityLoss, Partition], Field(discriminator="type")
+    Union[Outage, CrashProcess, Slowdown, ErrorBurst, CapacityLoss, Deploy, Partition],
+    Field(discriminator="type"),
 ]
 
 

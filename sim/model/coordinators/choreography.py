@@ -1,34 +1,35 @@
 """Event choreography: services react to each other's events through a broker.
 
 There is no central controller. A client publishes the workflow's first event; each service
-consumes its own subscription, does its work and publishes a completion event, which the broker
-delivers to the services of the next step. A join (the step after a parallel group) waits, per
-correlation id, until the completion events of every branch have arrived; only then does the
-service queue the work. Events that only fill a join take no service time. A workflow is complete
+consumes its own subscription (a consumer group of the broker, :mod:`sim.model.broker`), does
+its work and publishes a completion event, which the broker delivers to the services of the next
+step. A join (the step after a parallel group) waits, per correlation id, until the completion
+events of every branch are in; only then does the service get the work. A workflow is complete
 when the broker has committed the completion events of its last steps.
 
-Failures, the choreographed way:
+Failures, the choreographed way (the consumer's rules are in :mod:`sim.model.consumer`):
 
-* a consumer whose work ends in an error retries it locally with the service's retry policy;
+* a consumer whose work ends in an error retries it in place with the service's retry policy;
   when that is exhausted (or without one) the event goes to the dead-letter queue and the
   service publishes a failure event;
-* a consumer that crashes while processing an event does not acknowledge it: the broker delivers
-  it again after ``redelivery_delay`` (at-least-once; counted as a duplicate), up to
-  ``max_deliveries`` times, then dead-letters it;
-* events for a down consumer wait in its subscription and are worked off when it is back
-  (catch-up); a full subscription (``queue_limit``) rejects the event, which fails the step;
-* when a failure event is committed, no service starts new work for that workflow, and every
-  service whose step took effect compensates itself (in parallel, retrying a failed compensation
-  with its retry policy) and publishes a compensation event; the workflow ends compensated,
-  inconsistent or failed when the last one is committed and no step of it is still running.
+* a consumer that crashes before it committed (a log) or acknowledged (a queue) gets its events
+  delivered again, to itself or another consumer (at least once; counted as duplicates); events
+  for a down consumer wait in the broker and are worked off when it is back (catch-up);
+* when a failure event is committed, no service starts new work for that workflow (its queued
+  step events are skipped), and every service whose step took effect compensates itself, each
+  reading the failure events from its subscription (in parallel, retrying a failed compensation
+  with its retry policy) and publishing a compensation event; the workflow ends compensated,
+  inconsistent or failed when the last one is committed and no step of it is still running;
+* an event the broker dropped (its retention) ends its workflow: lost, or inconsistent if
+  effects stand.
 """
 
 from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from sim.model.broker import MessageBroker
-from sim.model.consumer import Consumer, Delivery
+from sim.model.broker import Group, MessageBroker
+from sim.model.consumer import Consumer, Work
 from sim.model.coordinators.base import Coordinator
 from sim.model.outcomes import COMPLETED, FAILED
 from sim.model.workflow import Instance
@@ -51,24 +52,18 @@ class Event(NamedTuple):
     kind: Kind
 
 
-class Compensation(NamedTuple):
-    """A compensation of a step, delivered to its service; ``attempt`` counts its tries."""
-
-    inst: Instance
-    step: int
-    attempt: int = 1
-
-
 class Choreography(Coordinator):
     """Coordinates steps by events on a shared broker."""
 
     def __init__(self, world: World, name: str, config: Topology) -> None:
         super().__init__(world, name, config)
         self.broker = MessageBroker(world, config.broker, self.committed, self.unpublished)
-        self.consumer = Consumer(world, self.broker, self.retries, self.handled, self.dead_lettered)
+        self.consumer = Consumer(world, self.retries, self)
+        self.groups: dict[str, Group] = {n: self.broker.group(n, self.consumer) for n in self.services}
 
     def arrive(self, inst: Instance) -> None:
         """A client publishes the event that starts the workflow."""
+        self.broker.place(inst)
         inst.pending = len(inst.plan.stages[-1])
         self.world.counters.messages += 1
         self.world.after(inst.net_entry, self.publish, Event(inst, ENTRY, True, "step"))
@@ -122,36 +117,41 @@ class Choreography(Coordinator):
             return
         followers = inst.plan.entry_steps if k == ENTRY else steps[k].followers
         for step in followers:
+            if step.inputs > 1:  # a join: the work waits for the completion of every branch
+                joins = inst.joins
+                if joins is None:
+                    joins = inst.joins = {}
+                seen = joins.get(step.index, 0) + 1
+                joins[step.index] = seen
+                if seen < step.inputs:  # delivered too, but it only fills the join
+                    self.world.counters.messages += 1
+                    continue
             if inst.marks is not None:
-                self.world.mark(inst, ("deliver", step.index, k))
-            self.broker.deliver(inst.net_in[step.index], self.deliver, Delivery(inst, step.index))
+                self.world.mark(inst, ("deliver", step.index))
+            self.groups[step.service].offer(Work(inst, step.index), inst.net_in[step.index])
 
-    # -- consumers --------------------------------------------------------------------------
+    # -- what the consumers report (sim.model.consumer.Owner) -----------------------------------
 
-    def deliver(self, d: Delivery) -> None:
-        """An event reaches a subscriber; a join waits until all its inputs are there."""
-        inst, k = d.inst, d.step
-        step = inst.plan.steps[k]
+    def wants(self, work: Work) -> bool:
+        """A failed (or finished) workflow's step events ask for nothing; compensations do."""
+        inst = work.inst
+        return work.undo or (inst.failure < 0 and not inst.finished)
+
+    def started(self, work: Work) -> None:
+        inst = work.inst
         if inst.marks is not None:
-            for source in [*(p for p in range(-1, k) if ("deliver", k, p) in inst.marks)]:
-                self.world.span(inst, ("deliver", k, source), "broker", f"deliver to {step.service}")
-        if inst.failure >= 0 or inst.finished:
-            return
-        if step.inputs > 1:
-            joins = inst.joins
-            if joins is None:
-                joins = inst.joins = {}
-            seen = joins.get(k, 0) + 1
-            joins[k] = seen
-            if seen < step.inputs:
-                return
-        inst.calls += 1
-        self.consumer.consume(d)
+            service = inst.plan.steps[work.step].service
+            self.world.span(inst, ("deliver", work.step), "broker", f"deliver to {service}")
+        if not work.undo:
+            inst.calls += 1
 
-    def handled(self, d: Delivery) -> None:
+    def handled(self, work: Work) -> None:
         """The service's work succeeded: it took effect, and the service says so (or undoes it at
         once if it has learnt that the workflow failed meanwhile)."""
-        inst, k = d.inst, d.step
+        inst, k = work.inst, work.step
+        if work.undo:
+            self.emit(inst, k, True, "undo")
+            return
         self.saga.took_effect(inst)
         inst.effects.append(k)
         inst.calls -= 1
@@ -161,14 +161,32 @@ class Choreography(Coordinator):
         else:
             self.emit(inst, k, True, "step")
 
-    def dead_lettered(self, d: Delivery) -> None:
-        """The event was given up: the step fails and the service says so."""
-        inst = d.inst
+    def given_up(self, work: Work) -> None:
+        """The event went to the dead-letter queue: the step (or compensation) failed, and the
+        service says so."""
+        inst, k = work.inst, work.step
+        if work.undo:
+            self.emit(inst, k, False, "undo")
+            return
         inst.calls -= 1
         if inst.failure >= 0:
             self.maybe_end(inst)
         else:
-            self.emit(inst, d.step, False, "step")
+            self.emit(inst, k, False, "step")
+
+    def expired(self, work: Work, started: bool) -> None:
+        """The broker dropped the event: nobody will ever act on it. A lost compensation leaves
+        its effect standing; a lost step event strands its workflow, which ends now."""
+        inst = work.inst
+        if work.undo:
+            self.undone(inst, work.step, False)
+            return
+        if started:
+            inst.calls -= 1
+        if inst.failure >= 0:
+            self.maybe_end(inst)
+        else:
+            self.saga.vanish(inst)
 
     def emit(self, inst: Instance, k: int, ok: bool, kind: Kind) -> None:
         """The service publishes an event over the network."""
@@ -190,42 +208,15 @@ class Choreography(Coordinator):
 
     def undo(self, inst: Instance, k: int) -> None:
         """The failure event reaches the service of step ``k``, which compensates its effect."""
-        if self.services[inst.plan.steps[k].service].compensation is None:
+        service = inst.plan.steps[k].service
+        if self.services[service].compensation is None:
             inst.undo_failed = True
             return
         inst.undoing += 1
-        self.broker.deliver(self.world.hop(), self._compensate, Compensation(inst, k))
-
-    def _compensate(self, c: Compensation) -> None:
-        inst, k = c.inst, c.step
-        self.world.counters.attempts += 1
-        if inst.marks is not None:
-            self.world.mark(inst, ("undo", k))
-        work = inst.plan.compensation_work[k]()  # type: ignore[misc]
-        if inst.plan.steps[k].station.submit(work, self._compensated, c, self._compensate_later) < 0:
-            self.emit(inst, k, False, "undo")
-
-    def _compensate_later(self, c: Compensation) -> None:
-        """A crash aborted the compensation: the failure event is delivered again later."""
-        self.world.counters.duplicates += 1
-        self.world.after(self.broker.config.redelivery_delay, self._compensate, c)
-
-    def _compensated(self, c: Compensation) -> None:
-        inst, k = c.inst, c.step
-        name = inst.plan.steps[k].service
-        service = self.services[name]
-        assert service.compensation is not None
-        ok = inst.plan.compensation_errors[k]() >= service.compensation.error_probability
-        if inst.marks is not None:
-            self.world.span(inst, ("undo", k), name, "compensate", ok)
-        retry = self.retries.get(name)
-        if not ok and retry is not None and retry.allows(c.attempt):  # retried like its step
-            self.world.after(retry.next_delay(c.attempt), self._compensate, c._replace(attempt=c.attempt + 1))
-            return
-        self.emit(inst, k, ok, "undo")
+        self.groups[service].offer(Work(inst, k, True), self.world.hop())
 
     def undone(self, inst: Instance, k: int, ok: bool) -> None:
-        """A compensation event is committed."""
+        """A compensation event is committed (or the compensation was lost)."""
         inst.undoing -= 1
         if ok:
             inst.effects.remove(k)

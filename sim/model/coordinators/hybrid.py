@@ -12,8 +12,8 @@ asynchronous step counts as taken effect once published, so a saga compensates i
 
 from __future__ import annotations
 
-from sim.model.broker import MessageBroker
-from sim.model.consumer import Consumer, Delivery
+from sim.model.broker import Group, MessageBroker
+from sim.model.consumer import Consumer, Work
 from sim.model.coordinators.orchestration import Orchestration, Reply
 from sim.model.workflow import Instance, StepPlan
 from sim.model.world import World
@@ -23,6 +23,33 @@ ASYNC = "async"
 """Tag of the trace marks of an asynchronous step's delivery."""
 
 
+class AsyncSteps:
+    """What the hybrid does with the outcome of an asynchronous step (the
+    :class:`~sim.model.consumer.Owner` of its consumer): record it beside the workflow, whose
+    critical path has gone on without it."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def wants(self, work: Work) -> bool:
+        return True  # published, so it will be worked off whatever became of the workflow
+
+    def started(self, work: Work) -> None:
+        inst = work.inst
+        if inst.marks is not None:
+            service = inst.plan.steps[work.step].service
+            self.world.span(inst, ("deliver", work.step, ASYNC), "broker", f"deliver to {service} (async)")
+
+    def handled(self, work: Work) -> None:
+        self.world.async_done(work.inst, True)
+
+    def given_up(self, work: Work) -> None:
+        self.world.async_done(work.inst, False)
+
+    def expired(self, work: Work, started: bool) -> None:
+        self.world.async_done(work.inst, False)
+
+
 class Hybrid(Orchestration):
     """Orchestration for the critical path, choreography for the ``asynchronous`` steps."""
 
@@ -30,9 +57,12 @@ class Hybrid(Orchestration):
         super().__init__(world, name, config)
         self.broker = MessageBroker(world, config.broker, self.committed, self.unpublished)
         self.asynchronous = frozenset(config.asynchronous)
-        self.consumer = Consumer(
-            world, self.broker, self.retries, self._handled, self._given_up, operation="handle (async)"
-        )
+        consumer = Consumer(world, self.retries, AsyncSteps(world), operation="handle (async)")
+        self.groups: dict[str, Group] = {n: self.broker.group(n, consumer) for n in sorted(self.asynchronous)}
+
+    def arrive(self, inst: Instance) -> None:
+        self.broker.place(inst)
+        super().arrive(inst)
 
     def dispatch(self, inst: Instance, step: StepPlan) -> None:
         if step.service not in self.asynchronous:
@@ -40,37 +70,25 @@ class Hybrid(Orchestration):
             return
         inst.calls += 1
         self.world.counters.messages += 1
-        self.world.after(self.world.hop(), self.publish, Delivery(inst, step.index))
+        self.world.after(self.world.hop(), self.publish, Work(inst, step.index))
 
-    def publish(self, d: Delivery) -> None:
-        if d.inst.marks is not None:
-            self.world.mark(d.inst, ("publish", d.step))
-        self.broker.publish("orchestrator", d)
+    def publish(self, work: Work) -> None:
+        if work.inst.marks is not None:
+            self.world.mark(work.inst, ("publish", work.step))
+        self.broker.publish("orchestrator", work)
 
-    def unpublished(self, d: Delivery) -> None:
+    def unpublished(self, work: Work) -> None:
         """The engine could not publish: the step fails."""
-        self.decide(Reply(d.inst, d.step, False))
+        self.decide(Reply(work.inst, work.step, False))
 
-    def committed(self, d: Delivery) -> None:
-        """The broker acknowledges to the engine and delivers the event to the service."""
-        inst, k = d.inst, d.step
+    def committed(self, work: Work) -> None:
+        """The broker acknowledges to the engine, and the event goes to the service's group."""
+        inst, k = work.inst, work.step
         world = self.world
+        service = inst.plan.steps[k].service
         if inst.marks is not None:
-            world.span(inst, ("publish", k), "broker", f"publish {inst.plan.steps[k].service} request")
+            world.span(inst, ("publish", k), "broker", f"publish {service} request")
             world.mark(inst, ("deliver", k, ASYNC))
         world.async_started(inst)
         world.after(world.hop(), self.decide, Reply(inst, k))
-        self.broker.deliver(inst.net_in[k], self._arrived, d)
-
-    def _arrived(self, d: Delivery) -> None:
-        inst = d.inst
-        if inst.marks is not None:
-            service = inst.plan.steps[d.step].service
-            self.world.span(inst, ("deliver", d.step, ASYNC), "broker", f"deliver to {service} (async)")
-        self.consumer.consume(d)
-
-    def _handled(self, d: Delivery) -> None:
-        self.world.async_done(d.inst, True)
-
-    def _given_up(self, d: Delivery) -> None:
-        self.world.async_done(d.inst, False)
+        self.groups[service].offer(work, inst.net_in[k])

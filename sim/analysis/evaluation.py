@@ -31,6 +31,8 @@ from sim.analysis.metrics import (
     component_records,
     component_stats,
     components_table,
+    lag_table,
+    partitions_table,
     parts_table,
     requests_frame,
     spans_frame,
@@ -86,8 +88,17 @@ COMPONENT_FIELDS = [
     "hottest_shard_utilization",
     "schedule_to_start_p50",
     "schedule_to_start_p99",
+    "concurrency",
+    "partitions",
+    "lag_mean",
+    "lag_max",
+    "dead_lettered",
+    "expired",
 ]
 """Per-component figures of the JSON summary."""
+
+BROKER_COUNTERS = ["duplicates", "dead_letters", "expired", "rebalances", "produce_requests", "polls"]
+"""Run totals of the JSON summary's broker block."""
 
 
 def _empty() -> pd.DataFrame:
@@ -119,6 +130,12 @@ class Evaluation:
     shards: pd.DataFrame = field(default_factory=_empty)
     """With an engine: one row per topology, replication and shard (see
     :func:`sim.analysis.metrics.parts_table`)."""
+    partitions: pd.DataFrame = field(default_factory=_empty)
+    """With a log broker: one row per topology, replication, consumer group and partition (see
+    :func:`sim.analysis.metrics.partitions_table`)."""
+    lag: pd.DataFrame = field(default_factory=_empty)
+    """With a broker: each consumer group's lag per time window (see
+    :func:`sim.analysis.metrics.lag_table`)."""
     warmup_chosen_by: str = "scenario"
     """``scenario`` (a fixed warm-up) or ``MSER-5`` (``warmup: auto``)."""
 
@@ -246,6 +263,31 @@ class Evaluation:
                     ].mean()
                     if "hottest_shard_utilization" in comps.columns
                     else None,
+                }
+            if first["kind"] in ("choreography", "hybrid"):
+                broker = self.scenario.topologies[name].broker
+                parts = (
+                    self.partitions[self.partitions["topology"] == name]
+                    if not self.partitions.empty
+                    else None
+                )
+                entry["broker"] = {
+                    "kind": broker.kind if broker is not None else "log",
+                    "lag_max": row.get("lag_max"),
+                    "hottest_partition_share": float(parts["share"].max())
+                    if parts is not None and not parts.empty
+                    else None,
+                    **{
+                        k: row.get(k)
+                        for k in (
+                            "duplicates",
+                            "dead_letters",
+                            "expired",
+                            "rebalances",
+                            "produce_requests",
+                            "polls",
+                        )
+                    },
                 }
             if bool(first["async_steps"]):
                 entry["asynchronous"] = {
@@ -377,6 +419,8 @@ def _frames(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
         requests=pd.concat(requests, ignore_index=True),
         timeseries=timeseries_table(runs, requests, scenario),
         shards=parts_table(runs, scenario),
+        partitions=partitions_table(runs, scenario),
+        lag=lag_table(runs, scenario),
     )
 
 

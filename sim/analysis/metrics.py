@@ -14,6 +14,12 @@
   service); **mean_wait** / **p99_wait** = waiting time of the requests that arrived in the window
   and started service; **handled** = services that ended in the window; **rejected** = requests
   refused by a full queue in the window; **errors** = services that ended in an error in the window.
+* per consumer group (a service reading a broker), over the window: **lag_mean** / **lag_max** =
+  time-average / largest number of its messages committed to its subscription and not yet
+  processed (Kafka's consumer lag: log end offset minus committed offset; a queue's ready plus
+  in-flight messages); **concurrency** = what it can process at once, min(servers, partitions ×
+  max_in_flight) for a log; per partition the same lag, and the partition's share of the
+  messages (``partitions.csv``).
 * **bottleneck**: the component with the highest utilization; among components within 0.1 % of
   it, the one with the longest mean queue. Unlimited and idle components are not candidates, and
   when no component was busy at all (every service time zero) there is none.
@@ -32,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from sim.model.outcomes import STATUS_NAMES
-from sim.model.records import ComponentRecord, TopologyRun
+from sim.model.records import ComponentRecord, GroupRecord, TopologyRun
 from sim.scenario.models import Scenario
 
 LATENCY_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
@@ -49,6 +55,10 @@ COUNTERS = [
     "store_writes",
     "throttled",
     "schedule_to_start_timeouts",
+    "expired",
+    "produce_requests",
+    "polls",
+    "rebalances",
 ]
 
 
@@ -66,6 +76,53 @@ def _overlap(a: np.ndarray, b: np.ndarray, lo: float, hi: float) -> float:
     return float(np.sum(np.clip(np.minimum(b, hi) - np.maximum(a, lo), 0.0, None)))
 
 
+def _levels(starts: np.ndarray, ends: np.ndarray, lo: float, hi: float) -> tuple[float, int]:
+    """Time-average and largest number of the intervals [start, end) open during [lo, hi)."""
+    mean = _overlap(starts, ends, lo, hi) / (hi - lo)
+    open_ = ends > starts
+    times = np.concatenate([starts[open_], ends[open_]])
+    deltas = np.concatenate([np.ones(int(open_.sum())), -np.ones(int(open_.sum()))])
+    if not times.size:
+        return mean, 0
+    order = np.lexsort((deltas, times))  # at equal times, departures before arrivals
+    levels = np.cumsum(deltas[order])
+    t_sorted = times[order]
+    before = np.searchsorted(t_sorted, lo, side="right")
+    level_at_lo = levels[before - 1] if before > 0 else 0.0
+    inside = (t_sorted >= lo) & (t_sorted < hi)
+    return mean, int(max(level_at_lo, levels[inside].max() if inside.any() else 0.0))
+
+
+def _lag_intervals(g: GroupRecord, end_time: float) -> tuple[np.ndarray, np.ndarray]:
+    """When each message entered the subscription and left it (the run's end if it did not)."""
+    return g.entered, np.where(np.isnan(g.left), end_time, g.left)
+
+
+def group_stats(g: GroupRecord, lo: float, hi: float, end_time: float) -> dict[str, object]:
+    """Lag and outcomes of a consumer group over the window [lo, hi)."""
+    entered, left = _lag_intervals(g, end_time)
+    lag_mean, lag_max = _levels(entered, left, lo, hi)
+    left_in = (g.left >= lo) & (g.left < hi)
+    return {
+        "lag_mean": lag_mean,
+        "lag_max": lag_max,
+        "partitions": g.partitions if g.kind == "log" else pd.NA,
+        "concurrency": g.concurrency,
+        "dead_lettered": int((left_in & (g.how == 2)).sum()),
+        "expired": int((left_in & (g.how == 3)).sum()),
+    }
+
+
+NO_GROUP: dict[str, object] = {
+    "lag_mean": math.nan,
+    "lag_max": pd.NA,
+    "partitions": pd.NA,
+    "dead_lettered": pd.NA,
+    "expired": pd.NA,
+}
+"""The group columns of a component that reads no broker."""
+
+
 def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float) -> dict[str, object]:
     """Statistics of one component over the window [lo, hi) (see the module docstring)."""
     span = hi - lo
@@ -79,19 +136,7 @@ def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float)
     # requests still waiting.
     q_start = rec.arrived
     q_end = np.where(has_started, started, end_time)
-    mean_queue = _overlap(q_start, q_end, lo, hi) / span
-    waited = q_end > q_start
-    times = np.concatenate([q_start[waited], q_end[waited]])
-    deltas = np.concatenate([np.ones(int(waited.sum())), -np.ones(int(waited.sum()))])
-    max_queue = 0
-    if times.size:
-        order = np.lexsort((deltas, times))  # at equal times, departures before arrivals
-        levels = np.cumsum(deltas[order])
-        t_sorted = times[order]
-        before = np.searchsorted(t_sorted, lo, side="right")
-        level_at_lo = levels[before - 1] if before > 0 else 0.0
-        inside = (t_sorted >= lo) & (t_sorted < hi)
-        max_queue = int(max(level_at_lo, levels[inside].max() if inside.any() else 0.0))
+    mean_queue, max_queue = _levels(q_start, q_end, lo, hi)
     blocked = _overlap(rec.held_at, rec.ended[rec.held], lo, hi) / span
     arrived_in = served & (rec.arrived >= lo) & (rec.arrived < hi)
     waits = started[arrived_in] - rec.arrived[arrived_in]
@@ -229,7 +274,14 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
             if rec.group is not None and rec.servers:
                 util = float(component_stats(rec, lo, hi, run.end_time)["utilization"])  # type: ignore[arg-type]
                 hottest[rec.group] = max(hottest.get(rec.group, 0.0), util)
+        groups = {g.service: g for g in run.groups}
         for rec in component_records(run):
+            group = groups.get(rec.name)
+            grouped = (
+                group_stats(group, lo, hi, run.end_time)
+                if group is not None
+                else {**NO_GROUP, "concurrency": rec.servers if rec.servers is not None else pd.NA}
+            )
             rows.append(
                 {
                     "topology": run.topology,
@@ -237,11 +289,116 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                     **component_stats(rec, lo, hi, run.end_time),
                     "hottest_shard_utilization": hottest.get(rec.name, math.nan),
                     **_tally_quantiles(run, f"schedule_to_start/{rec.name}", "schedule_to_start", lo, hi),
+                    **grouped,
                 }
             )
     frame = pd.DataFrame(rows)
-    frame["servers"] = frame["servers"].astype("Int64")
+    for column in ("servers", "concurrency", "partitions", "lag_max", "dead_lettered", "expired"):
+        frame[column] = frame[column].astype("Int64")
+    frame["lag_mean"] = frame["lag_mean"].astype(float)
     return frame
+
+
+def partitions_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
+    """One row per (topology, replication, consumer group of a log, partition): the messages
+    committed to the partition in the measured window, their share of the group's, and the
+    partition's lag (mean and largest). Partitions of the compensation topic appear when they
+    carried messages."""
+    lo, hi = _window(scenario)
+    rows = []
+    for run in runs:
+        for g in run.groups:
+            if g.kind != "log":
+                continue
+            entered, left = _lag_intervals(g, run.end_time)
+            in_window = (entered >= lo) & (entered < hi)
+            total = int(in_window.sum())
+            for lane in range(2 * g.partitions):
+                mine = g.lane == lane
+                if lane >= g.partitions and not mine.any():
+                    continue
+                lag_mean, lag_max = _levels(entered[mine], left[mine], lo, hi)
+                messages = int((mine & in_window).sum())
+                rows.append(
+                    {
+                        "topology": run.topology,
+                        "replication": run.replication,
+                        "service": g.service,
+                        "topic": "steps" if lane < g.partitions else "compensations",
+                        "partition": lane % g.partitions,
+                        "messages": messages,
+                        "share": messages / total if total else math.nan,
+                        "lag_mean": lag_mean,
+                        "lag_max": lag_max,
+                    }
+                )
+    columns = ["topology", "replication", "service", "topic", "partition", "messages", "share"]
+    return pd.DataFrame(rows, columns=[*columns, "lag_mean", "lag_max"])
+
+
+def lag_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
+    """The lag of every consumer group over time: one row per (topology, replication, group,
+    window), the lag at the window's end and its largest value within the window."""
+    frames = []
+    for run in runs:
+        edges = _edges(run, scenario.window_width)
+        for g in run.groups:
+            entered, left = _lag_intervals(g, run.end_time)
+            at_end = _open_at(entered, left, edges[1:])
+            largest = _window_maxima(entered, left, edges)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "topology": run.topology,
+                        "replication": run.replication,
+                        "service": g.service,
+                        "t_start": edges[:-1],
+                        "t_end": edges[1:],
+                        "lag": at_end,
+                        "lag_max": largest,
+                    }
+                )
+            )
+    columns = ["topology", "replication", "service", "t_start", "t_end", "lag", "lag_max"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _window_maxima(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The largest number of intervals [start, end) open at once within each window."""
+    n = len(edges) - 1
+    open_ = ends > starts
+    times = np.concatenate([starts[open_], ends[open_]])
+    deltas = np.concatenate([np.ones(int(open_.sum())), -np.ones(int(open_.sum()))])
+    if not times.size:
+        return np.zeros(n, dtype=np.int64)
+    order = np.lexsort((deltas, times))
+    t_sorted, levels = times[order], np.cumsum(deltas[order])
+    # The level entering each window, then the changes inside it.
+    first = np.searchsorted(t_sorted, edges[:-1], side="right")
+    at_start = np.where(first > 0, levels[np.maximum(first - 1, 0)], 0.0)
+    window = np.searchsorted(edges, t_sorted, side="right") - 1
+    inside = (window >= 0) & (window < n)
+    peaks = at_start.copy()
+    np.maximum.at(peaks, window[inside], levels[inside])
+    return peaks.astype(np.int64)
+
+
+def _open_at(starts: np.ndarray, ends: np.ndarray, instants: np.ndarray) -> np.ndarray:
+    """How many intervals [start, end) contain each instant."""
+    return np.searchsorted(np.sort(starts), instants, side="right") - np.searchsorted(
+        np.sort(ends), instants, side="right"
+    )
+
+
+def _edges(run: TopologyRun, width: float) -> np.ndarray:
+    """Window edges over the whole run: every ``width`` seconds, the last window ending with the
+    run (a sliver shorter than half a window joins the window before it)."""
+    n = max(1, math.ceil(run.end_time / width - 1e-9))
+    edges = np.arange(n + 1, dtype=float) * width
+    edges[-1] = max(run.end_time, edges[-2] + 1e-9)
+    if n > 1 and edges[-1] - edges[-2] < width / 2:
+        edges = np.delete(edges, -2)
+    return edges
 
 
 def _tally_quantiles(run: TopologyRun, name: str, prefix: str, lo: float, hi: float) -> dict[str, float]:
@@ -334,6 +491,7 @@ def summary_table(
             else math.nan,
             "bottleneck": bottleneck,
             "bottleneck_utilization": util,
+            "lag_max": int(mine["lag_max"].max()) if mine["lag_max"].notna().any() else math.nan,
             "inconsistency_window_mean": float(window.mean()) if len(window) else math.nan,
             "inconsistency_window_max": float(window.max()) if len(window) else math.nan,
             "async_steps": has_async,
@@ -355,15 +513,10 @@ def timeseries_table(
     runs: Sequence[TopologyRun], requests: Sequence[pd.DataFrame], scenario: Scenario
 ) -> pd.DataFrame:
     """Fixed windows over the whole run: arrivals, completions, throughput, in flight, latency."""
-    width = scenario.window_width
     frames = []
     for run, req in zip(runs, requests, strict=True):
-        n = max(1, math.ceil(run.end_time / width - 1e-9))
-        edges = np.arange(n + 1, dtype=float) * width
-        edges[-1] = max(run.end_time, edges[-2] + 1e-9)  # the last window ends with the run
-        if n > 1 and edges[-1] - edges[-2] < width / 2:  # a sliver joins the window before it
-            edges = np.delete(edges, -2)
-            n -= 1
+        edges = _edges(run, scenario.window_width)
+        n = len(edges) - 1
         arrival = req["arrival"].to_numpy()
         completion = req["completion"].to_numpy()
         ok = (req["status"] == "completed").to_numpy()
@@ -387,12 +540,17 @@ def timeseries_table(
         queued = {
             kind: np.zeros(n, dtype=np.int64) for kind in ("service", "orchestrator", "store", "broker")
         }
+        consumed = {g.service for g in run.groups}
+        unconsumed = np.zeros(n, dtype=np.int64)
         for rec in component_records(run):
             # Waiting at the window's end: arrived by then and not yet started (NaN: never).
-            waiting = np.searchsorted(np.sort(rec.arrived), ends, side="right") - np.searchsorted(
-                np.sort(rec.started), ends, side="right"
-            )
+            waiting = _open_at(rec.arrived, rec.started, ends)
             queued[rec.kind] += waiting
+            if rec.name not in consumed:
+                unconsumed += waiting
+        lag = np.zeros(n, dtype=np.int64)
+        for g in run.groups:
+            lag += _open_at(*_lag_intervals(g, run.end_time), ends)
         started_by = np.searchsorted(np.sort(arrival), ends, side="right")
         done_by = np.searchsorted(np.sort(completion[finished]), ends, side="right")
         frames.append(
@@ -409,7 +567,8 @@ def timeseries_table(
                     "in_flight": started_by - done_by,
                     "latency_mean": mean,
                     "latency_p99": p99,
-                    "backlog": sum(queued.values()),
+                    "backlog": unconsumed + lag,
+                    "lag": lag,
                     "queued_services": queued["service"],
                     "queued_orchestrator": queued["orchestrator"],
                     "queued_store": queued["store"],

@@ -307,11 +307,28 @@ COMPONENT_COLUMNS = [
     ("blocked", "blocked", "%"),
     ("hottest shard", "hottest_shard_utilization", "%"),
     ("schedule-to-start p99", "schedule_to_start_p99", "s"),
+    ("partitions", "partitions", ""),
+    ("at once", "concurrency", ""),
+    ("lag mean", "lag_mean", ""),
+    ("lag max", "lag_max", ""),
+    ("dead-lettered", "dead_lettered", ""),
+    ("expired", "expired", ""),
 ]
 """(label, column of ``result.components``, unit) of the components table."""
 
-OPTIONAL_COMPONENT_COLUMNS = {"blocked", "hottest_shard_utilization", "schedule_to_start_p99"}
-"""Columns shown only when some component has a value there (an engine, poll dispatch)."""
+OPTIONAL_COMPONENT_COLUMNS = {
+    "blocked",
+    "hottest_shard_utilization",
+    "schedule_to_start_p99",
+    "partitions",
+    "concurrency",
+    "lag_mean",
+    "lag_max",
+    "dead_lettered",
+    "expired",
+}
+"""Columns shown only when some component has a value there (an engine, poll dispatch, a
+broker's consumer groups)."""
 
 
 def _any_value(column: pd.Series) -> bool:
@@ -321,11 +338,14 @@ def _any_value(column: pd.Series) -> bool:
 
 def _components(result: ReportFrames) -> Table:
     comps = result.components
-    present = [
+    shown = {
         c
-        for c in COMPONENT_COLUMNS
-        if c[1] in comps.columns and (c[1] not in OPTIONAL_COMPONENT_COLUMNS or _any_value(comps[c[1]]))
-    ]
+        for _, c, _ in COMPONENT_COLUMNS
+        if c in comps.columns and (c not in OPTIONAL_COMPONENT_COLUMNS or _any_value(comps[c]))
+    }
+    if "partitions" not in shown:  # what a component does at once differs from its servers only there
+        shown.discard("concurrency")
+    present = [c for c in COMPONENT_COLUMNS if c[1] in shown]
     necks = {n: bottleneck_mode(result.summary, n) for n in result.topologies}
     rows: list[list[object]] = []
     classes: list[str] = []

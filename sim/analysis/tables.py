@@ -31,13 +31,27 @@ TABLE_ROWS = [
     ("messages / workflow", "messages_per_workflow", ""),
     ("decisions / workflow", "decisions_per_workflow", ""),
     ("store writes / workflow", "store_writes_per_workflow", ""),
+    ("consumer lag max", "lag_max", ""),
+    ("duplicate deliveries", "duplicates", ""),
+    ("dead letters", "dead_letters", ""),
+    ("expired events", "expired", ""),
+    ("rebalances", "rebalances", ""),
     ("bottleneck", "bottleneck", ""),
     ("bottleneck utilization", "bottleneck_utilization", "%"),
 ]
 """(label, summary column, unit) of the metric rows of the side-by-side table."""
 
-OPTIONAL_ROWS = {"decisions_per_workflow", "store_writes_per_workflow"}
-"""Rows shown only when some topology has a value other than 0 there (an engine, a store)."""
+OPTIONAL_ROWS = {
+    "decisions_per_workflow",
+    "store_writes_per_workflow",
+    "lag_max",
+    "duplicates",
+    "dead_letters",
+    "expired",
+    "rebalances",
+}
+"""Rows shown only when some topology has a value other than 0 there (an engine, a store, a
+broker's consumer groups and their troubles)."""
 
 ASYNC_ROWS = [("async completion p50", "async_latency_p50"), ("async completion p99", "async_latency_p99")]
 """(label, summary column) of the rows a hybrid adds: completion of its asynchronous steps."""

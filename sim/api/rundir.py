@@ -68,6 +68,10 @@ def write_run(
             _write_traces(result, tmp)
         if not result.shards.empty:
             result.shards.to_csv(tmp / "shards.csv", index=False)
+        if not result.partitions.empty:
+            result.partitions.to_csv(tmp / "partitions.csv", index=False)
+        if not result.lag.empty:
+            result.lag.to_csv(tmp / "lag.csv", index=False)
         if result.baseline is not None:
             _write_frames(result.baseline, tmp, "baseline_")
             result.blast_radius.to_csv(tmp / "blast_radius.csv", index=False)
@@ -133,5 +137,9 @@ def read_run(folder: str | Path) -> RunResult:
         result.spans = pd.read_parquet(folder / "spans.parquet")
     if (folder / "shards.csv").exists():
         result.shards = pd.read_csv(folder / "shards.csv")
+    if (folder / "partitions.csv").exists():
+        result.partitions = pd.read_csv(folder / "partitions.csv")
+    if (folder / "lag.csv").exists():
+        result.lag = pd.read_csv(folder / "lag.csv")
     result.warmup_chosen_by = str(meta.get("warmup_chosen_by", "scenario"))
     return result

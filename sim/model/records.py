@@ -39,6 +39,28 @@ class ComponentRecord:
 
 
 @dataclass
+class GroupRecord:
+    """A consumer group's subscription during one run (the consumers of ``service`` reading a
+    broker of ``kind`` log or queue): one slot per message, ``entered`` when it was committed to
+    the subscription, ``left`` when it left it (its offset committed or the message acknowledged,
+    dead-lettered, or dropped; NaN while still there) and ``how`` (1 processed, 2 dead-lettered,
+    3 dropped by retention, 0 still there), and ``lane``, its partition (a log: failure events
+    of the compensation topic come after the ``partitions`` of the step events; a queue: 0).
+    ``concurrency`` is what the group can process at once: min(servers, partitions ×
+    max_in_flight) for a log."""
+
+    service: str
+    kind: str
+    partitions: int
+    consumers: int
+    concurrency: int
+    entered: np.ndarray
+    left: np.ndarray
+    lane: np.ndarray
+    how: np.ndarray
+
+
+@dataclass
 class WorkflowRecord:
     """The instances of one workflow occupy ``count`` consecutive slots of the outcome arrays,
     from ``offset``; ``steps`` names the service of each step (for ``failed_at``)."""
@@ -90,6 +112,8 @@ class TopologyRun:
     tallies: dict[str, np.ndarray] = field(default_factory=dict)
     """Per-observation tallies by name (e.g. ``schedule_to_start/payment``): one row per
     observation, its instant and its value."""
+    groups: list[GroupRecord] = field(default_factory=list)
+    """The consumer groups of the topology's broker, if it has one."""
 
     @property
     def total(self) -> int:

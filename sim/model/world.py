@@ -24,7 +24,7 @@ import math
 import time
 from array import array
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import simpy
@@ -35,13 +35,19 @@ from sim.model.counters import Counters
 from sim.model.faults import Faults, Health
 from sim.model.network import Network
 from sim.model.outcomes import FINISHED, IN_FLIGHT, STATUS_NAMES
-from sim.model.records import ComponentRecord, OutcomeRecord, TopologyRun, WorkflowRecord
+from sim.model.records import ComponentRecord, GroupRecord, OutcomeRecord, TopologyRun, WorkflowRecord
 from sim.model.station import Immediate, Station
 from sim.model.tracing import Tracer, sample_indices
 from sim.model.workflow import Instance, StepPlan, WorkflowPlan
 from sim.model.workload import arrival_times
 from sim.scenario.distributions import Spec
 from sim.scenario.models import Parallel, Scenario
+
+
+class Subscription(Protocol):
+    """Something that records a subscription during a run (a consumer group)."""
+
+    def record(self) -> GroupRecord: ...
 
 
 class World:
@@ -82,6 +88,8 @@ class World:
         """Per-observation tallies by name (e.g. ``schedule_to_start/payment``): instants and
         values, interleaved."""
         self.components: list[Station] = list(self.stations.values())
+        self.subscriptions: list[Subscription] = []
+        """The consumer groups of the topology's broker (they hand over their records)."""
         self.latency = scenario.network.latency
         self.network = Network(self.env, self.latency, self.draws(self.latency, "net-extra"))
         self.faults.register_network(self.network)
@@ -437,6 +445,7 @@ class World:
             spans=[] if self.tracer is None else list(self.tracer.spans),
             faulted=faulted,
             tallies={k: np.array(v, dtype=float).reshape(-1, 2) for k, v in self.tallies.items()},
+            groups=[g.record() for g in self.subscriptions],
         )
 
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from sim.model.records import ComponentRecord, OutcomeRecord, TopologyRun, WorkflowRecord
+from sim.model.records import ComponentRecord, GroupRecord, OutcomeRecord, TopologyRun, WorkflowRecord
 from sim.model.tracing import Span
 from sim.running.simulate import Task, simulate
 
-FORMAT = 2
+FORMAT = 3
 """Version of the file layout; files of another version are not read."""
 
 _OUTCOMES = list(OutcomeRecord.__dataclass_fields__)
@@ -39,6 +39,8 @@ _COMPONENT_ARRAYS = [
     "held",
     "held_at",
 ]
+_GROUP_ARRAYS = ["entered", "left", "lane", "how"]
+_GROUP_FIELDS = ["service", "kind", "partitions", "consumers", "concurrency"]
 
 
 def _header(run: TopologyRun) -> dict[str, Any]:
@@ -59,6 +61,7 @@ def _header(run: TopologyRun) -> dict[str, Any]:
         "spans": [asdict(s) for s in run.spans],
         "faulted": run.faulted,
         "tallies": list(run.tallies),
+        "groups": [{name: getattr(g, name) for name in _GROUP_FIELDS} for g in run.groups],
     }
 
 
@@ -70,6 +73,9 @@ def save_records(run: TopologyRun, path: Path) -> None:
             arrays[f"component{i}_{name}"] = getattr(comp, name)
     for i, values in enumerate(run.tallies.values()):
         arrays[f"tally{i}"] = values
+    for i, g in enumerate(run.groups):
+        for name in _GROUP_ARRAYS:
+            arrays[f"group{i}_{name}"] = getattr(g, name)
     header = json.dumps(_header(run)).encode("utf-8")
     arrays["header"] = np.frombuffer(header, dtype=np.uint8)
     buffer = io.BytesIO()
@@ -98,6 +104,10 @@ def load_records(path: Path) -> TopologyRun | None:
                 for i, c in enumerate(header["components"])
             ]
             tallies = {name: data[f"tally{i}"] for i, name in enumerate(header["tallies"])}
+            groups = [
+                GroupRecord(**g, **{name: data[f"group{i}_{name}"] for name in _GROUP_ARRAYS})
+                for i, g in enumerate(header["groups"])
+            ]
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None
     return TopologyRun(
@@ -115,6 +125,7 @@ def load_records(path: Path) -> TopologyRun | None:
         spans=[Span(**s) for s in header["spans"]],
         faulted=header["faulted"],
         tallies=tallies,
+        groups=groups,
     )
 
 

@@ -122,6 +122,7 @@ class MessageBroker:
         kind = LogGroup if self.log else QueueGroup
         group = kind(world, self, service, station, consumer, health)
         self.groups.append(group)
+        world.subscriptions.append(group)
         return group
 
     @property

@@ -38,8 +38,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from sim.model.consumer import Consumer, Message, Receipt, Work
 from sim.model.faults import Health
+from sim.model.records import GroupRecord
 from sim.model.station import JobOptions, Station
 from sim.model.world import World
 from sim.scenario.broker import Broker
@@ -94,6 +97,24 @@ class Group:
         self.how = array("b")
         self.queue_limit = station.queue_limit
         station.queue_limit = None  # events wait in the broker: a log has no such limit, a queue its own
+
+    def record(self) -> GroupRecord:
+        """The group's subscription as plain arrays (see :class:`GroupRecord`)."""
+        return GroupRecord(
+            service=self.service,
+            kind=self.kind,
+            partitions=self.lanes // TOPICS if self.kind == "log" else 1,
+            consumers=self.consumers,
+            concurrency=self.effective_concurrency(),
+            entered=np.array(self.entered, dtype=float),
+            left=np.array(self.left, dtype=float),
+            lane=np.array(self.lane_of, dtype=np.int32),
+            how=np.array(self.how, dtype=np.int8),
+        )
+
+    def effective_concurrency(self) -> int:
+        """Messages the group can process at once."""
+        return self.consumers * self.workers
 
     def _message(self, work: Work, lane: int, hop: float) -> Message:
         now = self.world.env.now

@@ -118,6 +118,9 @@ class Consumer:
         self.operation = operation
         """Name of the span of the work, for traces."""
         self.counters = world.counters
+        self.served = self._served
+        self.interrupted = self._aborted
+        """The continuations of every attempt (bound once: this is the hot path)."""
 
     # -- what a group asks ----------------------------------------------------------------------
 
@@ -133,7 +136,16 @@ class Consumer:
             self.owner.started(work)
         if r.number > 1:
             self.counters.duplicates += 1
-        self._attempt(r)
+        # The first attempt (the hot path: :meth:`_attempt` written out).
+        inst, k = work.inst, work.step
+        self.counters.attempts += 1
+        if inst.marks is not None:
+            self.world.mark(inst, ("handle", k, r.number, 1, work.undo))
+        if work.undo:
+            amount = inst.plan.compensation_work[k]()  # type: ignore[misc]
+        else:
+            amount = inst.work[k] if r.number == 1 else inst.plan.retry_work[k]()
+        r.group.execute(r, amount, self.served, self.interrupted)
 
     def dead_letter(self, r: Receipt) -> None:
         """The message goes to the dead-letter queue (retries exhausted, or given up by its
@@ -168,16 +180,15 @@ class Consumer:
             amount = inst.plan.compensation_work[k]()  # type: ignore[misc]
         else:
             amount = inst.work[k] if first else inst.plan.retry_work[k]()
-        r.group.execute(r, amount, self._served, self._aborted)
+        r.group.execute(r, amount, self.served, self.interrupted)
 
     def _served(self, r: Receipt) -> None:
         world = self.world
         m = r.message
         work = m.item
         inst, k = work.inst, work.step
-        step = inst.plan.steps[k]
         if work.undo:
-            undo = world.scenario.services[step.service].compensation
+            undo = world.scenario.services[inst.plan.steps[k].service].compensation
             assert undo is not None
             ok = inst.plan.compensation_errors[k]() >= undo.error_probability
         else:
@@ -185,13 +196,15 @@ class Consumer:
             ok = world.succeeded(inst, k, None if first else inst.plan.retry_errors[k]())
         if inst.marks is not None:
             operation = "compensate" if work.undo else self.operation
-            world.span(inst, ("handle", k, r.number, r.attempt, work.undo), step.service, operation, ok)
+            key = ("handle", k, r.number, r.attempt, work.undo)
+            world.span(inst, key, inst.plan.steps[k].service, operation, ok)
         if ok:
             if not m.settled:
                 m.settled = True
                 self.owner.handled(work)
             r.group.done(r)
             return
+        step = inst.plan.steps[k]
         retry = self.retries.get(step.service)
         if (
             retry is not None

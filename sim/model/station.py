@@ -261,27 +261,39 @@ class Station:
         payload: Any,
         abort: Callable[[Any], None] | None = None,
         replica: int = -1,
-    ) -> None:
-        """Start the service of an entered visit now, on ``replica`` (-1: any with a free
-        server); the owner has made sure that it has one."""
+    ) -> int:
+        """Start the service of an entered visit now (``visit`` -1: of a request arriving now,
+        which waited nowhere), on ``replica`` (-1: any with a free server); the owner has made
+        sure that it has one (a draining replica may still go on with work it holds, such as a
+        retry). Return the visit."""
         now = self.env.now
         service_time *= self.slowdown
-        self.started[visit] = now
-        self.ended[visit] = now + service_time
+        if visit < 0:
+            visit = len(self.arrived)
+            self.arrived.append(now)
+            self.started.append(now)
+            self.ended.append(now + service_time)
+        else:
+            self.started[visit] = now
+            self.ended[visit] = now + service_time
         if service_time == 0:
             self.immediate(done, payload)
-            return
-        self.busy += 1
-        if self.rbusy is not None:
+            return visit
+        if self.rbusy is None:
+            self.busy += 1
+        else:
             if replica < 0:
                 replica = self._pick()
-            assert self.ravail[replica], f"{self.name}: replica {replica} takes no new requests"
+            assert not self.rdown[replica], f"{self.name}: replica {replica} is down"
             self.rbusy[replica] += 1
+            if self.ravail[replica]:  # a draining replica finishes what it holds, uncounted in busy
+                self.busy += 1
         job = (service_time, done, payload, abort, visit, None, max(replica, 0))
         event = Timeout(self.env, service_time, job)
         event.callbacks.append(self._finish)
         if self.tracked:
             self.running[event] = job
+        return visit
 
     def leave(self, visit: int) -> None:
         """An entered visit leaves unserved, now (dropped or handed elsewhere)."""

@@ -55,6 +55,8 @@ Serve = Callable[[Receipt], None]
 PROCESSED, DEAD, EXPIRED = 1, 2, 3
 """How a message left its subscription (codes of the group records); 0: still in it."""
 
+NAN = math.nan
+
 TOPICS = 2
 """Topics a consuming service reads: its step events (lanes 0..P-1) and, in a choreography, the
 failure events it compensates (lanes P..2P-1)."""
@@ -207,6 +209,7 @@ class Member:
         "state",
         "turn",
         "uncommitted",
+        "waiting",
         "wake",
         "working",
     )
@@ -229,6 +232,8 @@ class Member:
         """Receipts in progress (a receipt waiting out a retry's backoff keeps its worker)."""
         self.running: set[Receipt] = set()
         """Those receipts."""
+        self.waiting = 0
+        """Messages in the logs of its lanes, not yet polled."""
         self.uncommitted: list[Receipt] = []
         """Receipts processed since the last commit (the next poll commits them; a crash before
         that delivers them again)."""
@@ -270,13 +275,57 @@ class LogGroup(Group):
 
     def offer(self, work: Work, hop: float) -> None:
         lane = work.inst.partition + (self.partitions if work.undo else 0)
-        m = self._message(work, lane, hop)
+        now = self.world.env.now
+        # A new message (Group._message written out: this is the hot path).
+        ready = now + hop if self.immediate_ready else now + self.broker.delivery_latency() + hop
+        m = Message(work, len(self.entered), lane, now, ready)
+        self.entered.append(now)
+        self.left.append(NAN)
+        self.lane_of.append(lane)
+        self.how.append(0)
+        self.counters.messages += 1
         ln = self.lane[lane]
+        owner = ln.owner
+        if owner < 0:
+            ln.log.append(m)
+            return
+        member = self.members[owner]
+        if (
+            m.ready <= now
+            and not ln.log
+            and member.busy < self.workers
+            and not member.ready
+            and member.held == 0
+            and ln.running < self.max_in_flight
+            and self._pollable(member, ln, now)
+        ):
+            # The common case, written out for speed: an idle consumer's poll returns just this
+            # message, and a worker starts it at once.
+            self.counters.polls += 1
+            member.uncommitted.clear()
+            r = Receipt(self, m, owner, now)
+            ln.running += 1
+            member.busy += 1
+            if self.station.rbusy is not None:
+                member.running.add(r)
+            self.consumer.process(r)
+            return
         ln.log.append(m)
-        if ln.owner >= 0:
-            member = self.members[ln.owner]
-            if self._hungry(member):
-                self._wake(member, m.ready)
+        member.waiting += 1
+        if self._hungry(member):
+            self._wake(member, m.ready)
+
+    def _pollable(self, member: Member, ln: Lane, now: float) -> bool:
+        """Whether ``member`` may poll ``ln`` now."""
+        station = self.station
+        return (
+            member.state == UP
+            and member.joined
+            and ln.paused_until <= now
+            and self.broker.available[ln.partition]
+            and (station.rbusy is None or station.ravail[member.index])
+            and not self.world.network.any_cut
+        )
 
     def _hungry(self, member: Member) -> bool:
         """Whether the consumer would poll now: a free worker, and nothing it could start."""
@@ -318,6 +367,8 @@ class LogGroup(Group):
                 self._wake(member, now + world.network.heals_in(cut))
                 return 0
         member.uncommitted.clear()
+        if not member.waiting:
+            return 0
         available = self.broker.available
         lanes = member.lanes
         n = len(lanes)
@@ -337,6 +388,7 @@ class LogGroup(Group):
                     soonest = min(soonest, m.ready)
                     break
                 log.popleft()
+                member.waiting -= 1
                 if now - m.committed > self.retention:
                     self._settle(m, EXPIRED)
                     self.consumer.expire(m)
@@ -390,7 +442,8 @@ class LogGroup(Group):
             member.held -= 1
             ln.running += 1
             member.busy += 1
-            member.running.add(r)
+            if station.rbusy is not None:
+                member.running.add(r)
             self._ready(ln, member)
             if r.message.deliveries > self.config.max_deliveries:  # a poison message
                 station.leave(r.visit)
@@ -402,20 +455,36 @@ class LogGroup(Group):
     # -- what the consumer reports --------------------------------------------------------------
 
     def execute(self, r: Receipt, amount: float, served: Serve, aborted: Serve) -> None:
-        if r.attempt > 1:  # a retry in place: a new visit, on the same worker
-            r.visit = self.station.enter()
-        self.station.begin(r.visit, amount, served, r, aborted, r.consumer)
+        # A first attempt starts the visit its poll entered (a message taken at once, and a
+        # retry in place, start one of their own, on the same worker).
+        visit = r.visit if r.attempt == 1 else -1
+        r.visit = self.station.begin(visit, amount, served, r, aborted, r.consumer)
 
     def done(self, r: Receipt, dead: bool = False) -> None:
         if not r.live:
             return
         r.live = False
-        self._settle(r.message, DEAD if dead else PROCESSED)
+        i = r.message.id
+        if self.how[i] == 0:
+            self.left[i] = self.world.env.now
+            self.how[i] = DEAD if dead else PROCESSED
         member = self.members[r.consumer]
-        member.uncommitted.append(r)
-        self._release(r)
+        if self.station.rbusy is not None:  # a crash may come: keep what is not committed
+            member.uncommitted.append(r)
+            member.running.discard(r)
+        # Free the lane and the worker (_release written out: this is the hot path).
+        ln = self.lane[r.message.lane]
+        ln.running -= 1
+        member.busy -= 1
+        if ln.owner >= 0:
+            owner = self.members[ln.owner]
+            if not ln.queued and ln.index in owner.pending:
+                self._ready(ln, owner)
+            if owner is not member and owner.state == UP:  # the lane moved meanwhile
+                self._work(owner)
         if member.state == UP:
-            self._work(member)
+            if member.ready or member.waiting:
+                self._work(member)
         elif member.state == DRAINING and member.busy == 0:
             self._leave(member)
 
@@ -432,11 +501,13 @@ class LogGroup(Group):
         ln.running -= 1
         holder = self.members[r.consumer]
         holder.busy -= 1
-        holder.running.discard(r)
+        if holder.running:
+            holder.running.discard(r)
         if ln.owner >= 0:
             owner = self.members[ln.owner]
-            self._ready(ln, owner)
-            if owner.index != r.consumer and owner.state == UP:  # the lane moved meanwhile
+            if not ln.queued and ln.index in owner.pending:
+                self._ready(ln, owner)
+            if owner is not holder and owner.state == UP:  # the lane moved meanwhile
                 self._work(owner)
 
     def _take_back(self, member: Member, lanes: set[int] | None, crashed: bool) -> None:
@@ -464,10 +535,12 @@ class LogGroup(Group):
                 back.setdefault(r.message.lane, []).append(r.message)
         member.uncommitted.clear()
         for lane, messages in back.items():
-            log = self.lane[lane].log
+            ln = self.lane[lane]
             for m in sorted(messages, key=lambda m: m.id, reverse=True):
                 m.ready = min(m.ready, now)
-                log.appendleft(m)
+                ln.log.appendleft(m)
+            if ln.owner >= 0:
+                self.members[ln.owner].waiting += len(messages)
 
     # -- membership -------------------------------------------------------------------------------
 
@@ -557,6 +630,7 @@ class LogGroup(Group):
         its share; the others go to the members with the fewest lanes."""
         for member in self.members:
             member.lanes = []
+            member.waiting = 0
         if not members:
             for ln in self.lane:
                 ln.owner = -1
@@ -582,6 +656,8 @@ class LogGroup(Group):
         for ln in self.lane:
             ln.owner = owner[ln.index]
             self.members[ln.owner].lanes.append(ln.index)
+        for member in self.members:
+            member.waiting = sum(len(self.lane[lane].log) for lane in member.lanes)
 
     def effective_concurrency(self) -> int:
         """Messages the group can process at once: min(servers, partitions × max_in_flight)."""

@@ -18,12 +18,12 @@ CHECKOUT = Path(__file__).parent.parent / "scenarios" / "checkout.yaml"
 
 CHECKOUT_GOLDEN = {
     "orchestration": {"arrived": 2427, "latency_mean": 0.43148052816292315, "latency_p99": 1.452475430882871},
-    "choreography": {"arrived": 2427, "latency_mean": 0.3754066018794637, "latency_p99": 0.9233963917200579},
+    "choreography": {"arrived": 2427, "latency_mean": 0.37601900076483635, "latency_p99": 0.9216654766387409},
     "hybrid": {"arrived": 2427, "latency_mean": 0.33995808314406223, "latency_p99": 1.2231709210172483},
 }
 LATENCY_SUMS = {
     "orchestration": 2073.5993474099755,
-    "choreography": 1826.6244437216083,
+    "choreography": 1826.7978700751305,
     "hybrid": 1614.1508473002,
 }
 

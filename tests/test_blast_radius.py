@@ -206,9 +206,9 @@ def test_affected_counts_and_share() -> None:
     assert row["affected_failed"] == 1 and row["affected_in_flight"] == 1
     assert row["affected_compensated"] == row["affected_lost"] == row["affected_inconsistent"] == 0
     assert row["affected_by_latency"] == 2 and row["unpaired"] == 0
-    # impact window [50, 90): arrivals 50..89
-    assert row["workflows_in_window"] == 40
-    assert row["affected_share"] == pytest.approx(4 / 40)
+    # impact window [50, 90): arrivals 50..89, and the affected 152 that arrived after it
+    assert row["workflows_in_window"] == 41
+    assert row["affected_share"] == pytest.approx(4 / 41)
 
 
 def test_impact_window_and_recovery_time() -> None:
@@ -468,7 +468,7 @@ def test_invalid_inputs() -> None:
 def test_summary_lines() -> None:
     frame = main_example()
     assert blast_radius_summary_lines(frame) == [
-        "orchestration: 4 workflows affected (10.0 % of 40 in the impact window), recovered 20.0 s "
+        "orchestration: 4 workflows affected (9.8 % of 41 in the impact window), recovered 20.0 s "
         "after the fault; peak backlog 600 (baseline 2); retry amplification 1.20×"
     ]
     two = pd.concat([frame, frame.assign(replication=1, affected=6, recovered=False, recovery_time=40.0)])

@@ -139,7 +139,12 @@ def test_the_hybrid_consumer_follows_the_services_retry_policy() -> None:
 
 @pytest.mark.parametrize(
     "broker",
-    [{"max_deliveries": 3}, {"kind": "queue", "max_receives": 3, "visibility_timeout": 1}],
+    # (the log's rebalances after each return must be shorter than the crash interval, or the
+    # group never gets to work: a rebalance storm)
+    [
+        {"max_deliveries": 3, "rebalance": {"time": 0.05}},
+        {"kind": "queue", "max_receives": 3, "visibility_timeout": 1},
+    ],
     ids=["log", "queue"],
 )
 def test_the_hybrid_consumer_dead_letters_after_max_deliveries(broker: dict) -> None:

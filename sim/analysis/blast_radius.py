@@ -41,9 +41,10 @@ computed from the frames of the two runs (``requests``, ``timeseries``, ``compon
   either run) and **recovered** = False.
 * **recovery_time** = impact_end − fault_end (≥ 0; window resolution: with the window holding
   fault_end already within the band it is less than one window).
-* **workflows_in_window**: instances of the faulted run that arrived in [impact_start, impact_end);
-  **affected_share** = affected / workflows_in_window (all affected instances are counted in the
-  numerator, wherever they arrived; NaN when the window holds no arrival).
+* **workflows_in_window**: instances of the faulted run that arrived in [impact_start, impact_end),
+  and the affected ones that arrived outside it (in flight when the fault began, or after the
+  impact window ended); **affected_share** = affected / workflows_in_window, so at most 1 (NaN
+  when there are none).
 * **peak_backlog** / **baseline_backlog**: the largest faulted / baseline ``backlog`` (sampled at
   window ends) over the windows whose end lies in (impact_start, impact_end].
 * **drain_time**: ``t_end − fault_end`` of the first window, at or after both the fault's end and
@@ -536,6 +537,8 @@ def blast_radius(
         if math.isfinite(impact_end):
             arrivals = req["arrival"].astype(float)
             in_window = int(((arrivals >= fault_start) & (arrivals < impact_end)).sum())
+            outside = (hit["arrival"] < fault_start) | (hit["arrival"] >= impact_end)
+            in_window += int(outside.sum())
             ends = aligned["t_end"]
             during = aligned[(ends > fault_start) & (ends <= impact_end)]
             peak = float(during["backlog_f"].max()) if not during.empty else math.nan

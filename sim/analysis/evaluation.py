@@ -90,6 +90,7 @@ COMPONENT_FIELDS = [
     "schedule_to_start_p99",
     "concurrency",
     "partitions",
+    "hottest_partition_utilization",
     "lag_mean",
     "lag_max",
     "dead_lettered",

@@ -18,9 +18,12 @@
   time-average / largest number of its messages committed to its subscription and not yet
   processed (Kafka's consumer lag: log end offset minus committed offset; a queue's ready plus
   in-flight messages); **concurrency** = what it can process at once, min(servers, partitions ×
-  max_in_flight) for a log; per partition the same lag, and the partition's share of the
-  messages (``partitions.csv``).
-* **bottleneck**: the component with the highest utilization; among components within 0.1 % of
+  max_in_flight) for a log, and its **utilization** is mean_busy / concurrency;
+  **hottest_partition_utilization** = the busiest partition's share of time spent processing
+  (from a message's start to its commit), of its max_in_flight; per partition the same lag and
+  utilization, and the partition's share of the messages (``partitions.csv``).
+* **bottleneck**: the component with the highest utilization (an engine: its busiest shard's; a
+  consumer group: its busiest partition's, if higher); among components within 0.1 % of
   it, the one with the longest mean queue. Unlimited and idle components are not candidates, and
   when no component was busy at all (every service time zero) there is none.
 
@@ -99,21 +102,38 @@ def _lag_intervals(g: GroupRecord, end_time: float) -> tuple[np.ndarray, np.ndar
 
 
 def group_stats(g: GroupRecord, lo: float, hi: float, end_time: float) -> dict[str, object]:
-    """Lag and outcomes of a consumer group over the window [lo, hi)."""
+    """Lag and outcomes of a consumer group over the window [lo, hi), and (a log) the
+    utilization of its busiest partition."""
     entered, left = _lag_intervals(g, end_time)
     lag_mean, lag_max = _levels(entered, left, lo, hi)
     left_in = (g.left >= lo) & (g.left < hi)
+    hottest = math.nan
+    if g.kind == "log":
+        hottest = max(
+            (_lane_utilization(g, lane, lo, hi, end_time) for lane in range(g.partitions)), default=0.0
+        )
     return {
         "lag_mean": lag_mean,
         "lag_max": lag_max,
         "partitions": g.partitions if g.kind == "log" else pd.NA,
         "concurrency": g.concurrency,
+        "hottest_partition_utilization": hottest,
         "dead_lettered": int((left_in & (g.how == 2)).sum()),
         "expired": int((left_in & (g.how == 3)).sum()),
     }
 
 
+def _lane_utilization(g: GroupRecord, lane: int, lo: float, hi: float, end_time: float) -> float:
+    """Share of [lo, hi) a partition spends processing, of what its max_in_flight allows: from
+    the start of a message's processing to its commit (a retry's backoff holds the partition
+    too)."""
+    mine = (g.lane == lane) & ~np.isnan(g.began)
+    ends = np.where(np.isnan(g.left[mine]), end_time, g.left[mine])
+    return _overlap(g.began[mine], ends, lo, hi) / ((hi - lo) * g.max_in_flight)
+
+
 NO_GROUP: dict[str, object] = {
+    "hottest_partition_utilization": math.nan,
     "lag_mean": math.nan,
     "lag_max": pd.NA,
     "partitions": pd.NA,
@@ -277,16 +297,18 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
         groups = {g.service: g for g in run.groups}
         for rec in component_records(run):
             group = groups.get(rec.name)
-            grouped = (
-                group_stats(group, lo, hi, run.end_time)
-                if group is not None
-                else {**NO_GROUP, "concurrency": rec.servers if rec.servers is not None else pd.NA}
-            )
+            stats = component_stats(rec, lo, hi, run.end_time)
+            if group is not None:
+                grouped = group_stats(group, lo, hi, run.end_time)
+                # A consumer group can do no more at once than its partitions allow.
+                stats["utilization"] = float(stats["mean_busy"]) / group.concurrency  # type: ignore[arg-type]
+            else:
+                grouped = {**NO_GROUP, "concurrency": rec.servers if rec.servers is not None else pd.NA}
             rows.append(
                 {
                     "topology": run.topology,
                     "replication": run.replication,
-                    **component_stats(rec, lo, hi, run.end_time),
+                    **stats,
                     "hottest_shard_utilization": hottest.get(rec.name, math.nan),
                     **_tally_quantiles(run, f"schedule_to_start/{rec.name}", "schedule_to_start", lo, hi),
                     **grouped,
@@ -319,6 +341,7 @@ def partitions_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                     continue
                 lag_mean, lag_max = _levels(entered[mine], left[mine], lo, hi)
                 messages = int((mine & in_window).sum())
+                busy = _lane_utilization(g, lane, lo, hi, run.end_time)
                 rows.append(
                     {
                         "topology": run.topology,
@@ -328,11 +351,12 @@ def partitions_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                         "partition": lane % g.partitions,
                         "messages": messages,
                         "share": messages / total if total else math.nan,
+                        "utilization": busy,
                         "lag_mean": lag_mean,
                         "lag_max": lag_max,
                     }
                 )
-    columns = ["topology", "replication", "service", "topic", "partition", "messages", "share"]
+    columns = ["topology", "replication", "service", "topic", "partition", "messages", "share", "utilization"]
     return pd.DataFrame(rows, columns=[*columns, "lag_mean", "lag_max"])
 
 
@@ -418,8 +442,12 @@ def _bottleneck(components: pd.DataFrame) -> tuple[str | None, float]:
     then the longest queue."""
     finite = components.dropna(subset=["utilization"])
     finite = finite[finite["handled"] > 0]
-    if "hottest_shard_utilization" in finite.columns:  # an engine is as saturated as its busiest shard
-        finite = finite.assign(utilization=finite[["utilization", "hottest_shard_utilization"]].max(axis=1))
+    # An engine is as saturated as its busiest shard, a consumer group as its busiest partition.
+    hottest = [
+        c for c in ("hottest_shard_utilization", "hottest_partition_utilization") if c in finite.columns
+    ]
+    if hottest:
+        finite = finite.assign(utilization=finite[["utilization", *hottest]].max(axis=1))
     if finite.empty or finite["utilization"].max() <= 0:  # nothing took any time: no bottleneck
         return None, math.nan
     top = finite[finite["utilization"] >= finite["utilization"].max() - 0.001]

@@ -44,8 +44,9 @@ class GroupRecord:
     broker of ``kind`` log or queue): one slot per message, ``entered`` when it was committed to
     the subscription, ``left`` when it left it (its offset committed or the message acknowledged,
     dead-lettered, or dropped; NaN while still there) and ``how`` (1 processed, 2 dead-lettered,
-    3 dropped by retention, 0 still there), and ``lane``, its partition (a log: failure events
-    of the compensation topic come after the ``partitions`` of the step events; a queue: 0).
+    3 dropped by retention, 0 still there), ``began`` when the processing of its last delivery
+    began (NaN if none did), and ``lane``, its partition (a log: failure events of the
+    compensation topic come after the ``partitions`` of the step events; a queue: 0).
     ``concurrency`` is what the group can process at once: min(servers, partitions ×
     max_in_flight) for a log."""
 
@@ -54,8 +55,10 @@ class GroupRecord:
     partitions: int
     consumers: int
     concurrency: int
+    max_in_flight: int
     entered: np.ndarray
     left: np.ndarray
+    began: np.ndarray
     lane: np.ndarray
     how: np.ndarray
 

@@ -24,7 +24,7 @@ from sim.model.records import ComponentRecord, GroupRecord, OutcomeRecord, Topol
 from sim.model.tracing import Span
 from sim.running.simulate import Task, simulate
 
-FORMAT = 3
+FORMAT = 4
 """Version of the file layout; files of another version are not read."""
 
 _OUTCOMES = list(OutcomeRecord.__dataclass_fields__)
@@ -39,8 +39,8 @@ _COMPONENT_ARRAYS = [
     "held",
     "held_at",
 ]
-_GROUP_ARRAYS = ["entered", "left", "lane", "how"]
-_GROUP_FIELDS = ["service", "kind", "partitions", "consumers", "concurrency"]
+_GROUP_ARRAYS = ["entered", "left", "began", "lane", "how"]
+_GROUP_FIELDS = ["service", "kind", "partitions", "consumers", "concurrency", "max_in_flight"]
 
 
 def _header(run: TopologyRun) -> dict[str, Any]:

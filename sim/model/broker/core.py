@@ -37,7 +37,7 @@ from sim.scenario.broker import Broker
 class Request:
     """A produce request: events for one partition (one event, or a batch), and the attempt."""
 
-    __slots__ = ("attempt", "events", "partition", "producer", "sent")
+    __slots__ = ("attempt", "events", "partition", "producer", "sent", "visit")
 
     def __init__(self, producer: str, events: list[Any], partition: int) -> None:
         self.producer = producer
@@ -45,6 +45,8 @@ class Request:
         self.partition = partition
         self.attempt = 1
         self.sent = False
+        self.visit = -1
+        """While a producer buffers it: its visit at the broker, recorded as waiting there."""
 
 
 class MessageBroker:
@@ -177,6 +179,7 @@ class MessageBroker:
             world.after(self.CONNECT_TIMEOUT, self._refused, request)
             return
         if unavailable and self.log:  # the producer holds it until the partition has a leader
+            request.visit = self.station.enter()  # counted as waiting for the broker meanwhile
             self.blocked.append(request)
             return
         self.counters.produce_requests += 1
@@ -222,6 +225,8 @@ class MessageBroker:
         if self.blocked:
             blocked, self.blocked = self.blocked, []
             for request in blocked:
+                self.station.leave(request.visit)
+                request.visit = -1
                 self.world.immediate(self._send, request)
         for group in self.groups:
             group.resume()

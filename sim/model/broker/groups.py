@@ -91,12 +91,15 @@ class Group:
         self.retention = self.config.retention_seconds
         self.immediate_ready = self.config.delivery_latency.is_zero
         self.lanes = 1
+        self.max_in_flight = 1
+        """Messages of one lane processed at once (a queue's one lane: no limit of its own)."""
         # Records, one slot per message: entered (committed to the subscription), left (its lag
         # ends: committed or acknowledged, dead-lettered, dropped), its lane, and how it left.
         self.entered = array("d")
         self.left = array("d")
         self.lane_of = array("i")
         self.how = array("b")
+        self.began = array("d")
         self.queue_limit = station.queue_limit
         station.queue_limit = None  # events wait in the broker: a log has no such limit, a queue its own
 
@@ -108,8 +111,10 @@ class Group:
             partitions=self.lanes // TOPICS if self.kind == "log" else 1,
             consumers=self.consumers,
             concurrency=self.effective_concurrency(),
+            max_in_flight=self.max_in_flight,
             entered=np.array(self.entered, dtype=float),
             left=np.array(self.left, dtype=float),
+            began=np.array(self.began, dtype=float),
             lane=np.array(self.lane_of, dtype=np.int32),
             how=np.array(self.how, dtype=np.int8),
         )
@@ -126,6 +131,7 @@ class Group:
         self.left.append(math.nan)
         self.lane_of.append(lane)
         self.how.append(0)
+        self.began.append(NAN)
         self.counters.messages += 1
         return m
 
@@ -283,6 +289,7 @@ class LogGroup(Group):
         self.left.append(NAN)
         self.lane_of.append(lane)
         self.how.append(0)
+        self.began.append(NAN)
         self.counters.messages += 1
         ln = self.lane[lane]
         owner = ln.owner
@@ -304,6 +311,7 @@ class LogGroup(Group):
             self.counters.polls += 1
             member.uncommitted.clear()
             r = Receipt(self, m, owner, now)
+            self.began[m.id] = now
             ln.running += 1
             member.busy += 1
             if self.station.rbusy is not None:
@@ -440,6 +448,7 @@ class LogGroup(Group):
             if not q:
                 del pending[ln.index]
             member.held -= 1
+            self.began[r.message.id] = self.world.env.now
             ln.running += 1
             member.busy += 1
             if station.rbusy is not None:
@@ -485,6 +494,8 @@ class LogGroup(Group):
         if member.state == UP:
             if member.ready or member.waiting:
                 self._work(member)
+            elif member.busy == 0:  # idle: its poll loop commits what it processed
+                member.uncommitted.clear()
         elif member.state == DRAINING and member.busy == 0:
             self._leave(member)
 
@@ -522,6 +533,7 @@ class LogGroup(Group):
                 r.live = False
                 self.station.leave(r.visit)
                 member.held -= 1
+                r.message.deliveries -= 1  # polled, never processed: not a delivery
                 back.setdefault(lane, []).append(r.message)
             self.lane[lane].queued = False
         member.ready = deque(lane for lane in member.ready if lane in member.pending)
@@ -585,7 +597,9 @@ class LogGroup(Group):
             self._rebalance()
 
     def _leave(self, member: Member) -> None:
-        """A drained consumer leaves the group cleanly: the group rebalances at once."""
+        """A drained consumer commits what it processed and leaves the group cleanly: the group
+        rebalances at once."""
+        member.uncommitted.clear()
         member.state = LEFT
         if member.joined:
             member.joined = False
@@ -626,42 +640,66 @@ class LogGroup(Group):
         self._resumed(None)
 
     def _assign(self, members: list[Member]) -> None:
-        """Sticky, balanced assignment: a lane stays with its owner while that is a member within
-        its share; the others go to the members with the fewest lanes."""
+        """Assign each topic's partitions over the members, as Kafka's assignors do: contiguous
+        ranges under the eager protocol (RangeAssignor, the classic default), and sticky, balanced
+        shares under the cooperative one (CooperativeStickyAssignor: a partition stays with its
+        owner while that is a member within its share; the others go to those with fewest)."""
         for member in self.members:
             member.lanes = []
-            member.waiting = 0
-        if not members:
-            for ln in self.lane:
-                ln.owner = -1
-            return
         ids = sorted(m.index for m in members)
-        base, extra = divmod(self.lanes, len(ids))
-        count = dict.fromkeys(ids, 0)
+        sticky = self.config.rebalance.protocol == "cooperative"
         owner = [-1] * self.lanes
-        for ln in self.lane:
-            if ln.owner in count and count[ln.owner] < base:
-                owner[ln.index] = ln.owner
-                count[ln.owner] += 1
-        for ln in self.lane:
-            if owner[ln.index] < 0 and ln.owner in count and count[ln.owner] == base and extra > 0:
-                owner[ln.index] = ln.owner
-                count[ln.owner] += 1
-                extra -= 1
-        for ln in self.lane:
-            if owner[ln.index] < 0:
-                best = min(ids, key=lambda c: (count[c], c))
-                owner[ln.index] = best
-                count[best] += 1
+        for topic in range(TOPICS):
+            lanes = self.lane[topic * self.partitions : (topic + 1) * self.partitions]
+            for ln, who in zip(lanes, (_sticky if sticky else _ranges)(lanes, ids), strict=True):
+                owner[ln.index] = who
         for ln in self.lane:
             ln.owner = owner[ln.index]
-            self.members[ln.owner].lanes.append(ln.index)
+            if ln.owner >= 0:
+                self.members[ln.owner].lanes.append(ln.index)
         for member in self.members:
             member.waiting = sum(len(self.lane[lane].log) for lane in member.lanes)
 
     def effective_concurrency(self) -> int:
         """Messages the group can process at once: min(servers, partitions × max_in_flight)."""
         return min(self.consumers * self.workers, self.partitions * self.max_in_flight)
+
+
+def _ranges(lanes: list[Lane], ids: list[int]) -> list[int]:
+    """Kafka's RangeAssignor for one topic: members in order take contiguous ranges, the first
+    ones one partition more when the count does not divide."""
+    if not ids:
+        return [-1] * len(lanes)
+    base, extra = divmod(len(lanes), len(ids))
+    owners: list[int] = []
+    for i, member in enumerate(ids):
+        owners += [member] * (base + (1 if i < extra else 0))
+    return owners
+
+
+def _sticky(lanes: list[Lane], ids: list[int]) -> list[int]:
+    """A sticky, balanced assignment of one topic: a partition stays with its owner while that is
+    a member within its share; the others go to the members with the fewest."""
+    if not ids:
+        return [-1] * len(lanes)
+    base, extra = divmod(len(lanes), len(ids))
+    count = dict.fromkeys(ids, 0)
+    owners = [-1] * len(lanes)
+    for i, ln in enumerate(lanes):
+        if ln.owner in count and count[ln.owner] < base:
+            owners[i] = ln.owner
+            count[ln.owner] += 1
+    for i, ln in enumerate(lanes):
+        if owners[i] < 0 and ln.owner in count and count[ln.owner] == base and extra > 0:
+            owners[i] = ln.owner
+            count[ln.owner] += 1
+            extra -= 1
+    for i in range(len(lanes)):
+        if owners[i] < 0:
+            best = min(ids, key=lambda c: (count[c], c))
+            owners[i] = best
+            count[best] += 1
+    return owners
 
 
 class QueueGroup(Group):
@@ -759,6 +797,7 @@ class QueueGroup(Group):
                 self.consumer.expire(m)
                 return False
             r.received = now
+            self.began[m.id] = now
         if self.station.ended[r.visit] > r.received + self.visibility and not r.lapsed:
             self.world.after(max(0.0, r.received + self.visibility - now), self._lapse, r)
         return True
@@ -865,6 +904,7 @@ class QueueGroup(Group):
                 continue
             self.busy[c] += 1
             if math.isnan(amount):
+                self.began[r.message.id] = self.world.env.now
                 self.consumer.process(r)
             else:
                 assert self.serve is not None

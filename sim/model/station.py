@@ -288,7 +288,7 @@ class Station:
             self.rbusy[replica] += 1
             if self.ravail[replica]:  # a draining replica finishes what it holds, uncounted in busy
                 self.busy += 1
-        job = (service_time, done, payload, abort, visit, None, max(replica, 0))
+        job = (service_time, done, payload, abort, visit, None, replica if replica > 0 else 0)
         event = Timeout(self.env, service_time, job)
         event.callbacks.append(self._finish)
         if self.tracked:

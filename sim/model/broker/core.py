@@ -80,6 +80,7 @@ class MessageBroker:
         self.partitions = partitions
         self.move_time = 0.0 if config.capacity is None else 1.0 / config.capacity
         self.publish_latency = world.draws(config.publish_latency, "broker/publish")
+        self.instant_commit = config.publish_latency.is_zero
         self.delivery_latency = world.draws(config.delivery_latency, "broker/delivery")
         self.producer_retry = RetryPolicy(config.producer_retry, world.uniforms("broker/jitter"))
         self.keys = (
@@ -203,10 +204,13 @@ class MessageBroker:
             self._send(request)
 
     def _appended_one(self, event: Any) -> None:
-        self.world.after(self.publish_latency(), self.committed, event)
+        if self.instant_commit:
+            self.world.immediate(self.committed, event)
+        else:
+            self.world.after(self.publish_latency(), self.committed, event)
 
     def _appended(self, request: Request) -> None:
-        self.world.after(self.publish_latency(), self._commit, request)
+        self.world.after(0.0 if self.instant_commit else self.publish_latency(), self._commit, request)
 
     def _commit(self, request: Request) -> None:
         for event in request.events:

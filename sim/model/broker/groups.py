@@ -78,6 +78,7 @@ class Group:
         health: Health,
     ) -> None:
         self.world = world
+        self.env = world.env
         self.broker = broker
         self.config: Broker = broker.config
         self.service = service
@@ -281,47 +282,48 @@ class LogGroup(Group):
 
     def offer(self, work: Work, hop: float) -> None:
         lane = work.inst.partition + (self.partitions if work.undo else 0)
-        now = self.world.env.now
-        # A new message (Group._message written out: this is the hot path).
+        now = self.env.now
         ready = now + hop if self.immediate_ready else now + self.broker.delivery_latency() + hop
-        m = Message(work, len(self.entered), lane, now, ready)
-        self.entered.append(now)
-        self.left.append(NAN)
-        self.lane_of.append(lane)
-        self.how.append(0)
-        self.began.append(NAN)
-        self.counters.messages += 1
         ln = self.lane[lane]
         owner = ln.owner
-        if owner < 0:
-            ln.log.append(m)
-            return
-        member = self.members[owner]
-        if (
-            m.ready <= now
+        member = self.members[owner] if owner >= 0 else None
+        # The common case, written out for speed: an idle consumer's poll returns just this
+        # message, and a worker starts it at once.
+        at_once = (
+            member is not None
+            and ready <= now
             and not ln.log
             and member.busy < self.workers
             and not member.ready
             and member.held == 0
             and ln.running < self.max_in_flight
             and self._pollable(member, ln, now)
-        ):
-            # The common case, written out for speed: an idle consumer's poll returns just this
-            # message, and a worker starts it at once.
+        )
+        # A new message (Group._message written out).
+        m = Message(work, len(self.entered), lane, now, ready)
+        self.entered.append(now)
+        self.left.append(NAN)
+        self.lane_of.append(lane)
+        self.how.append(0)
+        self.began.append(now if at_once else NAN)
+        self.counters.messages += 1
+        if member is None:
+            ln.log.append(m)
+        elif at_once:
             self.counters.polls += 1
-            member.uncommitted.clear()
+            if member.uncommitted:
+                member.uncommitted.clear()
             r = Receipt(self, m, owner, now)
-            self.began[m.id] = now
             ln.running += 1
             member.busy += 1
             if self.station.rbusy is not None:
                 member.running.add(r)
             self.consumer.process(r)
-            return
-        ln.log.append(m)
-        member.waiting += 1
-        if self._hungry(member):
-            self._wake(member, m.ready)
+        else:
+            ln.log.append(m)
+            member.waiting += 1
+            if self._hungry(member):
+                self._wake(member, ready)
 
     def _pollable(self, member: Member, ln: Lane, now: float) -> bool:
         """Whether ``member`` may poll ``ln`` now."""
@@ -434,7 +436,9 @@ class LogGroup(Group):
         c = member.index
         ready, pending = member.ready, member.pending
         station = self.station
-        while member.busy < self.workers and member.state == UP and station.takes(c):
+        while (
+            member.busy < self.workers and member.state == UP and (station.rbusy is None or station.ravail[c])
+        ):
             if not ready:
                 if member.held >= self.max_poll or not self._fetch(member) or not ready:
                     break

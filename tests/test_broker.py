@@ -428,6 +428,7 @@ OUTAGE = {"type": "outage", "at": 1, "duration": 1}
             "no topology has partition 5",
         ),
         ({"type": "deploy", "target": "broker", "at": 1}, "a deploy restarts a service"),
+        ({"type": "deploy", "target": "s", "at": 1, "batch": 0}, "faults[0].batch: must be greater than 0"),
     ],
 )
 def test_fault_targets_of_the_broker_are_checked(fault: dict, message: str) -> None:

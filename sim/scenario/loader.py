@@ -25,7 +25,7 @@ import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
@@ -34,7 +34,7 @@ from sim.scenario.broker import Broker
 from sim.scenario.distributions import DIST_NAMES
 from sim.scenario.errors import ScenarioError, field_path, given
 from sim.scenario.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
-from sim.scenario.models import TOPOLOGY_KINDS, Parallel, Scenario
+from sim.scenario.models import TOPOLOGY_KINDS, Fault, Parallel, Scenario
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -431,7 +431,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"invalid YAML: {where}{problem}"
 
 
-_FAULT_TYPES = {"outage", "crash", "slowdown", "error_burst", "capacity_loss", "partition"}
+_FAULT_TYPES = {get_args(kind.model_fields["type"].annotation)[0] for kind in get_args(get_args(Fault)[0])}
+"""The ``type`` of every kind of fault (each also tags its member of the union)."""
 _UNION_TAGS = (
     set(DIST_NAMES) | _FAULT_TYPES | {"step-service", "step-parallel", "branch-service", "branch-sequence"}
 )

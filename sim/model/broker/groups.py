@@ -6,28 +6,32 @@ group's consumers, ``concurrency`` workers each). Two kinds, as the broker's ``k
 * :class:`LogGroup`, a Kafka consumer group. The subscription is ``partitions`` partitions per
   topic (a service reads two topics: its step events and, in a choreography, the failure events
   it compensates), each a *lane* processed in offset order, at most ``max_in_flight`` messages
-  at once. Lanes are assigned to the group's members (sticky and balanced). A consumer polls up
-  to ``max_poll_records`` ready messages of its lanes, works them off with its workers, commits
-  when the whole poll is done and polls again (Kafka's poll loop; lag lasts until the commit).
+  at once. Each topic's lanes are assigned to the group's members: contiguous ranges under the
+  eager protocol (Kafka's RangeAssignor), sticky balanced shares under the cooperative one. A
+  consumer with a free worker and nothing to start polls up to ``max_poll_records`` ready
+  messages of its lanes, and commits what it processed since its last poll (also when it falls
+  idle, and when it leaves cleanly); an event counts in the lag from its commit to the end of
+  its processing.
   A crashed consumer's lanes stall until ``session_timeout``, then the group rebalances; so it
   does when a consumer leaves cleanly (after draining) or joins. ``eager`` rebalances pause every
   lane of the group for the rebalance ``time``, ``cooperative`` ones only the lanes that move.
-  Messages a consumer had polled but not committed go back to their lanes, and are delivered
-  again (duplicates, if they had been processed). A message older than ``retention`` when it is
-  polled is gone. A lane whose partition has no leader (see :class:`~sim.model.broker.core.MessageBroker`)
-  is not polled.
+  Messages a consumer had polled and not started go back to their lanes; after a crash so do
+  those in progress and those processed but not committed, which are delivered again
+  (duplicates). A message older than ``retention`` when it is polled is gone. A lane whose
+  partition has no leader (see :class:`~sim.model.broker.core.MessageBroker`) is not polled.
 * :class:`QueueGroup`, RabbitMQ or SQS competing consumers on one queue, no ordering. By default
   a consumer receives a message only when one of its workers is free, so the queue is exactly
   the station's FIFO queue (the textbook M/M/c); with ``prefetch`` each consumer holds up to that
   many unacknowledged messages in its own buffer. A message not acknowledged within
   ``visibility_timeout`` of its receipt is delivered again (its first delivery goes on: a
   duplicate); a crashed consumer's messages come back that way too (SQS), or at once
-  (``on_crash: requeue``, RabbitMQ). After ``max_receives``
-  receipts a message goes to the dead-letter queue. ``max_length`` (or the service's own
-  ``queue_limit``, if lower) bounds the ready messages.
+  (``on_crash: requeue``, RabbitMQ). After ``max_receives`` receipts a message goes to the
+  dead-letter queue. ``max_length`` (or the service's own ``queue_limit``, if lower) bounds the
+  ready messages.
 
-Each group records, per message, when it entered the subscription, when it left it (committed,
-acknowledged, dead-lettered or dropped) and its lane: the lag, per partition, afterwards.
+Each group records, per message, when it entered the subscription, when its processing began,
+when it left the subscription (committed, acknowledged, dead-lettered or dropped) and its lane:
+the lag and the busy time, per partition, afterwards.
 """
 
 from __future__ import annotations

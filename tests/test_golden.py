@@ -18,12 +18,12 @@ CHECKOUT = Path(__file__).parent.parent / "scenarios" / "checkout.yaml"
 
 CHECKOUT_GOLDEN = {
     "orchestration": {"arrived": 2427, "latency_mean": 0.43148052816292315, "latency_p99": 1.452475430882871},
-    "choreography": {"arrived": 2427, "latency_mean": 0.3766681416622874, "latency_p99": 0.9314821399053044},
+    "choreography": {"arrived": 2427, "latency_mean": 0.37706450657139956, "latency_p99": 0.9368433281247522},
     "hybrid": {"arrived": 2427, "latency_mean": 0.33995808314406223, "latency_p99": 1.2231709210172483},
 }
 LATENCY_SUMS = {
     "orchestration": 2073.5993474099755,
-    "choreography": 1825.6260852753142,
+    "choreography": 1828.261582541203,
     "hybrid": 1614.1508473002,
 }
 

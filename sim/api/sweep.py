@@ -11,10 +11,11 @@ Simulations run on any executor, one task each, and every finished simulation is
 to ``tasks/<key>.npz`` by the worker that ran it; once all of a point's simulations are there, the
 point is evaluated, its rows written to ``points/<key>.json`` (with its resolved scenario, also
 as ``points/<key>.yaml``, which ``sim run`` repeats), and its raw records deleted. Keys are hashes
-of the resolved scenario, the topologies, the replication and the simulator's version, so
-re-running the same sweep skips finished points and finished simulations: an interruption loses
-nothing already done. A simulation that crashes is recorded in ``tasks/<key>.error.json``; its
-point is not evaluated, and the sweep goes on with the others.
+of the resolved scenario, the topologies, the replication and the simulator's version (with a hash
+of its source), so re-running the same sweep skips finished points and finished simulations: an
+interruption loses nothing already done, and results of other code are never reused. A
+simulation that crashes is recorded in ``tasks/<key>.error.json``; its point is not evaluated,
+and the sweep goes on with the others.
 
 The sweep folder also holds the tidy table (``sweep.csv``: one row per point × topology ×
 replication), the aggregated table with intervals (``sweep_summary.csv``), paired differences
@@ -25,6 +26,8 @@ sweep (``saturation.csv``) and plots of metrics against each factor.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import time
@@ -124,13 +127,22 @@ class SweepResult:
         return sweep_curves(self.summary, metric, factor or self.factor_names[0], self.factor_names)
 
 
+@functools.cache
 def simulator_version() -> str:
+    """The package's version and a hash of its source code, so that a sweep never reuses results
+    that other code made (another release, or an edited checkout)."""
     import importlib.metadata as md
 
     try:
-        return md.version("orchestration-sim")
+        version = md.version("orchestration-sim")
     except md.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
+        version = "unknown"
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return f"{version}+{digest.hexdigest()[:12]}"
 
 
 def plan(

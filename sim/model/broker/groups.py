@@ -343,7 +343,7 @@ class LogGroup(Group):
 
     def _hungry(self, member: Member) -> bool:
         """Whether the consumer would poll now: a free worker, and nothing it could start."""
-        return member.busy < self.workers and not member.ready and member.held < self.max_poll
+        return member.busy < self.workers and not member.ready
 
     def _wake(self, member: Member, at: float) -> None:
         """Have the consumer poll at ``at`` (at once if that is now)."""
@@ -367,9 +367,12 @@ class LogGroup(Group):
             self._work(member)
 
     def _fetch(self, member: Member) -> int:
-        """The consumer commits what it has processed, then polls its lanes in turn: ready
-        messages in offset order per lane, up to max_poll_records held (a message older than
-        the retention is gone). Return how many it got."""
+        """The consumer commits what it has processed, then polls its lanes in turn, from the
+        one after the last it took from: ready messages in offset order per lane, up to
+        max_poll_records in all (a message older than the retention is gone). A lane whose
+        polled messages are not yet worked off takes no more than that many waiting in the
+        consumer, so a backlogged partition cannot keep the consumer's other partitions, and its
+        other workers, waiting. Return how many it got."""
         c = member.index
         if member.state != UP or not member.joined or not self.station.takes(c):
             return 0
@@ -386,8 +389,9 @@ class LogGroup(Group):
         available = self.broker.available
         lanes = member.lanes
         n = len(lanes)
-        room = self.max_poll - member.held
+        room = self.max_poll
         taken = 0
+        last = -1
         soonest = math.inf
         pending = member.pending
         for j in range(n):
@@ -396,7 +400,9 @@ class LogGroup(Group):
             if not log or ln.paused_until > now or not available[ln.partition]:
                 continue
             q = pending.get(ln.index)
-            while log and taken < room:
+            space = self.max_poll - (len(q) if q else 0)
+            before = taken
+            while log and taken < room and space > 0:
                 m = log[0]
                 if m.ready > now:
                     soonest = min(soonest, m.ready)
@@ -413,11 +419,15 @@ class LogGroup(Group):
                     q = pending[ln.index] = deque()
                 q.append(r)
                 taken += 1
+                space -= 1
+            if taken > before:
+                last = j
             if q:
                 self._ready(ln, member)
             if taken >= room:
                 break
-        member.turn = member.turn + 1 if member.turn + 1 < n else 0
+        if n:
+            member.turn = (member.turn + last + 1) % n
         if taken:
             self.counters.polls += 1
             member.held += taken
@@ -444,7 +454,7 @@ class LogGroup(Group):
             member.busy < self.workers and member.state == UP and (station.rbusy is None or station.ravail[c])
         ):
             if not ready:
-                if member.held >= self.max_poll or not self._fetch(member) or not ready:
+                if not self._fetch(member) or not ready:
                     break
                 continue
             ln = self.lane[ready.popleft()]

@@ -443,3 +443,69 @@ def test_a_resolved_broker_validates_again(kind: str) -> None:
     sc = sim.scenario_from_dict(_with_broker({"kind": kind}))
     again = sim.scenario_from_dict(sc.model_dump(mode="json", by_alias=True, exclude_none=True))
     assert again == sc
+
+
+# --- queues: prefetch and length limits; logs: polls ----------------------------------------------
+
+
+def test_prefetch_splits_a_queue_into_one_queue_per_consumer() -> None:
+    """With a large prefetch the broker deals messages to two one-worker consumers in turn, so
+    each is an E2/M/1 queue (every other arrival of a Poisson stream): mean time 1/(μ(1 − σ)),
+    σ the root of σ = (λ/(λ + μ(1 − σ)))². Without prefetch they share one queue: M/M/2."""
+    lam, mu = 1.6, 1.0
+    sigma = 0.5
+    for _ in range(200):  # the fixed point converges from below
+        sigma = (lam / (lam + mu * (1 - sigma))) ** 2
+    expected = 1 / (mu * (1 - sigma))
+    queue = {"kind": "queue", "visibility_timeout": 1e6}
+    sc = scenario(
+        {"s": {"replicas": 2, "latency": exp(1 / mu)}},
+        ["s"],
+        rate=lam,
+        duration=30000,
+        warmup=500,
+        topologies={"dealt": log(**queue, prefetch=1000), "shared": log(**queue)},
+    )
+    mean, half = batch_means(run_topology(sc, "dealt").requests, sc.warmup, sc.duration)
+    assert abs(mean - expected) < half, f"E2/M/1 {mean:.4f} vs {expected:.4f} ± {half:.4f}"
+    mean, half = batch_means(run_topology(sc, "shared").requests, sc.warmup, sc.duration)
+    pooled = erlang_c_wait(2, lam, mu) + 1 / mu
+    assert abs(mean - pooled) < half, f"M/M/2 {mean:.4f} vs {pooled:.4f} ± {half:.4f}"
+
+
+@pytest.mark.parametrize(("overflow", "served"), [("reject", [0, 1, 2, 3]), ("dead_letter", [0, 7, 8, 9])])
+def test_a_full_queue_refuses_the_newest_or_drops_the_oldest(overflow: str, served: list[int]) -> None:
+    """Ten messages 0.1 s apart for a one-second job and a queue of three: the first goes into
+    service and three wait; a full queue then refuses each newcomer (reject), or drops its
+    oldest waiting message to make room (dead_letter), which leaves the last three."""
+    sc = sim.scenario_from_dict(
+        {
+            "duration": 1.0,
+            "drain": 100,
+            "services": {"s": {"latency": 1.0}},
+            "workflows": {"wf": {"steps": ["s"]}},
+            "load": {"wf": {"arrival": "deterministic", "rate": 10}},
+            "topologies": {"queue": log(kind="queue", max_length=3, overflow=overflow)},
+        }
+    )
+    req = run_topology(sc, "queue").requests
+    assert sorted(req.loc[req["status"] == "completed", "id"]) == served
+    assert (req.loc[req["status"] != "completed", "status"] == "failed").all()
+
+
+def test_max_poll_records_bounds_what_one_poll_returns() -> None:
+    """A busy consumer of one partition: with max_poll_records 1 every event needs a poll of
+    its own; with Kafka's 500 one poll brings what has piled up."""
+    polls = {}
+    for limit in (1, 500):
+        sc = scenario(
+            {"s": {"latency": exp(0.1)}},
+            ["s"],
+            rate=8,
+            duration=500,
+            topologies={"log": log(max_poll_records=limit)},
+        )
+        row = sim.run(sc).summary.iloc[0]
+        polls[limit] = row["polls"] / row["run_arrived"]
+    assert polls[1] == 1.0
+    assert polls[500] < 0.5

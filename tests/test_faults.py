@@ -159,7 +159,13 @@ def test_every_outcome_is_reachable() -> None:
     data = saga(
         drain=0,
         faults=[{"type": "outage", "target": "orchestrator", "at": 100, "duration": 20}],
-        topologies={"non-durable": {"kind": "orchestration", "orchestrator": {"durable": False}}},
+        # (a dispatch latency: workflows whose first command had not left the engine yet end lost)
+        topologies={
+            "non-durable": {
+                "kind": "orchestration",
+                "orchestrator": {"durable": False, "dispatch_latency": 0.5},
+            }
+        },
     )
     data["services"]["book"]["error_probability"] = 0.1  # fails before anything took effect
     data["services"]["note"]["compensation"] = {"latency": 0.01}
@@ -232,7 +238,7 @@ def test_durable_engine_loses_nothing_and_standby_shortens_the_outage() -> None:
     fragile = engine_outage(30, durable=False)
     standby = engine_outage(30, failover_time=3)
     assert durable["lost"] == 0 and durable["completed"] == durable["arrived"]
-    assert fragile["lost"] > 0
+    assert fragile["lost"] + fragile["inconsistent"] > 0  # forgotten; inconsistent if effects stand
     assert durable["lost"] <= fragile["lost"]
     assert standby["affected"] < durable["affected"] / 3
     assert standby["recovery_time"] < durable["recovery_time"]

@@ -55,8 +55,10 @@ computed from the frames of the two runs (``requests``, ``timeseries``, ``compon
   waiting to be retried sit in no queue, so an orchestrated backlog may build only after the fault.
 * **attempts** / **baseline_attempts**: service calls attempted in the whole run (retries
   included); **retry_amplification** = attempts / baseline_attempts (NaN when the baseline made
-  none); **duplicates**, **lost**, **lost_work**: the faulted run's ``summary`` values (``lost``
-  counted from the requests when the summary lacks it).
+  none); **duplicates**, **duplicate_effects**, **orphan_effects**, **lost**, **lost_work**: the
+  faulted run's ``summary`` values (``lost`` counted from the requests when the summary lacks
+  it); **affected_duplicate_effects**: the duplicate effects of the affected workflows (the
+  double charges the fault caused).
 * **affected_components**: components other than the fault targets whose statistics over the
   impact window left the baseline band, sorted and ``;``-joined; **affected_component_count**
   their number. A window's ``target`` is a component name; a partition's two ends are its
@@ -248,6 +250,7 @@ def _request_view(requests: pd.DataFrame) -> pd.DataFrame:
             "arrival": req["arrival"].astype(float),
             "status": _text(req["status"]),
             "latency": latency,
+            "duplicate_effects": req.get("duplicate_effects", 0),
         }
     )
 
@@ -289,8 +292,9 @@ def twin_pairs(
         slow = paired & ~outcome & finite & (lat_f > threshold)
     pairs["affected"] = outcome | slow
     pairs["reason"] = np.where(outcome, "outcome", np.where(slow, "latency", ""))
+    pairs["duplicate_effects"] = pairs.pop("duplicate_effects_f").fillna(0).astype(int)
     columns = [*TWIN_KEYS, "arrival", "status_b", "status_f", "latency_b", "latency_f", "paired"]
-    return pairs[[*columns, "affected", "reason"]].reset_index(drop=True)
+    return pairs[[*columns, "duplicate_effects", "affected", "reason"]].reset_index(drop=True)
 
 
 # --- time series -------------------------------------------------------------------------------
@@ -563,6 +567,11 @@ def blast_radius(
             "baseline_attempts": base_attempts,
             "retry_amplification": attempts / base_attempts if base_attempts > 0 else math.nan,
             "duplicates": _summary_value(f_sum, "duplicates"),
+            "duplicate_effects": _summary_value(f_sum, "duplicate_effects"),
+            "affected_duplicate_effects": int(hit["duplicate_effects"].sum())
+            if "duplicate_effects" in hit
+            else 0,
+            "orphan_effects": _summary_value(f_sum, "orphan_effects"),
             "lost": lost,
             "lost_work": _summary_value(f_sum, "lost_work"),
         }
@@ -612,6 +621,9 @@ _COLUMNS = [
     "baseline_attempts",
     "retry_amplification",
     "duplicates",
+    "duplicate_effects",
+    "affected_duplicate_effects",
+    "orphan_effects",
     "lost",
     "lost_work",
     "affected_components",

@@ -95,8 +95,16 @@ COMPONENT_FIELDS = [
     "lag_max",
     "dead_lettered",
     "expired",
+    "effects",
+    "duplicate_effects",
+    "absorbed_effects",
+    "undone_effects",
+    "orphan_effects",
 ]
 """Per-component figures of the JSON summary."""
+
+EFFECT_FIGURES = ["effects", "duplicate_effects", "absorbed_effects", "undone_effects", "orphan_effects"]
+"""The effect ledger's figures of the JSON summary."""
 
 BROKER_COUNTERS = ["duplicates", "dead_letters", "expired", "rebalances", "produce_requests", "polls"]
 """Run totals of the JSON summary's broker block."""
@@ -250,6 +258,7 @@ class Evaluation:
                 "latency": {k: row[f"latency_{k}"] for k in ("mean", "p50", "p95", "p99", "max")},
                 "bottleneck": rows["bottleneck"].mode().iloc[0] if rows["bottleneck"].notna().any() else None,
                 "bottleneck_utilization": row["bottleneck_utilization"],
+                "effects": {k: row.get(k) for k in EFFECT_FIGURES},
                 "components": [{k: c[k] for k in COMPONENT_FIELDS} for c in comp_rows.to_dict("records")],
             }
             if first["kind"] in ("orchestration", "hybrid"):

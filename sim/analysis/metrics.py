@@ -22,6 +22,12 @@
   **hottest_partition_utilization** = the busiest partition's share of time spent processing
   (from a message's start to its commit), of its max_in_flight; per partition the same lag and
   utilization, and the partition's share of the messages (``partitions.csv``).
+* **effects** (the effect ledger, :mod:`sim.model.effects`), of the instances that arrived in
+  the window, per topology and per service: **effects** = steps that took effect (first
+  applications), **duplicate_effects** = repeats applied again by a service that is not
+  idempotent, **absorbed_effects** = repeats an idempotent service absorbed, **undone_effects**
+  = applications undone by compensations, **orphan_effects** = applications still standing at
+  the end of the run in workflows that did not complete.
 * **bottleneck**: the component with the highest utilization (an engine: its busiest shard's; a
   consumer group: its busiest partition's, if higher); among components within 0.1 % of
   it, the one with the longest mean queue. Unlimited and idle components are not candidates, and
@@ -40,7 +46,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from sim.model.outcomes import STATUS_NAMES
+from sim.model.outcomes import COMPLETED, STATUS_NAMES
 from sim.model.records import ComponentRecord, GroupRecord, TopologyRun
 from sim.scenario.models import Scenario
 
@@ -238,6 +244,32 @@ def parts_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+EFFECT_KINDS = {"effects": 1, "duplicate_effects": 2, "absorbed_effects": 3, "undone_effects": 4}
+"""Per-instance (and per-service) counts of the effect ledger's entries, by kind."""
+
+
+def _entries(run: TopologyRun) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The effect ledger's entries: instance (global index), step, kind, and the service."""
+    e = run.effects
+    if e is None or e.gid.size == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, empty.astype(np.int8), np.empty(0, dtype=object)
+    service = np.empty(e.gid.size, dtype=object)
+    for w in run.workflows:
+        mine = (e.gid >= w.offset) & (e.gid < w.offset + w.count)
+        service[mine] = np.array(w.steps, dtype=object)[e.step[mine]]
+    return e.gid, e.step, e.kind, service
+
+
+def _effect_columns(run: TopologyRun) -> dict[str, np.ndarray]:
+    """Per instance: its entries of each kind, and its applications still standing at the end."""
+    total = run.total
+    gid, _, kind, _ = _entries(run)
+    out = {name: np.bincount(gid[kind == code], minlength=total) for name, code in EFFECT_KINDS.items()}
+    out["standing_effects"] = out["effects"] + out["duplicate_effects"] - out["undone_effects"]
+    return out
+
+
 def requests_frame(run: TopologyRun) -> pd.DataFrame:
     """One row per workflow instance of a run, in (workflow, id) order."""
     out = run.outcomes
@@ -265,6 +297,7 @@ def requests_frame(run: TopologyRun) -> pd.DataFrame:
             "async_completion": out.async_completion,
             "async_pending": out.async_pending,
             "async_failures": out.async_failures,
+            **_effect_columns(run),
         }
     )
 
@@ -295,6 +328,7 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                 util = float(component_stats(rec, lo, hi, run.end_time)["utilization"])  # type: ignore[arg-type]
                 hottest[rec.group] = max(hottest.get(rec.group, 0.0), util)
         groups = {g.service: g for g in run.groups}
+        effects = _service_effects(run, lo, hi)
         for rec in component_records(run):
             group = groups.get(rec.name)
             stats = component_stats(rec, lo, hi, run.end_time)
@@ -312,13 +346,40 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                     "hottest_shard_utilization": hottest.get(rec.name, math.nan),
                     **_tally_quantiles(run, f"schedule_to_start/{rec.name}", "schedule_to_start", lo, hi),
                     **grouped,
+                    **(
+                        effects.get(rec.name, dict.fromkeys([*EFFECT_KINDS, "orphan_effects"], 0))
+                        if rec.kind == "service"
+                        else dict.fromkeys([*EFFECT_KINDS, "orphan_effects"], pd.NA)
+                    ),
                 }
             )
     frame = pd.DataFrame(rows)
+    for column in [*EFFECT_KINDS, "orphan_effects"]:
+        frame[column] = frame[column].astype("Int64")
     for column in ("servers", "concurrency", "partitions", "lag_max", "dead_lettered", "expired"):
         frame[column] = frame[column].astype("Int64")
     frame["lag_mean"] = frame["lag_mean"].astype(float)
     return frame
+
+
+def _service_effects(run: TopologyRun, lo: float, hi: float) -> dict[str, dict[str, int]]:
+    """Per service: the effect ledger's entries of the instances that arrived in [lo, hi), by
+    kind, and ``orphan_effects``: their applications still standing at the end of the run in
+    workflows that did not complete."""
+    gid, _, kind, service = _entries(run)
+    if not gid.size:
+        return {}
+    arrival = run.outcomes.arrival[gid]
+    cohort = (arrival >= lo) & (arrival < hi)
+    failed = run.outcomes.status[gid] != COMPLETED
+    sign = np.where((kind == 1) | (kind == 2), 1, np.where(kind == 4, -1, 0))
+    out: dict[str, dict[str, int]] = {}
+    for name in np.unique(service[cohort]).tolist():
+        mine = cohort & (service == name)
+        row = {col: int(np.count_nonzero(mine & (kind == code))) for col, code in EFFECT_KINDS.items()}
+        row["orphan_effects"] = int(sign[mine & failed].sum())
+        out[name] = row
+    return out
 
 
 def partitions_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
@@ -520,6 +581,8 @@ def summary_table(
             "bottleneck": bottleneck,
             "bottleneck_utilization": util,
             "lag_max": int(mine["lag_max"].max()) if mine["lag_max"].notna().any() else math.nan,
+            **{col: int(cohort[col].sum()) for col in EFFECT_KINDS},
+            "orphan_effects": int(cohort.loc[status != "completed", "standing_effects"].sum()),
             "inconsistency_window_mean": float(window.mean()) if len(window) else math.nan,
             "inconsistency_window_max": float(window.max()) if len(window) else math.nan,
             "async_steps": has_async,

@@ -36,6 +36,8 @@ TABLE_ROWS = [
     ("dead letters", "dead_letters", ""),
     ("expired events", "expired", ""),
     ("rebalances", "rebalances", ""),
+    ("duplicate effects", "duplicate_effects", ""),
+    ("orphan effects", "orphan_effects", ""),
     ("bottleneck", "bottleneck", ""),
     ("bottleneck utilization", "bottleneck_utilization", "%"),
 ]
@@ -49,6 +51,8 @@ OPTIONAL_ROWS = {
     "dead_letters",
     "expired",
     "rebalances",
+    "duplicate_effects",
+    "orphan_effects",
 }
 """Rows shown only when some topology has a value other than 0 there (an engine, a store, a
 broker's consumer groups and their troubles)."""

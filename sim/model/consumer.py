@@ -191,9 +191,13 @@ class Consumer:
             undo = world.scenario.services[inst.plan.steps[k].service].compensation
             assert undo is not None
             ok = inst.plan.compensation_errors[k]() >= undo.error_probability
+            if ok:
+                world.effects.undo(inst, k)
         else:
             first = r.number == 1 and r.attempt == 1
             ok = world.succeeded(inst, k, None if first else inst.plan.retry_errors[k]())
+            if ok:  # it takes effect, whichever delivery this is
+                world.effects.apply(inst, k)
         if inst.marks is not None:
             operation = "compensate" if work.undo else self.operation
             key = ("handle", k, r.number, r.attempt, work.undo)

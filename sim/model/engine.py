@@ -330,6 +330,6 @@ class Engine:
         lost, self.running[s] = self.running[s], {}
         for inst in lost.values():
             if not inst.finished:
-                self.saga.lose(inst)
+                self.saga.vanish(inst)
         self.shards[s].drop_queue()
         self.paused[s].clear()

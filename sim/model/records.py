@@ -64,6 +64,18 @@ class GroupRecord:
 
 
 @dataclass
+class EffectRecord:
+    """The effect ledger of a run (see :mod:`sim.model.effects`): one row per application or
+    undo of a workflow step's effect, its instant, the instance's global index, the step and the
+    kind (1 applied, 2 duplicate, 3 absorbed, 4 undone)."""
+
+    time: np.ndarray
+    gid: np.ndarray
+    step: np.ndarray
+    kind: np.ndarray
+
+
+@dataclass
 class WorkflowRecord:
     """The instances of one workflow occupy ``count`` consecutive slots of the outcome arrays,
     from ``offset``; ``steps`` names the service of each step (for ``failed_at``)."""
@@ -117,6 +129,8 @@ class TopologyRun:
     observation, its instant and its value."""
     groups: list[GroupRecord] = field(default_factory=list)
     """The consumer groups of the topology's broker, if it has one."""
+    effects: EffectRecord | None = None
+    """The effect ledger."""
 
     @property
     def total(self) -> int:

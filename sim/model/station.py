@@ -160,6 +160,8 @@ class Station:
         self._ring = 0
         self.on_idle: Callable[[int], None] | None = None
         """Called with a draining replica's number once its last request has ended."""
+        self.after_finish: Callable[[], None] | None = None
+        """Called after each request ends (set while the world winds down)."""
 
     def track_replicas(self) -> None:
         """Keep which replica serves each request, so that faults act on single replicas (called
@@ -353,10 +355,14 @@ class Station:
                 done(payload)
                 if rbusy[replica] == 0 and not self.rdown[replica] and self.on_idle is not None:
                     self.on_idle(replica)
+                if self.after_finish is not None:
+                    self.after_finish()
                 return
         self.busy -= 1
         done(payload)
         self._serve_queue()
+        if self.after_finish is not None:
+            self.after_finish()
 
     def release(self, visit: int) -> None:
         """A held request lets its server go (its service ends now)."""

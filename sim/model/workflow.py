@@ -71,6 +71,7 @@ class Instance:
     """One running workflow instance: its identity, the work it brings and its progress."""
 
     __slots__ = (
+        "applied",
         "arrival",
         "calls",
         "dispatch",
@@ -91,6 +92,7 @@ class Instance:
         "pending",
         "plan",
         "shard",
+        "standing",
         "undo_failed",
         "undoing",
         "work",
@@ -128,6 +130,10 @@ class Instance:
         self.first_effect = math.nan
         self.undoing = 0
         self.undo_failed = False
+        # The effect ledger's view (see :mod:`sim.model.effects`): steps that ever took effect
+        # (a bit each), and standing applications per step once there is one.
+        self.applied = 0
+        self.standing: list[int] | None = None
         self.shard = 0
         """The engine shard the instance lives on (orchestration)."""
         self.partition = 0

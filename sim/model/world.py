@@ -32,16 +32,33 @@ from simpy.events import Timeout
 
 from sim.model import streams
 from sim.model.counters import Counters
+from sim.model.effects import UNDONE, EffectLedger
 from sim.model.faults import Faults, Health
 from sim.model.network import Network
-from sim.model.outcomes import FINISHED, IN_FLIGHT, STATUS_NAMES
-from sim.model.records import ComponentRecord, GroupRecord, OutcomeRecord, TopologyRun, WorkflowRecord
+from sim.model.outcomes import COMPENSATED, FAILED, FINISHED, IN_FLIGHT, INCONSISTENT, LOST, STATUS_NAMES
+from sim.model.records import (
+    ComponentRecord,
+    EffectRecord,
+    GroupRecord,
+    OutcomeRecord,
+    TopologyRun,
+    WorkflowRecord,
+)
 from sim.model.station import Immediate, Station
 from sim.model.tracing import Tracer, sample_indices
 from sim.model.workflow import Instance, StepPlan, WorkflowPlan
 from sim.model.workload import arrival_times
 from sim.scenario.distributions import Spec
 from sim.scenario.models import Parallel, Scenario
+
+
+def _latest(keys: np.ndarray, values: np.ndarray) -> dict[int, float]:
+    """The largest value per key."""
+    out: dict[int, float] = {}
+    for key, value in zip(keys.tolist(), values.tolist(), strict=True):
+        if value > out.get(key, -math.inf):
+            out[key] = value
+    return out
 
 
 class Subscription(Protocol):
@@ -126,11 +143,16 @@ class World:
         self.undo_end = array("d", [math.nan]) * self.total
         """Inconsistency window of compensated and inconsistent instances: from the first effect
         that had to be undone to the end of the last compensation."""
+        idempotent = frozenset(n for n, svc in scenario.services.items() if svc.idempotent)
+        self.effects = EffectLedger(self.total, idempotent, self.env)
+        """Every application and undo of a step's effect (see :mod:`sim.model.effects`)."""
         self.open = 0
         """Instances and asynchronous steps not yet finished."""
         self.arrivals_over = False
         self.idle = self.env.event()
         """Succeeds when arrivals are over and nothing is open any more."""
+        self.quiet: simpy.Event | None = None
+        """Once idle: succeeds when the stations have worked off what they still held."""
 
     # -- building -----------------------------------------------------------------------------
 
@@ -356,7 +378,9 @@ class World:
     ) -> None:
         """Run arrivals for ``duration``, then let open work drain for at most ``drain_time``.
 
-        The run stops as soon as every instance (and asynchronous step) has finished.
+        The run stops as soon as every instance (and asynchronous step) has finished and the
+        services have worked off what they still held (abandoned attempts, duplicates: work that
+        may still take effect), or at the end of the drain.
         """
         env = self.env
         self.faults.start()
@@ -367,15 +391,62 @@ class World:
             env.run(until=t)
             if progress is not None:
                 progress(t / duration)
+        deadline = duration + self.scenario.drain_time
         if not self.idle.triggered and self.scenario.drain_time > 0:
             env.run(until=env.any_of([self.idle, env.timeout(self.scenario.drain_time)]))
+        if self.idle.triggered and env.now < deadline and not self._quiet():
+            self.quiet = env.event()
+            for station in self.components:
+                station.after_finish = self._maybe_quiet
+            env.run(until=env.any_of([self.quiet, env.timeout(deadline - env.now)]))
+        self.reconcile_effects()
         self.check_conservation()
+        self.effects.check()
         if self.tracer is not None:  # sampled instances still running get an open-ended root span
             for plan in self.plans:
                 for index in sorted(self.tracer.sampled.get(plan.name, ())):
                     if self.status[plan.offset + index] == IN_FLIGHT:
                         arrival = float(self.arrival[plan.offset + index])
                         self.tracer.root(plan.name, index, arrival, float(env.now), "in_flight")
+
+    def _quiet(self) -> bool:
+        """Whether no station holds a request (in service, on a draining replica, or waiting)."""
+        return all(
+            st.busy == 0 and not st.queue and (st.rbusy is None or not any(st.rbusy))
+            for st in self.components
+        )
+
+    def _maybe_quiet(self) -> None:
+        if self.quiet is not None and not self.quiet.triggered and self._quiet():
+            self.quiet.succeed()
+
+    def reconcile_effects(self) -> None:
+        """Outcomes as the ledger has them at the end of the run, for the workflows whose effects
+        changed after they had ended. One that ended failed, compensated or lost while an effect
+        of it landed afterwards (an abandoned attempt's late work, a duplicate) is inconsistent,
+        its window running to the end of the run; one that ended inconsistent but whose last
+        standing effect a late compensation undid afterwards (one its engine had given up
+        waiting for) is compensated, its window ending with that undo."""
+        ledger = self.effects
+        standing = np.frombuffer(ledger.standing, dtype=np.int32)
+        status = np.frombuffer(self.status, dtype=np.int8)
+        late = np.nonzero((standing > 0) & np.isin(status, (FAILED, COMPENSATED, LOST)))[0]
+        now = float(self.env.now)
+        for gid in late.tolist():
+            status[gid] = INCONSISTENT
+            if math.isnan(self.undo_start[gid]):
+                self.undo_start[gid] = ledger.first[gid]
+            self.undo_end[gid] = now
+        healed = np.nonzero((standing == 0) & (status == INCONSISTENT) & ~np.isnan(ledger.first))[0]
+        if healed.size:
+            kind = np.frombuffer(ledger.kind, dtype=np.int8)
+            gids = np.frombuffer(ledger.gid, dtype=np.int64)
+            times = np.frombuffer(ledger.time, dtype=float)
+            undos = kind == UNDONE
+            last = _latest(gids[undos], times[undos])
+            for gid in healed.tolist():
+                status[gid] = COMPENSATED
+                self.undo_end[gid] = max(self.undo_end[gid], last.get(gid, self.undo_end[gid]))
 
     def check_conservation(self) -> None:
         """Every arrival is completed, failed, compensated, inconsistent, lost or still in flight,
@@ -446,6 +517,12 @@ class World:
             faulted=faulted,
             tallies={k: np.array(v, dtype=float).reshape(-1, 2) for k, v in self.tallies.items()},
             groups=[g.record() for g in self.subscriptions],
+            effects=EffectRecord(
+                time=np.array(self.effects.time, dtype=float),
+                gid=np.array(self.effects.gid, dtype=np.int64),
+                step=np.array(self.effects.step, dtype=np.int32),
+                kind=np.array(self.effects.kind, dtype=np.int8),
+            ),
         )
 
 

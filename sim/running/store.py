@@ -20,11 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from sim.model.records import ComponentRecord, GroupRecord, OutcomeRecord, TopologyRun, WorkflowRecord
+from sim.model.records import (
+    ComponentRecord,
+    EffectRecord,
+    GroupRecord,
+    OutcomeRecord,
+    TopologyRun,
+    WorkflowRecord,
+)
 from sim.model.tracing import Span
 from sim.running.simulate import Task, simulate
 
-FORMAT = 4
+FORMAT = 5
 """Version of the file layout; files of another version are not read."""
 
 _OUTCOMES = list(OutcomeRecord.__dataclass_fields__)
@@ -41,6 +48,7 @@ _COMPONENT_ARRAYS = [
 ]
 _GROUP_ARRAYS = ["entered", "left", "began", "lane", "how"]
 _GROUP_FIELDS = ["service", "kind", "partitions", "consumers", "concurrency", "max_in_flight"]
+_EFFECT_ARRAYS = list(EffectRecord.__dataclass_fields__)
 
 
 def _header(run: TopologyRun) -> dict[str, Any]:
@@ -76,6 +84,9 @@ def save_records(run: TopologyRun, path: Path) -> None:
     for i, g in enumerate(run.groups):
         for name in _GROUP_ARRAYS:
             arrays[f"group{i}_{name}"] = getattr(g, name)
+    if run.effects is not None:
+        for name in _EFFECT_ARRAYS:
+            arrays[f"effects_{name}"] = getattr(run.effects, name)
     header = json.dumps(_header(run)).encode("utf-8")
     arrays["header"] = np.frombuffer(header, dtype=np.uint8)
     buffer = io.BytesIO()
@@ -108,6 +119,11 @@ def load_records(path: Path) -> TopologyRun | None:
                 GroupRecord(**g, **{name: data[f"group{i}_{name}"] for name in _GROUP_ARRAYS})
                 for i, g in enumerate(header["groups"])
             ]
+            effects = (
+                EffectRecord(**{name: data[f"effects_{name}"] for name in _EFFECT_ARRAYS})
+                if "effects_kind" in data
+                else None
+            )
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None
     return TopologyRun(
@@ -126,6 +142,7 @@ def load_records(path: Path) -> TopologyRun | None:
         faulted=header["faulted"],
         tallies=tallies,
         groups=groups,
+        effects=effects,
     )
 
 

@@ -149,6 +149,12 @@ class Service(_Model):
         description="Poll dispatch: a worker heartbeats while it works; a crashed worker's task is "
         "noticed this long after the crash (instead of at start_to_close) and retried.",
     )
+    idempotent: bool = Field(
+        False,
+        description="Whether it recognises a repeated request for the same workflow step (an "
+        "idempotency key) and absorbs it; otherwise every repeat that succeeds applies again "
+        "(a duplicate effect, such as a second charge).",
+    )
     circuit_breaker: CircuitBreaker | None = Field(None, description="Circuit breaker in front of it.")
     bulkhead: Bulkhead | None = Field(None, description="Limit on concurrent calls to it.")
     compensation: Compensation | None = Field(

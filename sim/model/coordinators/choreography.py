@@ -152,7 +152,6 @@ class Choreography(Coordinator):
         if work.undo:
             self.emit(inst, k, True, "undo")
             return
-        self.saga.took_effect(inst)
         inst.effects.append(k)
         inst.calls -= 1
         if inst.failure >= 0:

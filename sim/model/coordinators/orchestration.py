@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 from sim.model.coordinators.base import Coordinator
 from sim.model.engine import Engine
-from sim.model.outcomes import COMPLETED, FAILED
+from sim.model.outcomes import COMPLETED, FAILED, LOST
 from sim.model.resilience import Breaker, RetryPolicy, Slots
 from sim.model.station import JobOptions, Station
 from sim.model.workflow import Instance, StepPlan
@@ -339,6 +339,8 @@ class Orchestration(Coordinator):
     def reach(self, a: Attempt) -> None:
         """Push: the request reaches the service: refused if it is down, else queued or rejected."""
         inst, k = a.inst, a.k
+        if inst.finished and self.world.status[inst.gid] == LOST:
+            return  # a non-durable engine lost the workflow before the command left it
         station: Station = inst.plan.steps[k].station
         if inst.marks is not None:
             self.world.mark(inst, ("handle", k, a.number, a.undo))
@@ -355,6 +357,8 @@ class Orchestration(Coordinator):
         if not a.open:
             return  # timed out (schedule-to-close) before it got there
         inst, k = a.inst, a.k
+        if inst.finished and self.world.status[inst.gid] == LOST:
+            return  # a non-durable engine lost the workflow before the command left it
         if inst.marks is not None:
             self.world.mark(inst, ("handle", k, a.number, a.undo))
         station = inst.plan.steps[k].station
@@ -374,15 +378,20 @@ class Orchestration(Coordinator):
             world.after(limit, self._engine_timer, (self.timed_out, a))
 
     def served(self, a: Attempt) -> None:
+        """The service's work ends: a success takes effect (or undoes one), whether or not the
+        engine still waits for this attempt: an abandoned attempt's late work applies too,
+        unknown to the engine."""
         inst, k = a.inst, a.k
         if a.undo:
             undo = self.services[inst.plan.steps[k].service].compensation
             assert undo is not None
             ok = inst.plan.compensation_errors[k]() >= undo.error_probability
+            if ok:
+                self.world.effects.undo(inst, k)
         else:
             ok = self.world.succeeded(inst, k, None if a.number == 1 else inst.plan.retry_errors[k]())
-            if ok and a.open:  # an abandoned attempt's late work is wasted, unknown to the saga
-                self.saga.took_effect(inst)
+            if ok:
+                self.world.effects.apply(inst, k)
         if inst.marks is not None:
             operation = "compensate" if a.undo else "handle"
             self.world.span(inst, ("handle", k, a.number, a.undo), inst.plan.steps[k].service, operation, ok)

@@ -1,0 +1,106 @@
+"""The effect ledger: every time a step's work takes effect at its service, and every undo.
+
+A step *takes effect* when its work ends successfully at its service, whether or not its caller
+still waits for it: the late work of an abandoned (timed-out) attempt, a redelivered event
+processed again, a retry after a lost reply all take effect. The ledger is the truth that the
+coordinators know only in part:
+
+* the first application of a workflow's step is an **effect**;
+* a repeat at a service that is not ``idempotent`` applies again: a **duplicate effect** (a
+  second charge); an idempotent service recognises the step (an idempotency key it has seen)
+  and **absorbs** the repeat;
+* a compensation that succeeds **undoes** one standing application of the step (a refund undoes
+  one charge, so a double charge refunded once still stands).
+
+Every application therefore ends standing, undone or absorbed, and :meth:`EffectLedger.check`
+proves it at the end of the run. A workflow that ends unsuccessfully with an application
+standing is inconsistent, never failed: the saga asks the ledger when it settles, and the world
+reconciles at the end of the run the workflows whose effects landed after they had ended.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+import numpy as np
+
+from sim.model.workflow import Instance
+
+APPLIED, DUPLICATE, ABSORBED, UNDONE = 1, 2, 3, 4
+"""Kinds of ledger entries."""
+
+KIND_NAMES = {APPLIED: "applied", DUPLICATE: "duplicate", ABSORBED: "absorbed", UNDONE: "undone"}
+
+
+class EffectLedger:
+    """The ledger of one world: an entry per application or undo (when, which instance, which
+    step, what kind), and per instance its standing applications and first effect."""
+
+    def __init__(self, total: int, idempotent: frozenset[str], now: object) -> None:
+        self.idempotent = idempotent
+        """Services that absorb a repeated effect of the same workflow step."""
+        self._now = now
+        self.time = array("d")
+        self.gid = array("q")
+        self.step = array("i")
+        self.kind = array("b")
+        self.standing = array("i", [0]) * total
+        """Standing applications per instance (by its global index)."""
+        self.first = array("d", [math.nan]) * total
+        """Instant of each instance's first effect."""
+
+    def _record(self, inst: Instance, k: int, kind: int) -> None:
+        self.time.append(self._now.now)  # type: ignore[attr-defined]
+        self.gid.append(inst.gid)
+        self.step.append(k)
+        self.kind.append(kind)
+
+    def apply(self, inst: Instance, k: int) -> int:
+        """Step ``k`` of ``inst`` has just taken effect at its service; return the entry's kind."""
+        mask = 1 << k
+        if not inst.applied & mask:
+            inst.applied |= mask
+            kind = APPLIED
+            if math.isnan(inst.first_effect):
+                inst.first_effect = self._now.now  # type: ignore[attr-defined]
+                self.first[inst.gid] = inst.first_effect
+        elif inst.plan.steps[k].service in self.idempotent:
+            kind = ABSORBED
+        else:
+            kind = DUPLICATE
+        if kind != ABSORBED:
+            counts = inst.standing
+            if counts is None:
+                counts = inst.standing = [0] * len(inst.plan.steps)
+            counts[k] += 1
+            self.standing[inst.gid] += 1
+        self._record(inst, k, kind)
+        return kind
+
+    def undo(self, inst: Instance, k: int) -> bool:
+        """A compensation of step ``k`` succeeded: it undoes one standing application (none: it
+        had nothing to undo). Return whether it undid one."""
+        counts = inst.standing
+        if counts is None or counts[k] == 0:
+            return False
+        counts[k] -= 1
+        self.standing[inst.gid] -= 1
+        self._record(inst, k, UNDONE)
+        return True
+
+    def stands(self, inst: Instance) -> bool:
+        """Whether an application of any step of ``inst`` stands."""
+        return self.standing[inst.gid] > 0
+
+    def check(self) -> None:
+        """Every application is standing, undone or absorbed: raise if the entries disagree with
+        the standing counts."""
+        kinds = np.frombuffer(self.kind, dtype=np.int8)
+        applied = int(np.count_nonzero((kinds == APPLIED) | (kinds == DUPLICATE)))
+        undone = int(np.count_nonzero(kinds == UNDONE))
+        standing = int(np.frombuffer(self.standing, dtype=np.int32).sum())
+        if applied - undone != standing or standing < 0:
+            raise AssertionError(
+                f"effects violated: {applied} applications, {undone} undone, {standing} standing"
+            )

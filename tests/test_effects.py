@@ -1,0 +1,131 @@
+"""The effect ledger: every application of a step's effect is counted, wherever it comes from.
+
+Expectations come from the mechanism's probabilities (a timed-out attempt still takes effect
+with the probability that its work outlasts the timeout) and from the ledger's identity
+(applications − undone = standing), never from the code's own numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import sim
+from tests.helpers import QUEUE, scenario
+
+
+def exp(mean: float) -> dict:
+    return {"dist": "exponential", "mean": mean}
+
+
+def _timeouts(idempotent: bool) -> pd.Series:
+    """Exponential work with mean 1 s behind a caller timeout of 1 s and one retry, at low load
+    with plenty of servers: the first attempt times out with probability e⁻¹, and its work
+    still ends, and takes effect, after the caller has given up."""
+    sc = scenario(
+        {
+            "pay": {
+                "replicas": 200,
+                "latency": exp(1.0),
+                "timeout": 1.0,
+                "retry": {"max_attempts": 2, "initial": 0, "jitter": "none"},
+                "idempotent": idempotent,
+            }
+        },
+        ["pay"],
+        rate=2,
+        duration=2000,
+        topologies={"orchestration": {"orchestrator": {"dispatch": "push"}}},
+    )
+    return sim.run(sc).summary.iloc[0]
+
+
+def test_timed_out_attempts_still_take_effect_and_duplicate_at_a_service_without_idempotency() -> None:
+    row = _timeouts(idempotent=False)
+    n = row["arrived"]
+    expected = n / math.e
+    sd = math.sqrt(n * (1 / math.e) * (1 - 1 / math.e))
+    assert abs(row["duplicate_effects"] - expected) < 4 * sd, (row["duplicate_effects"], expected)
+    assert row["effects"] == n  # every order is charged at least once
+    assert row["absorbed_effects"] == 0
+    # both attempts timed out (e⁻²): the engine gave up, but both charges stand
+    assert row["inconsistent"] > 0 and row["failed"] == 0
+
+
+def test_an_idempotent_service_absorbs_the_repeats() -> None:
+    row = _timeouts(idempotent=True)
+    n = row["arrived"]
+    sd = math.sqrt(n * (1 / math.e) * (1 - 1 / math.e))
+    assert row["duplicate_effects"] == 0
+    assert abs(row["absorbed_effects"] - n / math.e) < 4 * sd
+    assert row["effects"] == n
+
+
+def _faulted() -> dict[str, Any]:
+    return {
+        "name": "ledger",
+        "seed": 11,
+        "duration": 300,
+        "drain": 300,
+        "services": {
+            "book": {"latency": exp(0.05), "compensation": {"latency": 0.02}, "timeout": 0.1},
+            "pay": {
+                "latency": exp(0.05),
+                "compensation": {"latency": 0.02, "error_probability": 0.2},
+                "retry": {"max_attempts": 3, "initial": 0.01},
+                "timeout": 0.12,
+            },
+            "ship": {"latency": exp(0.05), "error_probability": 0.2},
+        },
+        "workflows": {"trip": {"steps": ["book", "pay", "ship"]}},
+        "load": {"trip": {"rate": 5}},
+        "faults": [{"type": "crash", "target": "pay", "mtbf": exp(20), "mttr": exp(2)}],
+        "topologies": {
+            "push": {"kind": "orchestration", "orchestrator": {"dispatch": "push"}},
+            "poll": {"kind": "orchestration", "orchestrator": {"dispatch": "poll"}},
+            "log": {"kind": "choreography", "broker": {"partitions": 2, "session_timeout": 5}},
+            "queue": {"kind": "choreography", "broker": {"kind": "queue", "visibility_timeout": 0.2}},
+            "hybrid": {"asynchronous": ["ship"], **QUEUE},
+        },
+    }
+
+
+def test_every_application_is_standing_undone_or_absorbed() -> None:
+    """Per instance: applications − undone = standing at the end; a workflow that did not
+    complete and ended without an effect standing is failed, compensated or lost, and one with an
+    effect standing is inconsistent (or still in flight)."""
+    result = sim.run(sim.scenario_from_dict(_faulted()))
+    req = result.requests
+    standing = req["effects"] + req["duplicate_effects"] - req["undone_effects"]
+    assert (standing == req["standing_effects"]).all()
+    assert (req["standing_effects"] >= 0).all()
+    clean = req["status"].isin(["failed", "compensated", "lost"])
+    assert (req.loc[clean, "standing_effects"] == 0).all()
+    broken = req["status"] == "inconsistent"
+    assert (req.loc[broken, "standing_effects"] > 0).all()
+    # every step of a completed trip took effect (but the hybrid's asynchronous ship, which may
+    # fail without failing its trip)
+    done = (req["status"] == "completed") & (req["async_failures"] == 0)
+    assert (req.loc[done, "effects"] == 3).all()
+    s = result.summary.set_index("topology")
+    assert (s["duplicate_effects"] > 0).any()
+    assert (s["orphan_effects"] > 0).all()
+    comps = result.components
+    services = comps[comps["kind"] == "service"].groupby("topology")[["effects", "orphan_effects"]].sum()
+    assert (services["effects"] == s.loc[services.index, "effects"]).all()
+    assert (services["orphan_effects"] == s.loc[services.index, "orphan_effects"]).all()
+
+
+@pytest.mark.parametrize("topology", ["log", "queue"])
+def test_redelivered_events_apply_again(topology: str) -> None:
+    """A log consumer that crashes before it commits, and a queue whose lease runs out, deliver
+    events again: a service that is not idempotent applies them again."""
+    data = _faulted()
+    data["faults"] = [{"type": "crash", "target": "book", "mtbf": exp(10), "mttr": exp(1)}]
+    data["services"]["book"]["latency"] = exp(0.15)
+    row = sim.run(sim.scenario_from_dict(data), topologies=[topology]).summary.iloc[0]
+    assert row["duplicates"] > 0
+    assert row["duplicate_effects"] > 0

@@ -129,3 +129,29 @@ def test_redelivered_events_apply_again(topology: str) -> None:
     row = sim.run(sim.scenario_from_dict(data), topologies=[topology]).summary.iloc[0]
     assert row["duplicates"] > 0
     assert row["duplicate_effects"] > 0
+
+
+@pytest.mark.parametrize("topology", ["orchestration", "choreography"])
+def test_a_business_error_is_never_retried_and_starts_the_saga(topology: str) -> None:
+    """A card declined with probability p on the last step: about p × arrivals compensated, and
+    not one retry, although the service has a generous retry policy."""
+    p = 0.1
+    sc = scenario(
+        {
+            "book": {"latency": exp(0.01), "compensation": {"latency": 0.01}},
+            "pay": {
+                "latency": exp(0.01),
+                "business_error_probability": p,
+                "retry": {"max_attempts": 5, "initial": 0.01},
+            },
+        },
+        ["book", "pay"],
+        rate=10,
+        duration=500,
+    )
+    row = sim.run(sc, topologies=[topology]).summary.iloc[0]
+    n = row["run_arrived"]
+    assert abs(row["run_compensated"] - p * n) < 4 * math.sqrt(n * p * (1 - p))
+    assert row["run_completed"] + row["run_compensated"] == n
+    assert row["attempts"] == 2 * n + row["run_compensated"]  # book, pay, and one refund each
+    assert row["dead_letters"] == 0

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from sim.model.resilience import RetryPolicy
 from sim.model.workflow import Instance
-from sim.model.world import World
+from sim.model.world import BUSINESS, OK, World
 
 if TYPE_CHECKING:
     from sim.model.broker.groups import Group
@@ -160,6 +160,15 @@ class Consumer:
             self.owner.given_up(m.item)
         r.group.done(r, dead=True)
 
+    def refuse(self, r: Receipt) -> None:
+        """The service refused the work for a business reason: the step fails (no dead letter:
+        the event was handled), unless an earlier delivery had settled it."""
+        m = r.message
+        if not m.settled:
+            m.settled = True
+            self.owner.given_up(m.item)
+        r.group.done(r)
+
     def expire(self, m: Message) -> None:
         """The broker dropped the message, too old when its turn came."""
         self.counters.expired += 1
@@ -195,9 +204,16 @@ class Consumer:
                 world.effects.undo(inst, k)
         else:
             first = r.number == 1 and r.attempt == 1
-            ok = world.succeeded(inst, k, None if first else inst.plan.retry_errors[k]())
+            outcome = world.outcome(inst, k, None if first else inst.plan.retry_errors[k]())
+            ok = outcome == OK
             if ok:  # it takes effect, whichever delivery this is
                 world.effects.apply(inst, k)
+            elif outcome == BUSINESS:  # a refusal: never retried, the step fails at once
+                if inst.marks is not None:
+                    span = ("handle", k, r.number, r.attempt, False)
+                    world.span(inst, span, inst.plan.steps[k].service, self.operation, False)
+                self.refuse(r)
+                return
         if inst.marks is not None:
             operation = "compensate" if work.undo else self.operation
             key = ("handle", k, r.number, r.attempt, work.undo)

@@ -60,6 +60,8 @@ class WorkflowPlan:
     net_out_draws: list[Callable[[], float]] | None
     net_entry_draw: Callable[[], float] | None
     no_errors: list[float] = field(default_factory=list)
+    business: list[float] = field(default_factory=list)
+    """Each step's business error probability (refusals that are never retried)."""
 
     @property
     def entry_steps(self) -> list[StepPlan]:

@@ -61,6 +61,11 @@ def _latest(keys: np.ndarray, values: np.ndarray) -> dict[int, float]:
     return out
 
 
+OK, TRANSIENT, BUSINESS = 0, 1, 2
+"""How a request ends (:meth:`World.outcome`): done, a transient error (retried), a business
+refusal (never retried)."""
+
+
 class Subscription(Protocol):
     """Something that records a subscription during a run (a consumer group)."""
 
@@ -209,7 +214,11 @@ class World:
             branch[-1].terminal = True
         services = self.scenario.services
         bursts = {f.target for f in self.scenario.faults if f.type == "error_burst"}
-        may_fail = {n for n, svc in services.items() if svc.error_probability > 0} | bursts
+        may_fail = {
+            n
+            for n, svc in services.items()
+            if svc.error_probability > 0 or svc.business_error_probability > 0
+        } | bursts
         net_const = self.latency.is_zero or self.latency.dist == "constant"
         tag = f"{wname}/{{k}}/{{svc}}"
         key = [tag.format(k=st.index, svc=st.service) for st in steps]
@@ -243,6 +252,7 @@ class World:
             net_out_draws=None if net_const else [self.draws(self.latency, f"net-out/{k}") for k in key],
             net_entry_draw=None if net_const else self.draws(self.latency, f"net-entry/{wname}"),
             no_errors=[2.0] * len(steps),
+            business=[services[st.service].business_error_probability for st in steps],
         )
 
     # -- running ------------------------------------------------------------------------------
@@ -278,16 +288,19 @@ class World:
         else:
             Timeout(self.env, delay, (fn, arg)).callbacks.append(_fire)
 
-    def succeeded(self, inst: Instance, k: int, u: float | None = None) -> bool:
-        """Whether step ``k`` of ``inst``, just served, succeeded; an error is recorded at its
-        service. The instance's own uniform draw for the step is compared with the service's
-        error probability *now* (so an error burst and the baseline share their draws); a retry
-        passes its own draw ``u``."""
+    def outcome(self, inst: Instance, k: int, u: float | None = None) -> int:
+        """How step ``k`` of ``inst``, just served, ended: :data:`OK`, a :data:`TRANSIENT` error
+        or a :data:`BUSINESS` refusal (an error is recorded at its service). The instance's own
+        uniform draw for the step is compared with the service's business error probability,
+        then with its transient error probability *now* on top of it (so an error burst and the
+        baseline share their draws); a retry passes its own draw ``u``."""
         station = inst.plan.steps[k].station
-        if (inst.errors[k] if u is None else u) < station.error_probability:
+        v = inst.errors[k] if u is None else u
+        business = inst.plan.business[k]
+        if v < business + station.error_probability:
             station.errors.append(self.env.now)
-            return False
-        return True
+            return BUSINESS if v < business else TRANSIENT
+        return OK
 
     def tally(self, name: str, value: float) -> None:
         """Record one observation of the tally ``name`` now."""

@@ -110,7 +110,18 @@ class Service(_Model):
         "full is rejected. Omit for an unbounded queue.",
     )
     error_probability: float = Field(
-        0.0, ge=0, le=1, description="Probability that a request ends in an error (after its work)."
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability that a request ends in a transient error (after its work); such "
+        "errors are retried with the retry policy.",
+    )
+    business_error_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability that a request is refused for a business reason (a card declined, "
+        "no stock): never retried; the step fails at once and the saga starts.",
     )
     timeout: PositiveFloat | None = Field(
         None, le=MAX_SECONDS, description="Caller's timeout per attempt, in seconds. Omit for none."
@@ -160,6 +171,12 @@ class Service(_Model):
     compensation: Compensation | None = Field(
         None, description="How its step is undone when a workflow fails later. Omit: it cannot be."
     )
+
+    @model_validator(mode="after")
+    def _errors_fit(self) -> Service:
+        if self.error_probability + self.business_error_probability > 1:
+            raise ValueError("error_probability + business_error_probability must not exceed 1")
+        return self
 
     @model_validator(mode="after")
     def _fits(self) -> Service:

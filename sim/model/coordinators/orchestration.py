@@ -45,7 +45,7 @@ from sim.model.outcomes import COMPLETED, FAILED, LOST
 from sim.model.resilience import Breaker, RetryPolicy, Slots
 from sim.model.station import JobOptions, Station
 from sim.model.workflow import Instance, StepPlan
-from sim.model.world import World
+from sim.model.world import BUSINESS, OK, World
 from sim.scenario.engine import Orchestrator
 from sim.scenario.models import Retry, Topology
 
@@ -389,9 +389,12 @@ class Orchestration(Coordinator):
             if ok:
                 self.world.effects.undo(inst, k)
         else:
-            ok = self.world.succeeded(inst, k, None if a.number == 1 else inst.plan.retry_errors[k]())
+            outcome = self.world.outcome(inst, k, None if a.number == 1 else inst.plan.retry_errors[k]())
+            ok = outcome == OK
             if ok:
                 self.world.effects.apply(inst, k)
+            elif outcome == BUSINESS:  # a refusal: retrying would be refused again
+                a.retryable = False
         if inst.marks is not None:
             operation = "compensate" if a.undo else "handle"
             self.world.span(inst, ("handle", k, a.number, a.undo), inst.plan.steps[k].service, operation, ok)

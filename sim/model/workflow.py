@@ -62,6 +62,10 @@ class WorkflowPlan:
     no_errors: list[float] = field(default_factory=list)
     business: list[float] = field(default_factory=list)
     """Each step's business error probability (refusals that are never retried)."""
+    parallel_undo: bool = False
+    """Whether its saga compensates all at once (else one after another, the last first)."""
+    pivot_stage: int = -1
+    """The stage of its pivot step (-1: none): later stages are retried forward."""
 
     @property
     def entry_steps(self) -> list[StepPlan]:
@@ -76,6 +80,7 @@ class Instance:
         "applied",
         "arrival",
         "calls",
+        "committed",
         "dispatch",
         "effects",
         "errors",
@@ -136,6 +141,8 @@ class Instance:
         # (a bit each), and standing applications per step once there is one.
         self.applied = 0
         self.standing: list[int] | None = None
+        self.committed = False
+        """Whether it has passed its saga's pivot (steps after it are retried forward)."""
         self.shard = 0
         """The engine shard the instance lives on (orchestration)."""
         self.partition = 0

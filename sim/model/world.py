@@ -213,6 +213,8 @@ class World:
         for branch in stages[-1]:
             branch[-1].terminal = True
         services = self.scenario.services
+        workflow = self.scenario.workflows[wname]
+        saga = workflow.saga or self.scenario.saga
         bursts = {f.target for f in self.scenario.faults if f.type == "error_burst"}
         may_fail = {
             n
@@ -253,6 +255,8 @@ class World:
             net_entry_draw=None if net_const else self.draws(self.latency, f"net-entry/{wname}"),
             no_errors=[2.0] * len(steps),
             business=[services[st.service].business_error_probability for st in steps],
+            parallel_undo=saga.order == "parallel",
+            pivot_stage=next((st.stage for st in steps if st.service == saga.pivot), -1),
         )
 
     # -- running ------------------------------------------------------------------------------

@@ -630,6 +630,55 @@ def _queue_limit_problems(s: Scenario) -> Iterable[str]:
             )
 
 
+def _stage_services(steps: list[Any]) -> list[list[str]]:
+    """The services of each stage of a workflow."""
+    stages = []
+    for step in steps:
+        if isinstance(step, Parallel):
+            stages.append(
+                [svc for branch in step.parallel for svc in ([branch] if isinstance(branch, str) else branch)]
+            )
+        else:
+            stages.append([step])
+    return stages
+
+
+def _saga_problems(s: Scenario) -> Iterable[str]:
+    """A pivot names one step of the workflows it applies to, and nothing after it may refuse
+    for good (it is retried forward until it succeeds)."""
+    scenario_pivot = s.saga.pivot
+    used_anywhere = False
+    for wname, wf in s.workflows.items():
+        settings, where = (wf.saga, f"workflows.{wname}.saga.pivot") if wf.saga else (s.saga, "saga.pivot")
+        pivot = settings.pivot
+        if pivot is None:
+            continue
+        stages = _stage_services(wf.steps)
+        found = [i for i, stage in enumerate(stages) for svc in stage if svc == pivot]
+        if not found:
+            if wf.saga is not None:
+                yield f"{where}: {pivot!r} is not a step of workflow {wname!r}"
+            continue
+        used_anywhere = True
+        if len(found) > 1:
+            yield f"{where}: {pivot!r} is called {len(found)} times in {wname!r}; a pivot is one step"
+            continue
+        for later in stages[found[0] + 1 :]:
+            for svc in later:
+                if svc in s.services and s.services[svc].business_error_probability > 0:
+                    yield (
+                        f"{where}: {svc!r} comes after the pivot in workflow {wname!r}, where steps are "
+                        "retried forward until they succeed, but it refuses for good "
+                        "(business_error_probability)"
+                    )
+    if (
+        scenario_pivot is not None
+        and not used_anywhere
+        and all(wf.saga is None for wf in s.workflows.values())
+    ):
+        yield f"saga.pivot: {scenario_pivot!r} is not a step of any workflow"
+
+
 def _reference_problems(s: Scenario) -> Iterable[str]:
     """Cross-field checks: names that must resolve, windows that must fit."""
     if s.warmup != "auto" and s.warmup >= s.duration:
@@ -707,6 +756,7 @@ def _reference_problems(s: Scenario) -> Iterable[str]:
         ):
             yield f"faults[{i}].replicas: {fault.target!r} has only {s.services[fault.target].replicas}"
     yield from _queue_limit_problems(s)
+    yield from _saga_problems(s)
     for tname, topo in s.topologies.items():
         kind = topo.kind or tname
         if kind not in TOPOLOGY_KINDS:

@@ -222,10 +222,29 @@ Step = Annotated[
 ]
 
 
+class SagaSettings(_Model):
+    """How a failed workflow is undone, the same way in every topology: once none of its steps
+    is running any more, the steps that took effect are compensated one after another, the most
+    recent first (``sequential``, the classic saga), or all at once (``parallel``). Steps in the
+    stages after the ``pivot`` are never compensated: once the workflow has passed it, they are
+    retried forward until they succeed."""
+
+    order: Literal["sequential", "parallel"] = Field(
+        "sequential",
+        description="sequential: one compensation after another, last effect first; parallel: all at once.",
+    )
+    pivot: str | None = Field(
+        None,
+        description="The service of the pivot step (the point of no return). Omit: every step can "
+        "be compensated.",
+    )
+
+
 class Workflow(_Model):
     """A business workflow: ordered steps; a string calls a service, ``parallel`` fans out."""
 
     steps: list[Step] = Field(min_length=1, description="Steps in order.")
+    saga: SagaSettings | None = Field(None, description="The workflow's saga settings. Omit: the scenario's.")
 
 
 class RatePeriod(_Model):
@@ -462,6 +481,9 @@ class Scenario(_Model):
     topologies: dict[str, Topology] = Field(min_length=1, description="Topologies to compare.")
     sweep: SweepSpec | None = Field(None, description="Fields to vary in `sim sweep` (a grid of runs).")
     faults: list[Fault] = Field([], description="Faults to inject; the baseline run has none.")
+    saga: SagaSettings = Field(
+        SagaSettings(), description="How failed workflows are undone (every topology)."
+    )
     blast_radius: BlastRadiusSettings = Field(BlastRadiusSettings(), description="Blast-radius thresholds.")
     objectives: Objectives = Field(Objectives(), description="Objectives each topology is judged against.")
 

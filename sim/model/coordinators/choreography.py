@@ -128,6 +128,7 @@ class Choreography(Coordinator):
                     continue
             if inst.marks is not None:
                 self.world.mark(inst, ("deliver", step.index))
+            self.saga.passes(inst, step.stage)
             self.groups[step.service].offer(Work(inst, step.index), inst.net_in[step.index])
 
     # -- what the consumers report (sim.model.consumer.Owner) -----------------------------------
@@ -146,8 +147,8 @@ class Choreography(Coordinator):
             inst.calls += 1
 
     def handled(self, work: Work) -> None:
-        """The service's work succeeded: it took effect, and the service says so (or undoes it at
-        once if it has learnt that the workflow failed meanwhile)."""
+        """The service's work succeeded: it took effect, and the service says so (or, if the
+        workflow failed meanwhile, it counts among the effects its saga undoes)."""
         inst, k = work.inst, work.step
         if work.undo:
             self.emit(inst, k, True, "undo")
@@ -155,23 +156,34 @@ class Choreography(Coordinator):
         inst.effects.append(k)
         inst.calls -= 1
         if inst.failure >= 0:
-            self.undo(inst, k)
-            self.maybe_end(inst)
+            self.compensate(inst)
         else:
             self.emit(inst, k, True, "step")
 
     def given_up(self, work: Work) -> None:
-        """The event went to the dead-letter queue: the step (or compensation) failed, and the
-        service says so."""
+        """The event went to the dead-letter queue (or the service refused it): the step (or
+        compensation) failed, and the service says so; past the workflow's pivot the step is
+        tried again instead."""
         inst, k = work.inst, work.step
         if work.undo:
             self.emit(inst, k, False, "undo")
             return
+        forward = None if inst.failure >= 0 else self.saga.forward(inst, k)
+        if forward is not None:
+            self.world.after(forward, self._again, work)
+            return
         inst.calls -= 1
         if inst.failure >= 0:
-            self.maybe_end(inst)
+            self.compensate(inst)
         else:
             self.emit(inst, k, False, "step")
+
+    def _again(self, work: Work) -> None:
+        """A step after the pivot goes to its service again (retried forward, as through a
+        retry topic)."""
+        inst, k = work.inst, work.step
+        inst.calls -= 1  # it counts as running again once its new event is taken
+        self.groups[inst.plan.steps[k].service].offer(work, self.world.hop())
 
     def expired(self, work: Work, started: bool) -> None:
         """The broker dropped the event: nobody will ever act on it. A lost compensation leaves
@@ -183,7 +195,7 @@ class Choreography(Coordinator):
         if started:
             inst.calls -= 1
         if inst.failure >= 0:
-            self.maybe_end(inst)
+            self.compensate(inst)
         else:
             self.saga.vanish(inst)
 
@@ -197,32 +209,27 @@ class Choreography(Coordinator):
     # -- the choreographed saga -----------------------------------------------------------------
 
     def fail(self, inst: Instance, k: int) -> None:
-        """A failure event is committed: every service that took effect compensates itself."""
+        """A failure event is committed: no service starts new work for the workflow, and once
+        none of its steps is running the services whose steps took effect compensate
+        themselves, in the saga's order."""
         if inst.failure >= 0:
             return
         inst.failure = k
-        for done in list(inst.effects):
-            self.undo(inst, done)
-        self.maybe_end(inst)
+        self.compensate(inst)
 
-    def undo(self, inst: Instance, k: int) -> None:
-        """The failure event reaches the service of step ``k``, which compensates its effect."""
-        service = inst.plan.steps[k].service
-        if self.services[service].compensation is None:
-            inst.undo_failed = True
-            return
-        inst.undoing += 1
-        self.groups[service].offer(Work(inst, k, True), self.world.hop())
+    def compensate(self, inst: Instance) -> None:
+        """Deliver the compensations the saga's order allows (each a failure event read by the
+        service whose step took effect); when none is left, the workflow ends."""
+        started = self.saga.next_compensations(inst)
+        for k in started:
+            inst.undoing += 1
+            self.groups[inst.plan.steps[k].service].offer(Work(inst, k, True), self.world.hop())
+        if not started and inst.calls == 0 and inst.undoing == 0:
+            self.saga.settle(inst)
 
     def undone(self, inst: Instance, k: int, ok: bool) -> None:
         """A compensation event is committed (or the compensation was lost)."""
         inst.undoing -= 1
-        if ok:
-            inst.effects.remove(k)
-        else:
+        if not ok:
             inst.undo_failed = True
-        self.maybe_end(inst)
-
-    def maybe_end(self, inst: Instance) -> None:
-        if inst.failure >= 0 and inst.calls == 0 and inst.undoing == 0:
-            self.saga.settle(inst)
+        self.compensate(inst)

@@ -230,6 +230,7 @@ class Orchestration(Coordinator):
 
     def start_stage(self, inst: Instance, stage: int) -> None:
         """Fan out the first step of every branch of ``stage``."""
+        self.saga.passes(inst, stage)
         branches = inst.plan.stages[stage]
         inst.pending = len(branches)
         for branch in branches:
@@ -254,21 +255,18 @@ class Orchestration(Coordinator):
     # -- sagas --------------------------------------------------------------------------------
 
     def compensate(self, inst: Instance) -> None:
-        """Once no step is running, undo the steps that took effect, last first."""
-        if inst.calls > 0 or inst.undoing:
-            return
-        while inst.effects:
-            k = inst.effects.pop()
-            if self.services[inst.plan.steps[k].service].compensation is None:
-                inst.undo_failed = True
-                continue
-            inst.undoing = 1
+        """Once no step is running, the engine calls the compensations the saga's order allows
+        (each a call with the service's policies, and a decision); when none is left, the
+        workflow ends."""
+        started = self.saga.next_compensations(inst)
+        for k in started:
+            inst.undoing += 1
             self.attempt(self._first(inst, k, True))
-            return
-        self.saga.settle(inst)
+        if not started and inst.calls == 0 and inst.undoing == 0:
+            self.saga.settle(inst)
 
     def undone(self, inst: Instance, ok: bool) -> None:
-        inst.undoing = 0
+        inst.undoing -= 1
         if not ok:
             inst.undo_failed = True
         self.compensate(inst)
@@ -498,6 +496,11 @@ class Orchestration(Coordinator):
                 nxt = Attempt(inst, a.k, a.number + 1, a.undo, activity)
                 self.world.after(wait, self._engine_timer, (self.attempt, nxt))
                 return
+        forward = None if a.undo or failing else self.saga.forward(inst, a.k)
+        if forward is not None:  # past the pivot: tried again, never undone
+            nxt = Attempt(inst, a.k, a.number + 1, a.undo, None)
+            self.world.after(forward, self._engine_timer, (self.attempt, nxt))
+            return
         if activity is not None:
             activity.done = True
         self.decide(Reply(inst, a.k, False, a.undo))

@@ -60,6 +60,8 @@ COUNTERS = [
     "publish_failures",
     "breaker_openings",
     "bulkhead_refusals",
+    "retries_refused",
+    "deadlines",
     "decisions",
     "store_writes",
     "throttled",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from sim.model.resilience import RetryPolicy
+from sim.model.resilience import Breaker, RetryPolicy
 from sim.model.workflow import Instance
 from sim.model.world import BUSINESS, OK, World
 
@@ -66,7 +66,19 @@ class Receipt:
     message's deliveries, the ``attempt`` of its work within this delivery, the station ``visit``
     of that attempt, when it was ``received``; ``live`` while the group counts it in progress."""
 
-    __slots__ = ("attempt", "consumer", "group", "lapsed", "live", "message", "number", "received", "visit")
+    __slots__ = (
+        "attempt",
+        "began",
+        "consumer",
+        "cost",
+        "group",
+        "lapsed",
+        "live",
+        "message",
+        "number",
+        "received",
+        "visit",
+    )
 
     def __init__(self, group: Group, message: Message, consumer: int, received: float) -> None:
         message.deliveries += 1
@@ -76,6 +88,10 @@ class Receipt:
         self.attempt = 1
         self.consumer = consumer
         self.received = received
+        self.began = received
+        """When its current attempt began (a breaker judges its duration)."""
+        self.cost = 0
+        """Retry-budget tokens its current attempt took (0: a first attempt, or no budget)."""
         self.visit = -1
         self.live = True
         self.lapsed = False
@@ -118,6 +134,13 @@ class Consumer:
         self.operation = operation
         """Name of the span of the work, for traces."""
         self.counters = world.counters
+        self.breakers = {
+            n: Breaker(s.circuit_breaker, world.counters)
+            for n, s in world.scenario.services.items()
+            if s.circuit_breaker is not None
+        }
+        """The consumers' circuit breakers, one per service: a breaker that is open fails the
+        work fast, as resilience4j around a handler's downstream call does."""
         self.served = self._served
         self.interrupted = self._aborted
         """The continuations of every attempt (bound once: this is the hot path)."""
@@ -136,8 +159,12 @@ class Consumer:
             self.owner.started(work)
         if r.number > 1:
             self.counters.duplicates += 1
+        if self.breakers:
+            self._attempt(r)
+            return
         # The first attempt (the hot path: :meth:`_attempt` written out).
         inst, k = work.inst, work.step
+        r.began = self.world.env.now
         self.counters.attempts += 1
         if inst.marks is not None:
             self.world.mark(inst, ("handle", k, r.number, 1, work.undo))
@@ -181,6 +208,12 @@ class Consumer:
     def _attempt(self, r: Receipt) -> None:
         work = r.message.item
         inst, k = work.inst, work.step
+        now = self.world.env.now
+        breaker = self.breakers.get(inst.plan.steps[k].service) if self.breakers else None
+        if breaker is not None and not breaker.allow(now):  # failed fast: no work, no attempt
+            self._failed(r)
+            return
+        r.began = now
         self.counters.attempts += 1
         if inst.marks is not None:
             self.world.mark(inst, ("handle", k, r.number, r.attempt, work.undo))
@@ -214,28 +247,48 @@ class Consumer:
                     world.span(inst, span, inst.plan.steps[k].service, self.operation, False)
                 self.refuse(r)
                 return
+        service = inst.plan.steps[k].service
         if inst.marks is not None:
             operation = "compensate" if work.undo else self.operation
             key = ("handle", k, r.number, r.attempt, work.undo)
-            world.span(inst, key, inst.plan.steps[k].service, operation, ok)
+            world.span(inst, key, service, operation, ok)
+        if self.breakers:
+            breaker = self.breakers.get(service)
+            if breaker is not None:
+                now = world.env.now
+                breaker.record(ok, now, now - r.began)
         if ok:
+            retry = self.retries.get(service)
+            if retry is not None:
+                retry.succeeded(r.cost)
             if not m.settled:
                 m.settled = True
                 self.owner.handled(work)
             r.group.done(r)
             return
-        step = inst.plan.steps[k]
-        retry = self.retries.get(step.service)
+        self._failed(r)
+
+    def _failed(self, r: Receipt) -> None:
+        """An attempt failed (or its breaker refused it): retried in place with the service's
+        policy and budget, else dead-lettered."""
+        m = r.message
+        work = m.item
+        inst = work.inst
+        retry = self.retries.get(inst.plan.steps[work.step].service)
         if (
             retry is not None
             and retry.allows(r.attempt)
             and not m.settled
             and (work.undo or inst.failure < 0)
         ):
-            r.attempt += 1
-            r.group.retrying(r)
-            world.after(retry.next_delay(r.attempt - 1), self._retry, r)
-            return
+            wait = retry.next_delay(r.attempt)
+            cost = retry.charge(r.attempt)
+            if cost >= 0:
+                r.attempt += 1
+                r.cost = cost
+                r.group.retrying(r)
+                self.world.after(wait, self._retry, r)
+                return
         self.dead_letter(r)
 
     def _retry(self, r: Receipt) -> None:

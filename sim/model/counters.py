@@ -42,6 +42,10 @@ class Counters:
     """Times a circuit breaker opened."""
     bulkhead_refusals: int = 0
     """Calls refused by a full bulkhead."""
+    retries_refused: int = 0
+    """Retries refused by an empty retry budget (the call failed instead)."""
+    deadlines: int = 0
+    """Workflows failed by their workflow's deadline."""
     schedule_to_start_timeouts: int = 0
     """Tasks that waited in their task queue past the service's schedule_to_start."""
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sim.model.counters import Counters
 from sim.scenario.models import Bulkhead, CircuitBreaker, Retry
+from sim.scenario.retry import RetryBudget
 
 
 def backoff(policy: Retry, retry: int, u: float) -> float:
@@ -40,37 +41,85 @@ def backoff(policy: Retry, retry: int, u: float) -> float:
     return base
 
 
+class Quota:
+    """The tokens of a retry budget (:class:`~sim.scenario.retry.RetryBudget`): one bucket per
+    caller and service, as one AWS SDK client holds one for its endpoint."""
+
+    __slots__ = ("config", "counters", "tokens")
+
+    def __init__(self, config: RetryBudget, counters: Counters) -> None:
+        self.config = config
+        self.counters = counters
+        self.tokens = config.capacity
+
+    def take(self, timeout: bool) -> int:
+        """Tokens for one retry (after a timeout: ``timeout_cost``), or -1 when too few are left."""
+        cost = self.config.timeout_cost if timeout else self.config.retry_cost
+        if cost > self.tokens:
+            self.counters.retries_refused += 1
+            return -1
+        self.tokens -= cost
+        return cost
+
+    def give(self, cost: int) -> None:
+        """A call succeeded: at once (``cost`` 0, the success refund) or after a retry that took
+        ``cost`` tokens, which come back."""
+        back = cost or self.config.success_refund
+        self.tokens = min(self.config.capacity, self.tokens + back)
+
+
 class RetryPolicy:
     """When a failed attempt is tried again, and after how long (the AWS SDK's standard mode:
-    capped exponential backoff with jitter).
+    capped exponential backoff with jitter, and its retry quota when ``budget`` is set).
 
     ``jitter`` is the caller's U(0, 1) stream; one draw is taken per retry whatever the jitter
     mode, so changing the mode never shifts the numbers of later retries.
     """
 
-    __slots__ = ("config", "jitter")
+    __slots__ = ("config", "jitter", "quota")
 
-    def __init__(self, config: Retry, jitter: Callable[[], float]) -> None:
+    def __init__(self, config: Retry, jitter: Callable[[], float], counters: Counters | None = None) -> None:
         self.config = config
         self.jitter = jitter
+        self.quota = Quota(config.budget, counters or Counters()) if config.budget is not None else None
 
     def allows(self, attempt: int) -> bool:
-        """Whether attempt number ``attempt`` (1 for the first) may be followed by another."""
+        """Whether attempt number ``attempt`` (1 for the first) may be followed by another (the
+        number of attempts only: see :meth:`charge`)."""
         limit = self.config.max_attempts
         return limit is None or attempt < limit
+
+    def charge(self, attempt: int, timeout: bool = False) -> int:
+        """Whether failed attempt number ``attempt`` is retried: -1 if not (its attempts are
+        used up, or its budget is empty), else the tokens the retry took (0 without a budget).
+        ``timeout``: the attempt timed out."""
+        limit = self.config.max_attempts
+        if limit is not None and attempt >= limit:
+            return -1
+        return 0 if self.quota is None else self.quota.take(timeout)
+
+    def succeeded(self, cost: int) -> None:
+        """A call succeeded; ``cost``: the tokens its last retry took (0: it never retried)."""
+        if self.quota is not None:
+            self.quota.give(cost)
 
     def next_delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` before the next one."""
         return backoff(self.config, attempt, self.jitter())
 
 
-def retry_policies(configs: dict[str, Retry | None], jitter: Callable[[], float]) -> dict[str, RetryPolicy]:
-    """One :class:`RetryPolicy` per name that has a retry configuration, sharing ``jitter``."""
-    return {name: RetryPolicy(c, jitter) for name, c in configs.items() if c is not None}
+def retry_policies(
+    configs: dict[str, Retry | None], jitter: Callable[[], float], counters: Counters | None = None
+) -> dict[str, RetryPolicy]:
+    """One :class:`RetryPolicy` per name that has a retry configuration, sharing ``jitter`` (and
+    each with a retry budget of its own, if configured)."""
+    return {name: RetryPolicy(c, jitter, counters) for name, c in configs.items() if c is not None}
 
 
 class Breaker:
-    """A count-based circuit breaker: closed, open (fails calls fast), half-open (probes)."""
+    """A count-based circuit breaker (resilience4j's ``COUNT_BASED`` sliding window): closed,
+    open (fails calls fast), half-open (probes). It judges both the share of failed calls and
+    the share of slow ones."""
 
     CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
@@ -79,9 +128,11 @@ class Breaker:
         self.counters = counters
         self.state = self.CLOSED
         self.outcomes: deque[bool] = deque(maxlen=policy.window)
+        self.slow: deque[bool] = deque(maxlen=policy.window)
         self.opened_at = 0.0
         self.probes = 0
         self.probe_failures = 0
+        self.probe_slow = 0
         self.probe_results = 0
 
     def allow(self, now: float) -> bool:
@@ -89,30 +140,42 @@ class Breaker:
         if self.state == self.OPEN:
             if now - self.opened_at < self.policy.open_for:
                 return False
-            self.state, self.probes, self.probe_failures, self.probe_results = self.HALF_OPEN, 0, 0, 0
+            self.state, self.probes, self.probe_results = self.HALF_OPEN, 0, 0
+            self.probe_failures = self.probe_slow = 0
         if self.state == self.HALF_OPEN:
             if self.probes >= self.policy.half_open_calls:
                 return False
             self.probes += 1
         return True
 
-    def record(self, ok: bool, now: float) -> None:
-        """The outcome of a call that went out."""
+    def record(self, ok: bool, now: float, duration: float = 0.0) -> None:
+        """The outcome of a call that went out ``duration`` seconds ago."""
+        policy = self.policy
+        slow = duration >= policy.slow_call_duration
         if self.state == self.HALF_OPEN:
             self.probe_results += 1
             self.probe_failures += not ok
-            if self.probe_results >= self.policy.half_open_calls:
-                if self.probe_failures / self.probe_results >= self.policy.failure_rate:
+            self.probe_slow += slow
+            if self.probe_results >= policy.half_open_calls:
+                n = self.probe_results
+                if (
+                    self.probe_failures / n >= policy.failure_rate
+                    or self.probe_slow / n >= policy.slow_call_rate
+                ):
                     self._open(now)
                 else:
                     self.state = self.CLOSED
                     self.outcomes.clear()
+                    self.slow.clear()
             return
         if self.state == self.OPEN:
             return  # a late reply of a call sent before the breaker opened
         self.outcomes.append(ok)
+        self.slow.append(slow)
         n = len(self.outcomes)
-        if n >= self.policy.minimum_calls and (n - sum(self.outcomes)) / n >= self.policy.failure_rate:
+        if n >= policy.minimum_calls and (
+            (n - sum(self.outcomes)) / n >= policy.failure_rate or sum(self.slow) / n >= policy.slow_call_rate
+        ):
             self._open(now)
 
     def _open(self, now: float) -> None:
@@ -120,6 +183,7 @@ class Breaker:
         self.opened_at = now
         self.counters.breaker_openings += 1
         self.outcomes.clear()
+        self.slow.clear()
 
 
 class Slots:

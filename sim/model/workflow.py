@@ -64,6 +64,8 @@ class WorkflowPlan:
     """Each step's business error probability (refusals that are never retried)."""
     parallel_undo: bool = False
     """Whether its saga compensates all at once (else one after another, the last first)."""
+    deadline: float | None = None
+    """Seconds after arrival by which an instance must be over, else it fails (None: none)."""
     pivot_stage: int = -1
     """The stage of its pivot step (-1: none): later stages are retried forward."""
 

@@ -256,6 +256,7 @@ class World:
             no_errors=[2.0] * len(steps),
             business=[services[st.service].business_error_probability for st in steps],
             parallel_undo=saga.order == "parallel",
+            deadline=workflow.deadline,
             pivot_stage=next((st.stage for st in steps if st.service == saga.pivot), -1),
         )
 

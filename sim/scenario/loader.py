@@ -551,7 +551,12 @@ def _bool_fields() -> frozenset[str]:
     for module in (models, distributions, engine, broker, retry):
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, BaseModel):
-                names.update(f.alias or n for n, f in obj.model_fields.items() if f.annotation is bool)
+                names.update(
+                    f.alias or n
+                    for n, f in obj.model_fields.items()
+                    if f.annotation is bool
+                    or (isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("flag"))
+                )
     return frozenset(names)
 
 

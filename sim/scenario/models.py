@@ -61,10 +61,17 @@ def _servers_fit(what: str, a: int, b: int, names: str) -> None:
 
 class CircuitBreaker(_Model):
     """A count-based circuit breaker (resilience4j's model and defaults): it opens when at least
-    ``failure_rate`` of the last ``window`` calls failed (once ``minimum_calls`` were seen), fails
-    calls fast for ``open_for`` seconds, then lets ``half_open_calls`` probes through."""
+    ``failure_rate`` of the last ``window`` calls failed, or at least ``slow_call_rate`` of them
+    took ``slow_call_duration`` or longer (once ``minimum_calls`` were seen), fails calls fast for
+    ``open_for`` seconds, then lets ``half_open_calls`` probes through and judges them alike."""
 
     failure_rate: float = Field(0.5, gt=0, le=1, description="Failure share that opens the breaker.")
+    slow_call_rate: float = Field(
+        1.0, gt=0, le=1, description="Share of slow calls (failed or not) that opens the breaker."
+    )
+    slow_call_duration: PositiveFloat = Field(
+        60.0, le=MAX_SECONDS, description="Seconds from sending a call to its outcome that make it slow."
+    )
     window: PositiveInt = Field(100, le=MAX_COUNT, description="Calls in the sliding window.")
     minimum_calls: PositiveInt = Field(
         100, le=MAX_COUNT, description="Calls needed before the rate is judged."
@@ -245,6 +252,12 @@ class Workflow(_Model):
 
     steps: list[Step] = Field(min_length=1, description="Steps in order.")
     saga: SagaSettings | None = Field(None, description="The workflow's saga settings. Omit: the scenario's.")
+    deadline: PositiveFloat | None = Field(
+        None,
+        le=MAX_SECONDS,
+        description="Seconds after its arrival by which a workflow must be over; a workflow still "
+        "running then fails and its saga undoes what took effect. Omit: none.",
+    )
 
 
 class RatePeriod(_Model):

@@ -3,12 +3,28 @@ again (used by services, by the broker's producers, and as Temporal's default un
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 
 from sim.scenario.base import StrictModel
 from sim.scenario.limits import MAX_ATTEMPTS, MAX_SECONDS
+
+
+class RetryBudget(StrictModel):
+    """A retry quota shared by every call of one caller to one service: the token bucket of the
+    AWS SDK's standard retry mode (botocore's ``RetryQuotaChecker``). A retry takes
+    ``retry_cost`` tokens (``timeout_cost`` after a timeout) and is refused when the bucket
+    holds fewer; a call that succeeds at once puts ``success_refund`` back, and one that
+    succeeds after retries gives back what its last retry took. It caps retry storms: once the
+    bucket is empty, retries go out only as fast as successes refill it."""
+
+    capacity: PositiveInt = Field(500, le=10**9, description="Tokens in a full bucket (also its start).")
+    retry_cost: NonNegativeInt = Field(5, le=10**9, description="Tokens one retry takes.")
+    timeout_cost: NonNegativeInt = Field(10, le=10**9, description="Tokens a retry after a timeout takes.")
+    success_refund: NonNegativeInt = Field(
+        1, le=10**9, description="Tokens a call that succeeds at its first attempt puts back."
+    )
 
 
 class Retry(StrictModel):
@@ -32,3 +48,18 @@ class Retry(StrictModel):
     jitter: Literal["none", "full", "equal"] = Field(
         "full", description="none: exact backoff; full: uniform in [0, b]; equal: uniform in [b/2, b]."
     )
+    budget: RetryBudget | None = Field(
+        None,
+        description="A retry quota (the AWS SDK's token bucket): `true` or `{}` for its defaults "
+        "(500 tokens, 5 per retry, 10 per retry after a timeout, 1 back per success). Omit: none.",
+        json_schema_extra={"flag": True},  # also takes true or false
+    )
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _budget_flag(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        if value is False:
+            return None
+        return value

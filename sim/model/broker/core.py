@@ -82,7 +82,9 @@ class MessageBroker:
         self.publish_latency = world.draws(config.publish_latency, "broker/publish")
         self.instant_commit = config.publish_latency.is_zero
         self.delivery_latency = world.draws(config.delivery_latency, "broker/delivery")
-        self.producer_retry = RetryPolicy(config.producer_retry, world.uniforms("broker/jitter"))
+        self.producer_retry = RetryPolicy(
+            config.producer_retry, world.uniforms("broker/jitter"), world.counters
+        )
         self.keys = (
             KeyLaw(config.key, partitions, world.uniforms("broker/keys"))
             if self.log and config.key is not None
@@ -188,7 +190,7 @@ class MessageBroker:
 
     def _refused(self, request: Request) -> None:
         self.counters.publish_failures += 1
-        if not self.producer_retry.allows(request.attempt):
+        if self.producer_retry.charge(request.attempt) < 0:
             for event in request.events:
                 self.failed(event)
             return

@@ -26,7 +26,7 @@ class Coordinator:
         self.saga = Saga(world)
         self.services = world.scenario.services
         self.retries: dict[str, RetryPolicy] = retry_policies(
-            {n: s.retry for n, s in self.services.items()}, world.uniforms(f"{name}/jitter")
+            {n: s.retry for n, s in self.services.items()}, world.uniforms(f"{name}/jitter"), world.counters
         )
         """The retry policy of each service that has one; the topology's retries share one
         jitter stream, drawn in order of use."""
@@ -34,3 +34,18 @@ class Coordinator:
     def arrive(self, inst: Instance) -> None:
         """A new workflow instance has arrived; start coordinating it."""
         raise NotImplementedError
+
+    def watch(self, inst: Instance) -> None:
+        """Arm the deadline of a new instance, if its workflow has one."""
+        deadline = inst.plan.deadline
+        if deadline is not None:
+            self.world.after(deadline, self.overdue, inst)
+
+    def overdue(self, inst: Instance) -> None:
+        """The instance's deadline has passed: if it is still running, it fails now."""
+        raise NotImplementedError
+
+    def fails_at(self, inst: Instance) -> int:
+        """The step a workflow failed by its deadline is said to have failed at: the first step
+        after the last one known to have taken effect."""
+        return min(max(inst.effects, default=-1) + 1, len(inst.plan.steps) - 1)

@@ -63,6 +63,7 @@ class Choreography(Coordinator):
 
     def arrive(self, inst: Instance) -> None:
         """A client publishes the event that starts the workflow."""
+        self.watch(inst)
         self.broker.place(inst)
         inst.pending = len(inst.plan.stages[-1])
         self.world.counters.messages += 1
@@ -207,6 +208,14 @@ class Choreography(Coordinator):
         )
 
     # -- the choreographed saga -----------------------------------------------------------------
+
+    def overdue(self, inst: Instance) -> None:
+        """The workflow's deadline (a scheduled timeout event, as a saga's timeout service
+        publishes): if it is still running, it fails as if a step had."""
+        if inst.finished or inst.failure >= 0:
+            return
+        self.world.counters.deadlines += 1
+        self.fail(inst, self.fails_at(inst))
 
     def fail(self, inst: Instance, k: int) -> None:
         """A failure event is committed: no service starts new work for the workflow, and once

@@ -87,8 +87,11 @@ class Attempt:
 
     __slots__ = (
         "activity",
+        "began",
+        "cost",
         "inst",
         "k",
+        "late",
         "number",
         "ok",
         "open",
@@ -112,6 +115,12 @@ class Attempt:
         self.ok = False
         """The answer the service gave (or the caller concluded), once there is one."""
         self.retryable = True
+        self.late = False
+        """Whether it timed out (a retry after it costs a retry budget more)."""
+        self.cost = 0
+        """Retry-budget tokens this attempt took (0: a first attempt, or no budget)."""
+        self.began = 0.0
+        """When it went out (its duration is judged by a breaker's slow-call threshold)."""
         self.scheduled = 0.0
         self.visit = -1
         """The task's visit at the service's station once queued there (its start time is
@@ -164,6 +173,7 @@ class Orchestration(Coordinator):
 
     def arrive(self, inst: Instance) -> None:
         """A client starts the workflow: one message to the engine, then the first decision."""
+        self.watch(inst)
         self.engine.place(inst)
         wait = self.engine.admission(inst)
         if wait is None:
@@ -199,7 +209,10 @@ class Orchestration(Coordinator):
         if inst.finished:
             return
         if k == START:
-            self.start_stage(inst, 0)
+            if inst.failure >= 0:  # overdue before it began
+                self.compensate(inst)
+            else:
+                self.start_stage(inst, 0)
         elif undo:
             self.undone(inst, ok)
         else:
@@ -254,6 +267,19 @@ class Orchestration(Coordinator):
 
     # -- sagas --------------------------------------------------------------------------------
 
+    def overdue(self, inst: Instance) -> None:
+        """The workflow's deadline: a timer of the engine (it fires when the shard is up)."""
+        self.engine.act(inst, self._overdue, inst)
+
+    def _overdue(self, inst: Instance) -> None:
+        """The engine fails the workflow: no call is retried any more, and once none is
+        running, its saga begins."""
+        if inst.finished or inst.failure >= 0:
+            return
+        self.world.counters.deadlines += 1
+        inst.failure = self.fails_at(inst)
+        self.compensate(inst)
+
     def compensate(self, inst: Instance) -> None:
         """Once no step is running, the engine calls the compensations the saga's order allows
         (each a call with the service's policies, and a decision); when none is left, the
@@ -301,6 +327,7 @@ class Orchestration(Coordinator):
         inst, k = a.inst, a.k
         service = inst.plan.steps[k].service
         a.sent = True
+        a.began = world.env.now
         if inst.marks is not None:
             world.mark(inst, ("call", k, a.number, a.undo))
         counters = self.counters
@@ -428,6 +455,7 @@ class Orchestration(Coordinator):
 
     def timed_out(self, a: Attempt) -> None:
         if a.open:
+            a.late = True
             self.closed(a, False)
 
     def schedule_timed_out(self, a: Attempt) -> None:
@@ -476,26 +504,32 @@ class Orchestration(Coordinator):
                 f" (attempt {a.number})" if a.number > 1 else ""
             )
             self.world.span(inst, ("call", a.k, a.number, a.undo), "orchestrator", what, ok)
+        now = self.world.env.now
         if a.sent and service in self.breakers:
-            self.breakers[service].record(ok, self.world.env.now)
+            self.breakers[service].record(ok, now, now - a.began)
         if a.slot:
             self.bulkheads[service].release()
         activity = a.activity
+        retry = self.call_retries.get(service)
         if ok:
+            if retry is not None:
+                retry.succeeded(a.cost)
             if activity is not None:
                 activity.done = True
             self.decide(Reply(inst, a.k, True, a.undo))
             return
-        retry = self.call_retries.get(service)
         # A failed workflow's other calls are not retried (the engine cancels them); its
         # compensations are.
         failing = inst.finished or (inst.failure >= 0 and not a.undo)
         if retry is not None and a.retryable and retry.allows(a.number) and not failing:
             wait = retry.next_delay(a.number)
-            if activity is None or self.world.env.now + wait < activity.deadline:
-                nxt = Attempt(inst, a.k, a.number + 1, a.undo, activity)
-                self.world.after(wait, self._engine_timer, (self.attempt, nxt))
-                return
+            if activity is None or now + wait < activity.deadline:
+                cost = retry.charge(a.number, a.late)
+                if cost >= 0:
+                    nxt = Attempt(inst, a.k, a.number + 1, a.undo, activity)
+                    nxt.cost = cost
+                    self.world.after(wait, self._engine_timer, (self.attempt, nxt))
+                    return
         forward = None if a.undo or failing else self.saga.forward(inst, a.k)
         if forward is not None:  # past the pivot: tried again, never undone
             nxt = Attempt(inst, a.k, a.number + 1, a.undo, None)

@@ -21,10 +21,18 @@ def exp(mean: float) -> dict:
     return {"dist": "exponential", "mean": mean}
 
 
-def _timeouts(idempotent: bool) -> pd.Series:
+TIMEOUT_CALLERS = {
+    "orchestration": {"orchestrator": {"dispatch": "push"}},
+    "queue": {"kind": "choreography", "broker": {"kind": "queue"}},
+    "log": {"kind": "choreography", "broker": {"partitions": 64}},
+}
+
+
+def _timeouts(idempotent: bool, caller: str = "orchestration") -> pd.Series:
     """Exponential work with mean 1 s behind a caller timeout of 1 s and one retry, at low load
     with plenty of servers: the first attempt times out with probability e⁻¹, and its work
-    still ends, and takes effect, after the caller has given up."""
+    still ends, and takes effect, after the caller (the engine, or the service's consumer
+    calling its downstream) has given up."""
     sc = scenario(
         {
             "pay": {
@@ -38,13 +46,16 @@ def _timeouts(idempotent: bool) -> pd.Series:
         ["pay"],
         rate=2,
         duration=2000,
-        topologies={"orchestration": {"orchestrator": {"dispatch": "push"}}},
+        topologies={caller: TIMEOUT_CALLERS[caller]},
     )
     return sim.run(sc).summary.iloc[0]
 
 
-def test_timed_out_attempts_still_take_effect_and_duplicate_at_a_service_without_idempotency() -> None:
-    row = _timeouts(idempotent=False)
+@pytest.mark.parametrize("caller", list(TIMEOUT_CALLERS))
+def test_timed_out_attempts_still_take_effect_and_duplicate_at_a_service_without_idempotency(
+    caller: str,
+) -> None:
+    row = _timeouts(idempotent=False, caller=caller)
     n = row["arrived"]
     expected = n / math.e
     sd = math.sqrt(n * (1 / math.e) * (1 - 1 / math.e))
@@ -55,8 +66,9 @@ def test_timed_out_attempts_still_take_effect_and_duplicate_at_a_service_without
     assert row["inconsistent"] > 0 and row["failed"] == 0
 
 
-def test_an_idempotent_service_absorbs_the_repeats() -> None:
-    row = _timeouts(idempotent=True)
+@pytest.mark.parametrize("caller", list(TIMEOUT_CALLERS))
+def test_an_idempotent_service_absorbs_the_repeats(caller: str) -> None:
+    row = _timeouts(idempotent=True, caller=caller)
     n = row["arrived"]
     sd = math.sqrt(n * (1 / math.e) * (1 - 1 / math.e))
     assert row["duplicate_effects"] == 0
@@ -220,7 +232,7 @@ def test_a_pivot_must_be_a_step_and_nothing_after_it_may_refuse() -> None:
         "load": {"w": {"rate": 1}},
         "topologies": {"orchestration": {}},
     }
-    with pytest.raises(sim.ScenarioError, match="saga.pivot: 'nope' is not a step"):
+    with pytest.raises(sim.ScenarioError, match=r"saga\.pivot: 'nope' is not a step"):
         sim.scenario_from_dict({**base, "saga": {"pivot": "nope"}})
     with pytest.raises(sim.ScenarioError, match="'b' comes after the pivot"):
         sim.scenario_from_dict({**base, "saga": {"pivot": "a"}})

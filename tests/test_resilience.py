@@ -82,9 +82,7 @@ def test_an_overdue_workflow_fails_and_is_compensated_in_every_topology() -> Non
         rate=2,
         duration=100,
     )
-    sc = sc.model_copy(
-        update={"workflows": {"wf": sc.workflows["wf"].model_copy(update={"deadline": 0.5})}}
-    )
+    sc = sc.model_copy(update={"workflows": {"wf": sc.workflows["wf"].model_copy(update={"deadline": 0.5})}})
     result = sim.run(sc)
     s = result.summary.set_index("topology")
     assert (s["run_compensated"] == s["run_arrived"]).all()

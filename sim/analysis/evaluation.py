@@ -8,11 +8,12 @@ means the same wherever it is shown:
    are measured over the same window. With faults it is chosen on the fault-free baseline twins
    and never reaches past the first fault, so the fault stays inside the measured window.
 2. **frames**: per-instance requests, per-component statistics, the summary (one row per topology
-   and replication, conservation checked again over the measured window) and time series.
+   and replication, conservation checked again over the measured window), the same figures per
+   workflow, and time series.
 3. **baseline and blast radius**: with faults, the baseline twins get the same frames, and every
    faulted run is compared with its twin (:mod:`sim.analysis.blast_radius`).
-4. **verdicts**: each topology judged against the scenario's objectives
-   (:mod:`sim.analysis.verdicts`).
+4. **verdicts**: each topology judged against the scenario's objectives, those on all workflows
+   by the summary and those on one workflow by its rows (:mod:`sim.analysis.verdicts`).
 
 :class:`Evaluation` holds the frames and the condensed views of them: intervals over
 replications, paired differences between topologies, the JSON summary and the plots.
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from sim.analysis.metrics import (
+    FIGURES,
     component_records,
     component_stats,
     components_table,
@@ -38,6 +40,7 @@ from sim.analysis.metrics import (
     spans_frame,
     summary_table,
     timeseries_table,
+    workflows_table,
 )
 from sim.analysis.statistics import aggregate, format_difference, mser5_warmup, paired_differences
 from sim.model.records import TopologyRun
@@ -103,6 +106,9 @@ COMPONENT_FIELDS = [
 ]
 """Per-component figures of the JSON summary."""
 
+WORKFLOW_OUTCOMES = ["arrived", "completed", "failed", "compensated", "inconsistent", "lost", "in_flight"]
+"""Counts of the JSON summary's per-workflow block."""
+
 EFFECT_FIGURES = ["effects", "duplicate_effects", "absorbed_effects", "undone_effects", "orphan_effects"]
 """The effect ledger's figures of the JSON summary."""
 
@@ -126,6 +132,9 @@ class Evaluation:
     components: pd.DataFrame
     requests: pd.DataFrame
     timeseries: pd.DataFrame
+    workflows: pd.DataFrame = field(default_factory=_empty)
+    """One row per topology, replication and workflow: the summary's figures of that workflow's
+    instances alone (see :func:`sim.analysis.metrics.workflows_table`)."""
     baseline: Evaluation | None = None
     """With faults: the same scenario and seed run without them (the twins)."""
     faults: pd.DataFrame = field(default_factory=_empty)
@@ -167,6 +176,16 @@ class Evaluation:
         replication)."""
         metrics = [m for m in HEADLINE if m in self.summary.columns]
         return aggregate(self.summary, ["topology"], metrics, self.confidence)
+
+    @property
+    def workflow_intervals(self) -> pd.DataFrame:
+        """Per topology and workflow: the mean of each of its figures over replications, with its
+        Student-t interval, as :attr:`intervals` per topology (every figure, since the
+        per-workflow table shows success rates and effects too; empty without rows)."""
+        if self.workflows.empty:
+            return pd.DataFrame(columns=["topology", "workflow"])
+        metrics = [m for m in FIGURES if m in self.workflows.columns]
+        return aggregate(self.workflows, ["topology", "workflow"], metrics, self.confidence)
 
     @property
     def differences(self) -> pd.DataFrame:
@@ -306,18 +325,9 @@ class Evaluation:
                     "in_flight": row["async_in_flight"],
                 }
             if self.replications > 1:
-                iv = intervals.loc[name]
-                entry["intervals"] = {
-                    m: {
-                        "mean": iv[m],
-                        "low": iv[f"{m}_low"],
-                        "high": iv[f"{m}_high"],
-                        "half_width": iv[f"{m}_half_width"],
-                    }
-                    for m in HEADLINE
-                    if m in self.summary.columns
-                }
+                entry["intervals"] = _interval_block(intervals.loc[name], self.summary)
             out["topologies"].append(entry)
+        out["workflows"] = self._workflow_entries()
         if self.replications > 1 and len(self.topologies) > 1:
             out["differences"] = self.differences.to_dict("records")
         if not self.blast_radius.empty:
@@ -332,9 +342,51 @@ class Evaluation:
                 }
             out["faults"] = self.faults.to_dict("records")
         if not self.verdicts.empty:
-            out["verdicts"] = self.verdicts.to_dict("records")
+            from sim.analysis.verdicts import verdict_records
+
+            out["verdicts"] = verdict_records(self.verdicts)
             out["recommendation"] = self.recommendation()
         return plain(out)
+
+    def _workflow_entries(self) -> list[dict[str, Any]]:
+        """The JSON summary's ``workflows`` block: per topology and workflow, the mean over
+        replications of each figure, nested as in a topology's entry, and with replications
+        ``intervals``."""
+        if self.workflows.empty:
+            return []
+        intervals = self.workflow_intervals.set_index(["topology", "workflow"])
+        entries = []
+        for (topology, workflow), rows in self.workflows.groupby(["topology", "workflow"], sort=False):
+            row = rows.mean(numeric_only=True)
+            entry: dict[str, Any] = {
+                "topology": topology,
+                "workflow": workflow,
+                **{k: row[k] for k in WORKFLOW_OUTCOMES},
+                "success_rate": row["success_rate"],
+                "throughput": row["throughput"],
+                "offered_rate": row["offered_rate"],
+                "latency": {k: row[f"latency_{k}"] for k in ("mean", "p50", "p95", "p99", "max")},
+                "effects": {k: row[k] for k in EFFECT_FIGURES},
+                "inconsistency_window": {k: row[f"inconsistency_window_{k}"] for k in ("mean", "max")},
+            }
+            if self.replications > 1:
+                entry["intervals"] = _interval_block(intervals.loc[(topology, workflow)], self.workflows)
+            entries.append(entry)
+        return entries
+
+
+def _interval_block(iv: pd.Series, frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The ``intervals`` of a JSON entry: each headline metric of ``frame`` with its interval."""
+    return {
+        m: {
+            "mean": iv[m],
+            "low": iv[f"{m}_low"],
+            "high": iv[f"{m}_high"],
+            "half_width": iv[f"{m}_half_width"],
+        }
+        for m in HEADLINE
+        if m in frame.columns
+    }
 
 
 def plain(value: Any) -> Any:
@@ -414,7 +466,9 @@ def evaluate(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
         from sim.analysis.verdicts import verdicts
 
         radius = result.blast_radius if not result.blast_radius.empty else None
-        result.verdicts = verdicts(objectives, result.summary, radius, scenario.confidence)
+        result.verdicts = verdicts(
+            objectives, result.summary, radius, scenario.confidence, workflows=result.workflows
+        )
     return result
 
 
@@ -428,6 +482,7 @@ def _frames(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
         components=components,
         requests=pd.concat(requests, ignore_index=True),
         timeseries=timeseries_table(runs, requests, scenario),
+        workflows=workflows_table(runs, requests, scenario),
         shards=parts_table(runs, scenario),
         partitions=partitions_table(runs, scenario),
         lag=lag_table(runs, scenario),

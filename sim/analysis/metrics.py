@@ -28,6 +28,10 @@
   idempotent, **absorbed_effects** = repeats an idempotent service absorbed, **undone_effects**
   = applications undone by compensations, **orphan_effects** = applications still standing at
   the end of the run in workflows that did not complete.
+* **per workflow**: the figures above that are about instances (outcomes, success rate,
+  throughput, latency, effects, inconsistency windows) of one workflow's instances alone, computed
+  by the same function as the topology's (:func:`request_figures`), so that arrivals, outcomes and
+  throughput add up over the workflows to the topology's.
 * **bottleneck**: the component with the highest utilization (an engine: its busiest shard's; a
   consumer group: its busiest partition's, if higher); among components within 0.1 % of
   it, the one with the longest mean queue. Unlimited and idle components are not candidates, and
@@ -58,6 +62,8 @@ COUNTERS = [
     "dead_letters",
     "lost_work",
     "publish_failures",
+    "lost_events",
+    "republished",
     "breaker_openings",
     "bulkhead_refusals",
     "retries_refused",
@@ -537,6 +543,52 @@ def _quantiles(values: np.ndarray, prefix: str = "") -> dict[str, float]:
     }
 
 
+OUTCOME_FIGURES = [
+    "arrived",
+    *OUTCOMES,
+    "success_rate",
+    "offered_rate",
+    "throughput",
+    *(f"latency_{k}" for k in ("mean", *LATENCY_QUANTILES, "max")),
+]
+LEDGER_FIGURES = [*EFFECT_KINDS, "orphan_effects", "inconsistency_window_mean", "inconsistency_window_max"]
+FIGURES = [*OUTCOME_FIGURES, *LEDGER_FIGURES]
+"""The figures :func:`request_figures` gives a set of requests: what a topology's summary row and
+a workflow's row have in common."""
+
+
+def _cohort(req: pd.DataFrame, lo: float, hi: float) -> pd.DataFrame:
+    """The requests that arrived in the window [lo, hi): those the window's figures are about."""
+    return req[(req["arrival"] >= lo) & (req["arrival"] < hi)]
+
+
+def request_figures(req: pd.DataFrame, lo: float, hi: float) -> dict[str, float]:
+    """The :data:`FIGURES` of a set of requests (rows of :func:`requests_frame`, of one run) over
+    the window [lo, hi): the one definition behind a topology's summary row and its per-workflow
+    rows, so that each workflow's figures add up to the topology's."""
+    span = hi - lo
+    cohort = _cohort(req, lo, hi)
+    status = cohort["status"]
+    done = cohort[status == "completed"]
+    completed_all = req[req["status"] == "completed"]
+    in_window = ((completed_all["completion"] >= lo) & (completed_all["completion"] < hi)).sum()
+    counts = {name: int((status == name).sum()) for name in OUTCOMES}
+    window = (cohort["inconsistency_end"] - cohort["inconsistency_start"]).dropna()
+    figures: dict[str, float] = {
+        "arrived": len(cohort),
+        **counts,
+        "success_rate": counts["completed"] / len(cohort) if len(cohort) else math.nan,
+        "offered_rate": len(cohort) / span,
+        "throughput": float(in_window) / span,
+        **_quantiles(done["latency"].to_numpy(), "latency_"),
+        **{col: int(cohort[col].sum()) for col in EFFECT_KINDS},
+        "orphan_effects": int(cohort.loc[status != "completed", "standing_effects"].sum()),
+        "inconsistency_window_mean": float(window.mean()) if len(window) else math.nan,
+        "inconsistency_window_max": float(window.max()) if len(window) else math.nan,
+    }
+    return figures
+
+
 def summary_table(
     runs: Sequence[TopologyRun],
     requests: Sequence[pd.DataFrame],
@@ -546,14 +598,10 @@ def summary_table(
     """One row per run with the headline figures (``requests``: :func:`requests_frame` of each
     run)."""
     lo, hi = _window(scenario)
-    span = hi - lo
     rows = []
     for run, req in zip(runs, requests, strict=True):
-        cohort = req[(req["arrival"] >= lo) & (req["arrival"] < hi)]
-        status = cohort["status"]
-        done = cohort[status == "completed"]
-        completed_all = req[req["status"] == "completed"]
-        in_window = ((completed_all["completion"] >= lo) & (completed_all["completion"] < hi)).sum()
+        figures = request_figures(req, lo, hi)
+        cohort = _cohort(req, lo, hi)
         mine = components[
             (components["topology"] == run.topology) & (components["replication"] == run.replication)
         ]
@@ -561,20 +609,13 @@ def summary_table(
         has_async = bool((req["async_completion"].notna() | (req["async_pending"] > 0)).any())
         # Only instances whose asynchronous steps have all finished have an asynchronous latency.
         async_lat = (cohort["async_completion"] - cohort["arrival"]).dropna().to_numpy()
-        counts = {name: int((status == name).sum()) for name in OUTCOMES}
         run_counts = {f"run_{name}": int((req["status"] == name).sum()) for name in OUTCOMES}
-        window = (cohort["inconsistency_end"] - cohort["inconsistency_start"]).dropna()
         row = {
             "topology": run.topology,
             "replication": run.replication,
             "kind": run.kind,
             "seed": run.seed,
-            "arrived": len(cohort),
-            **counts,
-            "success_rate": counts["completed"] / len(cohort) if len(cohort) else math.nan,
-            "offered_rate": len(cohort) / span,
-            "throughput": float(in_window) / span,
-            **_quantiles(done["latency"].to_numpy(), "latency_"),
+            **{k: figures[k] for k in OUTCOME_FIGURES},
             "messages_per_workflow": run.counters["messages"] / len(req) if len(req) else math.nan,
             "decisions_per_workflow": run.counters.get("decisions", 0) / len(req) if len(req) else math.nan,
             "store_writes_per_workflow": run.counters.get("store_writes", 0) / len(req)
@@ -583,10 +624,7 @@ def summary_table(
             "bottleneck": bottleneck,
             "bottleneck_utilization": util,
             "lag_max": int(mine["lag_max"].max()) if mine["lag_max"].notna().any() else math.nan,
-            **{col: int(cohort[col].sum()) for col in EFFECT_KINDS},
-            "orphan_effects": int(cohort.loc[status != "completed", "standing_effects"].sum()),
-            "inconsistency_window_mean": float(window.mean()) if len(window) else math.nan,
-            "inconsistency_window_max": float(window.max()) if len(window) else math.nan,
+            **{k: figures[k] for k in LEDGER_FIGURES},
             "async_steps": has_async,
             **_quantiles(async_lat, "async_latency_"),
             "async_failed": int(cohort["async_failures"].sum()),
@@ -596,10 +634,34 @@ def summary_table(
             **{k: run.counters.get(k, 0) for k in COUNTERS},
             "end_time": run.end_time,
         }
-        if row["arrived"] != sum(counts.values()) or row["run_arrived"] != sum(run_counts.values()):
+        outcomes = sum(figures[name] for name in OUTCOMES)
+        if figures["arrived"] != outcomes or row["run_arrived"] != sum(run_counts.values()):
             raise AssertionError(f"conservation violated in the measured window of {run.topology}")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def workflows_table(
+    runs: Sequence[TopologyRun], requests: Sequence[pd.DataFrame], scenario: Scenario
+) -> pd.DataFrame:
+    """One row per (topology, replication, workflow): the summary's :data:`FIGURES` of that
+    workflow's requests alone, over the same window. Every workflow of a run has a row, even one
+    that had no arrivals."""
+    lo, hi = _window(scenario)
+    rows = []
+    for run, req in zip(runs, requests, strict=True):
+        by_workflow = dict(tuple(req.groupby("workflow", sort=False, observed=True)))
+        for w in run.workflows:
+            mine = by_workflow.get(w.name, req.iloc[:0])
+            rows.append(
+                {
+                    "topology": run.topology,
+                    "replication": run.replication,
+                    "workflow": w.name,
+                    **request_figures(mine, lo, hi),
+                }
+            )
+    return pd.DataFrame(rows, columns=["topology", "replication", "workflow", *FIGURES])
 
 
 def timeseries_table(

@@ -3,10 +3,11 @@
 The page carries everything inline (plots as ``data:`` images, a small stylesheet, no script), so
 it opens from disk in any browser, offline, and can be mailed as one file. It shows the scenario,
 the facts of the run, the side-by-side table of ``sim run`` (with the six outcomes of a workflow),
-the paired differences, the components, for a run with faults the fault windows and the blast
-radius against the fault-free baseline (with their two plots), the verdicts on the scenario's
-objectives with the ranked recommendation, and every standard plot (fault windows shaded in the
-timelines), and ends with the resolved scenario.
+with more than one workflow the same figures per workflow, the paired differences, the
+components, for a run with faults the fault windows and the blast radius against the fault-free
+baseline (with their two plots), the verdicts on the scenario's objectives with the ranked
+recommendation, and every standard plot (fault windows shaded in the timelines), and ends with the
+resolved scenario.
 
 The work is split in two so that no user text can ever reach the page unescaped: this module
 turns the frames into plain data (strings, numbers, booleans, lists of rows; every number written
@@ -39,7 +40,7 @@ from sim.analysis.formatting import MINUS, as_stated, cell, count, factor, margi
 from sim.analysis.plots import blast_radius_bars, fault_timelines, standard_plots, topology_colours
 from sim.analysis.plots.style import PNG_DPI
 from sim.analysis.statistics import format_difference
-from sim.analysis.tables import bottleneck_mode, side_by_side_rows
+from sim.analysis.tables import WORKFLOW_DETAIL_ROWS, bottleneck_mode, side_by_side_rows, workflow_rows
 from sim.scenario.models import Scenario
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ class ReportFrames(Protocol):
     components: pd.DataFrame
     requests: pd.DataFrame
     timeseries: pd.DataFrame
+    workflows: pd.DataFrame
     faults: pd.DataFrame
     blast_radius: pd.DataFrame
     verdicts: pd.DataFrame
@@ -139,6 +141,9 @@ class ReportFrames(Protocol):
 
     @property
     def intervals(self) -> pd.DataFrame: ...
+
+    @property
+    def workflow_intervals(self) -> pd.DataFrame: ...
 
     @property
     def differences(self) -> pd.DataFrame: ...
@@ -262,6 +267,26 @@ def _side_by_side(result: ReportFrames) -> Table:
         ["metric", *names],
         [[row.label, *row.cells] for row in rows],
         header_kinds=dict.fromkeys(range(1, len(names) + 1), "topology"),
+    )
+
+
+def _workflows(result: ReportFrames) -> Table | None:
+    """The side-by-side figures per workflow, a block of rows each (None with one workflow)."""
+    groups = workflow_rows(result, WORKFLOW_DETAIL_ROWS)
+    if not groups:
+        return None
+    names = result.topologies
+    rows: list[list[object]] = []
+    classes: list[str] = []
+    for workflow, block in groups:
+        for i, row in enumerate(block):
+            rows.append([workflow if i == 0 else "", row.label, *row.cells])
+            classes.append("first" if i == 0 else "")
+    return _table(
+        ["workflow", "metric", *names],
+        rows,
+        header_kinds=dict.fromkeys(range(2, len(names) + 2), "topology"),
+        row_classes=classes,
     )
 
 
@@ -651,6 +676,7 @@ def render_report(result: ReportFrames, images: str = "svg") -> str:
         "confidence": f"{result.confidence:.0%}",
         "facts": _facts(result),
         "comparison": _side_by_side(result),
+        "workflows": _workflows(result),
         "differences": differences,
         "no_differences": no_differences,
         "components": _components(result),

@@ -2,7 +2,9 @@
 
 One row per headline metric (mean ± interval half-width with replications), one per objective
 (met or missed, with the measured value), and for a hybrid the completion of its asynchronous
-steps; one cell per topology, formatted by :mod:`sim.analysis.formatting`.
+steps; one cell per topology, formatted by :mod:`sim.analysis.formatting`. With more than one
+workflow, a second table gives a few of the same metrics per workflow, its cells written the same
+way.
 """
 
 from __future__ import annotations
@@ -61,6 +63,49 @@ ASYNC_ROWS = [("async completion p50", "async_latency_p50"), ("async completion 
 """(label, summary column) of the rows a hybrid adds: completion of its asynchronous steps."""
 
 
+WORKFLOW_ROWS = [
+    ("completed", "completed", ""),
+    ("success rate", "success_rate", "%"),
+    ("latency p50", "latency_p50", "s"),
+    ("latency p99", "latency_p99", "s"),
+    ("duplicate effects", "duplicate_effects", ""),
+]
+"""(label, column of the per-workflow frame, unit) of the compact per-workflow table (the CLI's)."""
+
+WORKFLOW_DETAIL_ROWS = [
+    ("arrived", "arrived", ""),
+    ("completed", "completed", ""),
+    ("failed", "failed", ""),
+    ("compensated", "compensated", ""),
+    ("inconsistent", "inconsistent", ""),
+    ("lost", "lost", ""),
+    ("in flight", "in_flight", ""),
+    ("success rate", "success_rate", "%"),
+    ("throughput (/s)", "throughput", ""),
+    ("latency mean", "latency_mean", "s"),
+    ("latency p50", "latency_p50", "s"),
+    ("latency p95", "latency_p95", "s"),
+    ("latency p99", "latency_p99", "s"),
+    ("latency max", "latency_max", "s"),
+    ("effects", "effects", ""),
+    ("duplicate effects", "duplicate_effects", ""),
+    ("absorbed effects", "absorbed_effects", ""),
+    ("undone effects", "undone_effects", ""),
+    ("orphan effects", "orphan_effects", ""),
+    ("inconsistency window mean", "inconsistency_window_mean", "s"),
+    ("inconsistency window max", "inconsistency_window_max", "s"),
+]
+"""(label, column, unit) of the full per-workflow table (the report's)."""
+
+WORKFLOW_OPTIONAL_ROWS = OPTIONAL_ROWS | {
+    "absorbed_effects",
+    "undone_effects",
+    "inconsistency_window_mean",
+    "inconsistency_window_max",
+}
+"""Per-workflow rows shown only when some workflow of some topology has a value other than 0."""
+
+
 class TableFrames(Protocol):
     """What the side-by-side table reads of a run (an
     :class:`~sim.analysis.evaluation.Evaluation` has it)."""
@@ -81,10 +126,27 @@ class TableFrames(Protocol):
     def intervals(self) -> pd.DataFrame: ...
 
 
+class WorkflowFrames(Protocol):
+    """What the per-workflow table reads of a run (an
+    :class:`~sim.analysis.evaluation.Evaluation` has it)."""
+
+    @property
+    def workflows(self) -> pd.DataFrame: ...
+
+    @property
+    def workflow_intervals(self) -> pd.DataFrame: ...
+
+    @property
+    def topologies(self) -> list[str]: ...
+
+    @property
+    def replications(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class Row:
     """One row of the side-by-side table: a label and a text cell per topology; ``kind`` is
-    ``metric``, ``objective`` or ``async``."""
+    ``metric``, ``objective``, ``async`` or (the per-workflow table) ``workflow``."""
 
     label: str
     cells: list[str]
@@ -97,32 +159,69 @@ def bottleneck_mode(summary: pd.DataFrame, topology: str) -> object:
     return values.mode().iloc[0] if not values.empty else None
 
 
+def _all_zero(frame: pd.DataFrame, key: str) -> bool:
+    return not (pd.to_numeric(frame[key], errors="coerce").fillna(0) != 0).any()
+
+
+def _cells(
+    frame: pd.DataFrame, intervals: pd.DataFrame, names: list[str], reps: int, key: str, unit: str
+) -> list[str]:
+    """One cell per topology of ``frame`` (one row per topology and replication): its value with
+    one replication, else the mean ± half-width from ``intervals`` (indexed by topology) when
+    the metric has one there, else the first replication's value (the most frequent bottleneck)."""
+    cells = []
+    for name in names:
+        rows = frame[frame["topology"] == name]
+        if rows.empty:
+            cells.append("-")
+        elif reps == 1 or key not in intervals.columns or name not in intervals.index:
+            neck = key == "bottleneck" and reps > 1
+            value = bottleneck_mode(frame, name) if neck else rows.iloc[0].get(key)
+            cells.append("none" if key == "bottleneck" and missing(value) else cell(value, unit))
+        else:
+            mean, half = intervals.loc[name, key], intervals.loc[name, f"{key}_half_width"]
+            cells.append(cell_interval(float(mean), float(half), unit))
+    return cells
+
+
 def _metric_rows(result: TableFrames) -> list[Row]:
-    names = result.topologies
-    reps = result.replications
     summary = result.summary
-    first = {n: summary[summary["topology"] == n].iloc[0] for n in names}
     intervals = result.intervals.set_index("topology")
     rows = []
     for label, key, unit in TABLE_ROWS:
         if key not in summary.columns:
             continue
-        if key in OPTIONAL_ROWS and not (pd.to_numeric(summary[key], errors="coerce").fillna(0) != 0).any():
+        if key in OPTIONAL_ROWS and _all_zero(summary, key):
             continue
-        cells = []
-        for name in names:
-            if reps == 1 or key not in intervals.columns:
-                value = (
-                    first[name].get(key)
-                    if key != "bottleneck" or reps == 1
-                    else bottleneck_mode(summary, name)
-                )
-                cells.append("none" if key == "bottleneck" and missing(value) else cell(value, unit))
-            else:
-                mean, half = intervals.loc[name, key], intervals.loc[name, f"{key}_half_width"]
-                cells.append(cell_interval(float(mean), float(half), unit))
-        rows.append(Row(label, cells))
+        rows.append(Row(label, _cells(summary, intervals, result.topologies, result.replications, key, unit)))
     return rows
+
+
+def workflow_rows(
+    result: WorkflowFrames, spec: list[tuple[str, str, str]] = WORKFLOW_ROWS
+) -> list[tuple[str, list[Row]]]:
+    """Per workflow, in scenario order, its rows of ``spec`` (label, column, unit) with a cell per
+    topology, written as the side-by-side table writes them; empty unless there is more than one
+    workflow (one workflow's figures are the side-by-side table's)."""
+    frame = result.workflows
+    if frame.empty or frame["workflow"].nunique() < 2:
+        return []
+    present = [
+        (label, key, unit)
+        for label, key, unit in spec
+        if key in frame.columns and not (key in WORKFLOW_OPTIONAL_ROWS and _all_zero(frame, key))
+    ]
+    intervals = result.workflow_intervals
+    out = []
+    for workflow in dict.fromkeys(frame["workflow"]):
+        mine = frame[frame["workflow"] == workflow]
+        iv = intervals[intervals["workflow"] == workflow].set_index("topology")
+        rows = [
+            Row(label, _cells(mine, iv, result.topologies, result.replications, key, unit), "workflow")
+            for label, key, unit in present
+        ]
+        out.append((str(workflow), rows))
+    return out
 
 
 def _objective_rows(result: TableFrames) -> list[Row]:

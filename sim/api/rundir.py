@@ -1,8 +1,9 @@
 """Run folders: everything one run produced, written atomically and readable back.
 
 A run folder holds the resolved scenario (``scenario.yaml``, which re-runs the same experiment),
-``summary.csv``, ``summary.json``, ``components.csv``, ``requests.parquet``, ``timeseries.csv``,
-``meta.json`` and the plots (``plots/*.png``). With faults it also holds the baseline twin run
+``summary.csv``, ``summary.json``, ``workflows.csv`` (the summary's figures per workflow),
+``components.csv``, ``requests.parquet``, ``timeseries.csv``, ``meta.json`` and the plots
+(``plots/*.png``). With faults it also holds the baseline twin run
 (``baseline_*``), ``blast_radius.csv`` and ``faults.csv``. It is written in a temporary folder
 beside its destination and swapped into place, so an interrupted run leaves no half-written
 folder; where it may be written, and what may be replaced, follows :mod:`sim.api.folders`.
@@ -88,6 +89,7 @@ def write_run(
 
 def _write_frames(result: Evaluation, folder: Path, prefix: str) -> None:
     result.summary.to_csv(folder / f"{prefix}summary.csv", index=False)
+    result.workflows.to_csv(folder / f"{prefix}workflows.csv", index=False)
     result.components.to_csv(folder / f"{prefix}components.csv", index=False)
     result.timeseries.to_csv(folder / f"{prefix}timeseries.csv", index=False)
     result.requests.to_parquet(folder / f"{prefix}requests.parquet", index=False)
@@ -104,6 +106,7 @@ def _write_traces(result: Evaluation, folder: Path) -> None:
 def _read_frames(folder: Path, prefix: str, scenario: Scenario, meta: dict) -> RunResult:
     components = pd.read_csv(folder / f"{prefix}components.csv")
     components["servers"] = components["servers"].astype("Int64")
+    workflows = folder / f"{prefix}workflows.csv"  # absent from run folders of earlier versions
     return RunResult(
         scenario=scenario,
         seed=int(meta["seed"]),
@@ -111,6 +114,7 @@ def _read_frames(folder: Path, prefix: str, scenario: Scenario, meta: dict) -> R
         components=components,
         requests=pd.read_parquet(folder / f"{prefix}requests.parquet"),
         timeseries=pd.read_csv(folder / f"{prefix}timeseries.csv"),
+        workflows=pd.read_csv(workflows, dtype={"workflow": str}) if workflows.exists() else pd.DataFrame(),
         meta=meta,
     )
 

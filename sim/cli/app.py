@@ -156,6 +156,9 @@ def run(
         print(summary_json(result))
     elif not quiet:
         out.print(summary_table(result))
+        per_workflow = workflow_table(result)
+        if per_workflow is not None:
+            out.print(per_workflow)
         for line in result.difference_lines():
             print(line)
         if not result.verdicts.empty:
@@ -187,6 +190,35 @@ def summary_table(result: RunResult) -> Table:
         table.add_column(escape(name), justify="right")
     for row in side_by_side_rows(result):
         table.add_row(escape(row.label), *(escape(c) for c in row.cells))
+    return table
+
+
+def workflow_table(result: RunResult) -> Table | None:
+    """With more than one workflow, a few metrics of each workflow side by side, as the main
+    table writes them (None with one workflow: the main table says it all)."""
+    from rich.table import Table
+
+    from sim.analysis.tables import workflow_rows
+
+    groups = workflow_rows(result)
+    if not groups:
+        return None
+    title = "per workflow"
+    if result.replications > 1:
+        title += f" (mean ± {result.confidence:.0%} interval)"
+    table = Table(title=title, title_justify="left")
+    table.add_column("workflow")
+    table.add_column("metric")
+    for name in result.topologies:
+        table.add_column(escape(name), justify="right")
+    for workflow, rows in groups:
+        for i, row in enumerate(rows):
+            table.add_row(
+                escape(workflow) if i == 0 else "",
+                escape(row.label),
+                *(escape(c) for c in row.cells),
+                end_section=i == len(rows) - 1,
+            )
     return table
 
 

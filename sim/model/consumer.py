@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from sim.model.resilience import Breaker, RetryPolicy
+from sim.model.station import JobOptions
 from sim.model.workflow import Instance
 from sim.model.world import BUSINESS, OK, World
 
@@ -33,11 +34,12 @@ if TYPE_CHECKING:
 
 class Work(NamedTuple):
     """What an event asks of its consumer: step ``step`` of ``inst`` (``undo``: its
-    compensation)."""
+    compensation; ``copy``: an event appended twice, whose outcome its owner has had)."""
 
     inst: Instance
     step: int
     undo: bool = False
+    copy: bool = False
 
 
 class Message:
@@ -67,6 +69,7 @@ class Receipt:
     of that attempt, when it was ``received``; ``live`` while the group counts it in progress."""
 
     __slots__ = (
+        "abandoned",
         "attempt",
         "began",
         "consumer",
@@ -92,6 +95,9 @@ class Receipt:
         """When its current attempt began (a breaker judges its duration)."""
         self.cost = 0
         """Retry-budget tokens its current attempt took (0: a first attempt, or no budget)."""
+        self.abandoned: dict[int, int] | None = None
+        """Visits of attempts its consumer gave up on at their timeout, still working, with
+        their attempt numbers."""
         self.visit = -1
         self.live = True
         self.lapsed = False
@@ -141,6 +147,9 @@ class Consumer:
         }
         """The consumers' circuit breakers, one per service: a breaker that is open fails the
         work fast, as resilience4j around a handler's downstream call does."""
+        self.timeouts = {n: s.timeout for n, s in world.scenario.services.items() if s.timeout is not None}
+        """The services' timeouts, applied by their consumers to each attempt of their work."""
+        self.again_options = JobOptions(on_start=self.begun)
         self.served = self._served
         self.interrupted = self._aborted
         """The continuations of every attempt (bound once: this is the hot path)."""
@@ -151,6 +160,9 @@ class Consumer:
         """A consumer took the message: do its work (or skip it when nothing is wanted any more)."""
         m = r.message
         work = m.item
+        if work.copy and not m.settled:  # a second copy of an event: worked on, unknown to its owner
+            m.settled = m.started = True
+            self.counters.duplicates += 1
         if not m.settled and not self.owner.wants(work):
             r.group.skip(r)
             return
@@ -159,7 +171,7 @@ class Consumer:
             self.owner.started(work)
         if r.number > 1:
             self.counters.duplicates += 1
-        if self.breakers:
+        if self.breakers or self.timeouts:
             self._attempt(r)
             return
         # The first attempt (the hot path: :meth:`_attempt` written out).
@@ -217,18 +229,83 @@ class Consumer:
         self.counters.attempts += 1
         if inst.marks is not None:
             self.world.mark(inst, ("handle", k, r.number, r.attempt, work.undo))
-        first = r.number == 1 and r.attempt == 1
-        if work.undo:
-            amount = inst.plan.compensation_work[k]()  # type: ignore[misc]
-        else:
-            amount = inst.work[k] if first else inst.plan.retry_work[k]()
+        amount = self._amount(r)
+        if r.abandoned is not None:  # its earlier attempt still holds a server: wait for another
+            station = inst.plan.steps[k].station
+            r.visit = len(station.arrived)  # the visit submit gives it, read by on_start
+            r.visit = station.submit(amount, self.served, r, self.interrupted, self.again_options)
+            if r.visit < 0:
+                self._failed(r)
+            return
         r.group.execute(r, amount, self.served, self.interrupted)
+        if self.timeouts:
+            station = inst.plan.steps[k].station
+            if r.visit >= 0 and station.started[r.visit] == now:
+                self.begun(r)
+
+    def _amount(self, r: Receipt) -> float:
+        work = r.message.item
+        inst, k = work.inst, work.step
+        if work.undo:
+            return inst.plan.compensation_work[k]()  # type: ignore[misc]
+        return inst.work[k] if r.number == 1 and r.attempt == 1 else inst.plan.retry_work[k]()
+
+    # -- timeouts ---------------------------------------------------------------------------------
+
+    def begun(self, r: Receipt) -> None:
+        """An attempt's work has started: if it will outlast the service's timeout, the consumer
+        gives up on it then."""
+        work = r.message.item
+        step = work.inst.plan.steps[work.step]
+        limit = self.timeouts.get(step.service)
+        if limit is not None and step.station.ended[r.visit] - self.world.env.now > limit:
+            self.world.after(limit, self._timed_out, (r, r.visit))
+
+    def _timed_out(self, item: tuple[Receipt, int]) -> None:
+        """The consumer gives up on an attempt past its timeout, as a handler's call to its
+        downstream does: the attempt fails (and may be retried) while its work goes on, and may
+        still take effect."""
+        r, visit = item
+        if not r.live or r.visit != visit or r.message.settled:
+            return
+        work = r.message.item
+        step = work.inst.plan.steps[work.step]
+        if step.station.ended[visit] <= self.world.env.now:
+            return  # it ended (or a crash aborted it) first
+        if r.abandoned is None:
+            r.abandoned = {}
+        r.abandoned[visit] = r.attempt
+        r.visit = -1
+        breaker = self.breakers.get(step.service) if self.breakers else None
+        if breaker is not None:
+            breaker.record(False, self.world.env.now, self.world.env.now - r.began)
+        self._failed(r, timeout=True)
+
+    def _late(self, r: Receipt, attempt: int) -> None:
+        """Work the consumer had given up on has ended: a success takes effect all the same."""
+        world = self.world
+        work = r.message.item
+        inst, k = work.inst, work.step
+        if work.undo:
+            undo = world.scenario.services[inst.plan.steps[k].service].compensation
+            assert undo is not None
+            if inst.plan.compensation_errors[k]() >= undo.error_probability:
+                world.effects.undo(inst, k)
+            return
+        first = r.number == 1 and attempt == 1
+        if world.outcome(inst, k, None if first else inst.plan.retry_errors[k]()) == OK:
+            world.effects.apply(inst, k)
 
     def _served(self, r: Receipt) -> None:
         world = self.world
         m = r.message
         work = m.item
         inst, k = work.inst, work.step
+        if r.abandoned is not None:
+            attempt = r.abandoned.pop(inst.plan.steps[k].station.ending, 0)
+            if attempt:
+                self._late(r, attempt)
+                return
         if work.undo:
             undo = world.scenario.services[inst.plan.steps[k].service].compensation
             assert undo is not None
@@ -268,9 +345,9 @@ class Consumer:
             return
         self._failed(r)
 
-    def _failed(self, r: Receipt) -> None:
-        """An attempt failed (or its breaker refused it): retried in place with the service's
-        policy and budget, else dead-lettered."""
+    def _failed(self, r: Receipt, timeout: bool = False) -> None:
+        """An attempt failed (or its breaker refused it, or it timed out): retried in place with
+        the service's policy and budget, else dead-lettered."""
         m = r.message
         work = m.item
         inst = work.inst
@@ -282,11 +359,12 @@ class Consumer:
             and (work.undo or inst.failure < 0)
         ):
             wait = retry.next_delay(r.attempt)
-            cost = retry.charge(r.attempt)
+            cost = retry.charge(r.attempt, timeout)
             if cost >= 0:
                 r.attempt += 1
                 r.cost = cost
-                r.group.retrying(r)
+                if r.abandoned is None:  # (its worker, still busy, is not free meanwhile)
+                    r.group.retrying(r)
                 self.world.after(wait, self._retry, r)
                 return
         self.dead_letter(r)
@@ -297,5 +375,12 @@ class Consumer:
             self._attempt(r)
 
     def _aborted(self, r: Receipt) -> None:
-        """A crash aborted the work: the message was not acknowledged; the group redelivers it."""
+        """A crash aborted the work: the message was not acknowledged; the group redelivers it
+        (a crash of work the consumer had given up on just ends it)."""
+        if r.abandoned is not None:
+            station = r.message.item.inst.plan.steps[r.message.item.step].station
+            if r.visit < 0 or station.ended[r.visit] != self.world.env.now:
+                for visit in [v for v in r.abandoned if station.ended[v] == self.world.env.now]:
+                    del r.abandoned[visit]
+                return
         r.group.aborted(r)

@@ -30,6 +30,12 @@ class Counters:
     """Events given up and moved to the dead-letter queue."""
     expired: int = 0
     """Events the broker dropped, older than its retention when their turn came."""
+    lost_events: int = 0
+    """Events a service's dual write lost (its replica crashed before the event left it, or its
+    producer gave up); each stalls its workflow."""
+    republished: int = 0
+    """Events appended twice: an outbox relay or a producer that is not idempotent sent them
+    again after the broker had them."""
     publish_failures: int = 0
     """Publishes a producer found refused (the broker down or unreachable)."""
     produce_requests: int = 0

@@ -109,11 +109,13 @@ class RetryPolicy:
 
 
 def retry_policies(
-    configs: dict[str, Retry | None], jitter: Callable[[], float], counters: Counters | None = None
+    configs: dict[str, Retry | None],
+    jitters: dict[str, Callable[[], float]],
+    counters: Counters | None = None,
 ) -> dict[str, RetryPolicy]:
-    """One :class:`RetryPolicy` per name that has a retry configuration, sharing ``jitter`` (and
-    each with a retry budget of its own, if configured)."""
-    return {name: RetryPolicy(c, jitter, counters) for name, c in configs.items() if c is not None}
+    """One :class:`RetryPolicy` per name that has a retry configuration, with that name's jitter
+    stream (and a retry budget of its own, if configured)."""
+    return {name: RetryPolicy(c, jitters[name], counters) for name, c in configs.items() if c is not None}
 
 
 class Breaker:

@@ -162,6 +162,13 @@ class Station:
         """Called with a draining replica's number once its last request has ended."""
         self.after_finish: Callable[[], None] | None = None
         """Called after each request ends (set while the world winds down)."""
+        self.crashes = [0] * max(1, replicas)
+        """Times each replica went down (an untracked station counts on replica 0): a process
+        that crashed since it started something no longer holds what it kept in memory."""
+        self.finisher = -1
+        """The replica whose request is ending, while its continuation runs (else -1)."""
+        self.ending = -1
+        """The visit of the request that ended last (read by its continuation)."""
 
     def track_replicas(self) -> None:
         """Keep which replica serves each request, so that faults act on single replicas (called
@@ -342,17 +349,21 @@ class Station:
     def _finish(self, event: Timeout) -> None:
         if self.tracked and self.running.pop(event, None) is None:
             return  # aborted by a crash: its server is already gone
-        _, done, payload, _, _, options, replica = event._value
+        _, done, payload, _, visit, options, replica = event._value
+        self.finisher = replica
+        self.ending = visit
         if options is not None and options.hold:
             self.held.append(event._value[4])
             self.held_at.append(self.env.now)
             done(payload)  # the server stays busy until release()
+            self.finisher = -1
             return
         rbusy = self.rbusy
         if rbusy is not None:
             rbusy[replica] -= 1
             if not self.ravail[replica]:  # a draining replica's request: no longer counted in busy
                 done(payload)
+                self.finisher = -1
                 if rbusy[replica] == 0 and not self.rdown[replica] and self.on_idle is not None:
                     self.on_idle(replica)
                 if self.after_finish is not None:
@@ -360,6 +371,7 @@ class Station:
                 return
         self.busy -= 1
         done(payload)
+        self.finisher = -1
         self._serve_queue()
         if self.after_finish is not None:
             self.after_finish()
@@ -401,7 +413,10 @@ class Station:
         stay queued (a broker keeps a down consumer's events) until servers return. A held server
         (its work done, waiting for :meth:`release`) is not aborted: it frees itself when released.
         """
-        self._capacity = min(servers, self._full)
+        capacity = min(servers, self._full)
+        if capacity < self._capacity:
+            self.crashes[0] += 1
+        self._capacity = capacity
         while self.busy > self._capacity and self.running:
             event = next(reversed(self.running))
             job = self.running.pop(event)
@@ -419,6 +434,8 @@ class Station:
         for r in range(self.replicas):
             is_down = r in down
             avail = not is_down and r not in draining
+            if is_down and not self.rdown[r]:
+                self.crashes[r] += 1
             if is_down and not self.rdown[r] and rbusy[r] > 0:
                 for event, job in list(self.running.items()):
                     if job[6] == r:

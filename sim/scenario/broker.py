@@ -126,6 +126,12 @@ class Broker(StrictModel):
         "is exhausted).",
     )
     producer_retry: Retry = Field(Retry(max_attempts=10), description="Retries of failed publishes.")
+    idempotent_producer: bool = Field(
+        True,
+        description="Whether producers are idempotent (Kafka's enable.idempotence, on by default "
+        "since 3.0): a publish retried after the broker appended it but before it acknowledged "
+        "(a broker failure in between) is not appended twice. false: it is, a duplicate event.",
+    )
     linger: NonNegativeFloat = Field(
         0.0,
         le=60,

@@ -34,7 +34,7 @@ from sim.scenario.broker import Broker
 from sim.scenario.distributions import DIST_NAMES
 from sim.scenario.errors import ScenarioError, field_path, given
 from sim.scenario.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
-from sim.scenario.models import TOPOLOGY_KINDS, Fault, Parallel, Scenario
+from sim.scenario.models import TOPOLOGY_KINDS, Fault, Parallel, Scenario, Topology
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -622,7 +622,17 @@ def _queue_limit_problems(s: Scenario) -> Iterable[str]:
         logs, applies = [], False
         for tname, topo in s.topologies.items():
             kind = topo.kind or tname
-            consumed = kind == "choreography" or (kind == "hybrid" and name in topo.asynchronous)
+            consumed = kind == "choreography" or (
+                kind == "hybrid"
+                and (
+                    name in topo.async_services
+                    or any(
+                        topo.coordination(w) == "choreography"
+                        and any(name in stage for stage in _stage_services(wf.steps))
+                        for w, wf in s.workflows.items()
+                    )
+                )
+            )
             if consumed and (topo.broker or Broker()).kind == "log":
                 logs.append(tname)
             elif kind in TOPOLOGY_KINDS:
@@ -684,6 +694,44 @@ def _saga_problems(s: Scenario) -> Iterable[str]:
         yield f"saga.pivot: {scenario_pivot!r} is not a step of any workflow"
 
 
+def _hybrid_problems(s: Scenario, tname: str, kind: str, topo: Topology) -> Iterable[str]:
+    """A hybrid's settings name workflows and services of the scenario; its asynchronous
+    services are steps of a workflow it orchestrates."""
+    where = f"topologies.{tname}." + (
+        "hybrid.asynchronous" if topo.hybrid and topo.hybrid.asynchronous else "asynchronous"
+    )
+    if kind != "hybrid":
+        if topo.asynchronous:
+            yield f"topologies.{tname}.asynchronous: only a hybrid has asynchronous steps"
+        if topo.hybrid is not None:
+            yield f"topologies.{tname}.hybrid: only a hybrid (kind: hybrid) has hybrid settings"
+        return
+    for wname in topo.hybrid.coordination if topo.hybrid else {}:
+        if wname not in s.workflows:
+            known = ", ".join(sorted(s.workflows))
+            yield f"topologies.{tname}.hybrid.coordination.{wname}: no such workflow (workflows: {known})"
+    orchestrated = {
+        svc
+        for wname, wf in s.workflows.items()
+        if topo.coordination(wname) == "orchestration"
+        for stage in _stage_services(wf.steps)
+        for svc in stage
+    }
+    used = {svc for wf in s.workflows.values() for stage in _stage_services(wf.steps) for svc in stage}
+    seen: set[str] = set()
+    for i, svc in enumerate(topo.async_services):
+        if svc in seen:
+            yield f"{where}[{i}]: {svc!r} is listed twice"
+        seen.add(svc)
+        if svc not in used:
+            yield f"{where}[{i}]: {svc!r} is not a step of any workflow"
+        elif svc not in orchestrated:
+            yield (
+                f"{where}[{i}]: {svc!r} is only a step of choreographed workflows, which have no "
+                "engine to go on without it"
+            )
+
+
 def _reference_problems(s: Scenario) -> Iterable[str]:
     """Cross-field checks: names that must resolve, windows that must fit."""
     if s.warmup != "auto" and s.warmup >= s.duration:
@@ -714,6 +762,10 @@ def _reference_problems(s: Scenario) -> Iterable[str]:
     for lname in s.load:
         if lname not in s.workflows:
             yield f"load.{lname}: no workflow named {lname!r} (known: {', '.join(sorted(s.workflows))})"
+    for oname in s.objectives.workflows or {}:
+        if oname not in s.workflows:
+            choices = ", ".join(sorted(s.workflows))
+            yield f"objectives.workflows.{oname}: no workflow named {oname!r} (known: {choices})"
     components = set(s.services) | {"orchestrator", "orchestrator.store", "broker"}
     engines = [t.orchestrator for t in s.topologies.values() if t.orchestrator is not None]
     most_shards = max((e.shards for e in engines), default=1)
@@ -774,12 +826,4 @@ def _reference_problems(s: Scenario) -> Iterable[str]:
             yield f"topologies.{tname}.broker: an orchestration has no broker (use kind: hybrid)"
         if kind == "choreography" and topo.orchestrator is not None:
             yield f"topologies.{tname}.orchestrator: a choreography has no orchestrator"
-        if kind != "hybrid" and topo.asynchronous:
-            yield f"topologies.{tname}.asynchronous: only a hybrid has asynchronous steps"
-        seen: set[str] = set()
-        for i, svc in enumerate(topo.asynchronous):
-            if svc in seen:
-                yield f"topologies.{tname}.asynchronous[{i}]: {svc!r} is listed twice"
-            seen.add(svc)
-            if svc not in used:
-                yield f"topologies.{tname}.asynchronous[{i}]: {svc!r} is not a step of any workflow"
+        yield from _hybrid_problems(s, tname, kind, topo)

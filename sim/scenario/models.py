@@ -30,7 +30,7 @@ from pydantic import (
 
 from sim.scenario.base import StrictModel
 from sim.scenario.broker import Broker
-from sim.scenario.distributions import ZERO, Distribution, Spec
+from sim.scenario.distributions import ZERO, Distribution, Spec, Uniform
 from sim.scenario.engine import Orchestrator
 from sim.scenario.grid import SweepSpec
 from sim.scenario.limits import (
@@ -166,6 +166,25 @@ class Service(_Model):
         le=MAX_SECONDS,
         description="Poll dispatch: a worker heartbeats while it works; a crashed worker's task is "
         "noticed this long after the crash (instead of at start_to_close) and retried.",
+    )
+    publish: Literal["dual_write", "outbox"] = Field(
+        "dual_write",
+        description="How the service publishes its events (choreography, and a hybrid's choreographed "
+        "workflows): dual_write, straight to the broker after its local commit (an event still in "
+        "the producer when its replica crashes, or that the producer gives up on, is lost); outbox, "
+        "written with the local commit and relayed after outbox_delay (never lost; a relay that "
+        "fails before it records the publish sends it again, a duplicate).",
+    )
+    outbox_delay: Distribution = Field(
+        default_factory=lambda: Uniform(dist="uniform", low=0.0, high=0.5),
+        description="publish: outbox: seconds from the local commit to the relay's publish. Default: "
+        "uniform over 0-0.5 s, a relay polling every 500 ms (Debezium's poll.interval.ms).",
+    )
+    stuck_after: PositiveFloat = Field(
+        300.0,
+        le=MAX_SECONDS,
+        description="publish: dual_write: seconds after one of its events was lost that a stalled "
+        "workflow is noticed and ended (inconsistent, or lost if nothing took effect).",
     )
     idempotent: bool = Field(
         False,
@@ -414,8 +433,9 @@ Fault = Annotated[
 ]
 
 
-class Objectives(_Model):
-    """Service-level objectives every topology is judged against (omit what does not matter)."""
+class WorkflowObjectives(_Model):
+    """Objectives on the instances of one workflow alone: a checkout may owe a tighter p99 than
+    the analytics flow beside it. The blast-radius objectives stay scenario-wide."""
 
     latency_mean: PositiveFloat | None = Field(None, description="Highest acceptable mean latency (s).")
     latency_p50: PositiveFloat | None = Field(None, description="Highest acceptable median latency (s).")
@@ -423,11 +443,20 @@ class Objectives(_Model):
     latency_p99: PositiveFloat | None = Field(None, description="Highest acceptable p99 latency (s).")
     success_rate: float | None = Field(None, gt=0, le=1, description="Lowest share of workflows completed.")
     throughput: PositiveFloat | None = Field(None, description="Lowest acceptable throughput (per s).")
+
+
+class Objectives(WorkflowObjectives):
+    """Service-level objectives every topology is judged against (omit what does not matter): on
+    all workflows together, and per workflow under ``workflows``."""
+
     affected_share: float | None = Field(
         None, ge=0, le=1, description="With faults: highest share of workflows affected in the impact window."
     )
     recovery_time: NonNegativeFloat | None = Field(
         None, description="With faults: longest acceptable recovery after the fault ends (s)."
+    )
+    workflows: dict[str, WorkflowObjectives] | None = Field(
+        None, description="Workflow name → objectives on that workflow's instances alone."
     )
 
 
@@ -436,6 +465,20 @@ class BlastRadiusSettings(_Model):
 
     latency_factor: float = Field(2.0, ge=1, description="Affected if latency > factor × twin's...")
     latency_slack: NonNegativeFloat = Field(1.0, description="... and > twin's + slack (seconds).")
+
+
+class HybridSettings(_Model):
+    """A hybrid, per workflow: each workflow is orchestrated (the engine drives it, its
+    ``asynchronous`` steps as events) or choreographed (its services react to each other's
+    events on the same broker, and it never touches the engine), as the article's hybrid does
+    with a checkout orchestrated and a high-volume analytics flow choreographed."""
+
+    coordination: dict[str, Literal["orchestration", "choreography"]] = Field(
+        {}, description="Workflow name → orchestration | choreography. Omitted workflows: orchestration."
+    )
+    asynchronous: list[str] = Field(
+        [], description="Services whose steps of orchestrated workflows are published as events, not awaited."
+    )
 
 
 class Topology(_Model):
@@ -448,8 +491,34 @@ class Topology(_Model):
     orchestrator: Orchestrator | None = Field(None, description="Engine (orchestration, hybrid).")
     broker: Broker | None = Field(None, description="Broker (choreography, hybrid).")
     asynchronous: list[str] = Field(
-        [], description="Hybrid: services whose steps are published as events, not awaited."
+        [],
+        description="Hybrid: services whose steps are published as events, not awaited (the "
+        "same as hybrid.asynchronous).",
     )
+    hybrid: HybridSettings | None = Field(None, description="Hybrid: how each workflow is coordinated.")
+
+    @model_validator(mode="after")
+    def _one_asynchronous(self) -> Topology:
+        if self.asynchronous and self.hybrid is not None and self.hybrid.asynchronous:
+            raise ValueError("give the asynchronous services once: asynchronous or hybrid.asynchronous")
+        return self
+
+    @property
+    def async_services(self) -> list[str]:
+        """The hybrid's asynchronous services, wherever they were given."""
+        return (
+            self.hybrid.asynchronous
+            if self.hybrid is not None and self.hybrid.asynchronous
+            else self.asynchronous
+        )
+
+    def coordination(self, workflow: str) -> str:
+        """How a hybrid coordinates ``workflow``: orchestration (the default) or choreography."""
+        return (
+            "orchestration"
+            if self.hybrid is None
+            else self.hybrid.coordination.get(workflow, "orchestration")
+        )
 
 
 class Scenario(_Model):

@@ -37,13 +37,15 @@ from sim.scenario.broker import Broker
 class Request:
     """A produce request: events for one partition (one event, or a batch), and the attempt."""
 
-    __slots__ = ("attempt", "events", "partition", "producer", "sent", "visit")
+    __slots__ = ("attempt", "epoch", "events", "partition", "producer", "sent", "visit")
 
     def __init__(self, producer: str, events: list[Any], partition: int) -> None:
         self.producer = producer
         self.events = events
         self.partition = partition
         self.attempt = 1
+        self.epoch = -1
+        """The broker's failure count when it appended the request (see :meth:`_commit`)."""
         self.sent = False
         self.visit = -1
         """While a producer buffers it: its visit at the broker, recorded as waiting there."""
@@ -102,6 +104,10 @@ class MessageBroker:
         self.batches: dict[tuple[str, int], Request] = {}
         self.linger = config.linger
         self.counters = world.counters
+        self.failures = 0
+        """Times the broker, or a partition's leader, became unavailable: an append in progress
+        then may have been replicated without its acknowledgement reaching the producer."""
+        self.unavailable = False
         health.on_change.append(self._changed)
         self.may_fail = any(
             getattr(f, "target", None) == "broker" or "broker" in getattr(f, "between", ())
@@ -212,9 +218,20 @@ class MessageBroker:
             self.world.after(self.publish_latency(), self.committed, event)
 
     def _appended(self, request: Request) -> None:
+        request.epoch = self.failures
         self.world.after(0.0 if self.instant_commit else self.publish_latency(), self._commit, request)
 
     def _commit(self, request: Request) -> None:
+        """The request is committed. If the broker failed between the append and now, the
+        producer never got its acknowledgement and sends it again: an idempotent producer's
+        retry is recognised by its sequence numbers; another one's is appended a second time,
+        each event a copy its consumers get again."""
+        if request.epoch != self.failures and not self.config.idempotent_producer:
+            again = Request(
+                request.producer, [e._replace(copy=True) for e in request.events], request.partition
+            )
+            self.counters.republished += len(again.events)
+            self.world.after(self.CONNECT_TIMEOUT, self._send, again)
         for event in request.events:
             self.committed(event)
 
@@ -224,6 +241,10 @@ class MessageBroker:
         """Availability changed: partitions lose or regain leaders; what waited goes on."""
         if self.log:
             self._leaders(health)
+        unavailable = self.down or not all(self.available)
+        if unavailable and not self.unavailable:
+            self.failures += 1
+        self.unavailable = unavailable
         if not self.down and self.waiting:
             waiting, self.waiting = self.waiting, []
             for fn, arg in waiting:

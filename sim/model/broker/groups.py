@@ -818,6 +818,8 @@ class QueueGroup(Group):
             self.began[m.id] = now
         if self.station.ended[r.visit] > r.received + self.visibility and not r.lapsed:
             self.world.after(max(0.0, r.received + self.visibility - now), self._lapse, r)
+        if self.consumer.timeouts:
+            self.consumer.begun(r)
         return True
 
     def _lapse(self, r: Receipt) -> None:
@@ -839,6 +841,7 @@ class QueueGroup(Group):
 
     def execute(self, r: Receipt, amount: float, served: Serve, aborted: Serve) -> None:
         if self.prefetch is None:
+            r.visit = len(self.station.arrived)  # the visit submit gives it, read by _received
             r.visit = self.station.submit(amount, served, r, aborted, self.options)
             return
         self.serve = (served, aborted)

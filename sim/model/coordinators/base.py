@@ -19,17 +19,23 @@ class Coordinator:
 
     kind = "coordinator"
 
-    def __init__(self, world: World, name: str, config: Topology) -> None:
+    def __init__(
+        self, world: World, name: str, config: Topology, retries: dict[str, RetryPolicy] | None = None
+    ) -> None:
         self.world = world
         self.name = name
         self.config = config
         self.saga = Saga(world)
         self.services = world.scenario.services
-        self.retries: dict[str, RetryPolicy] = retry_policies(
-            {n: s.retry for n, s in self.services.items()}, world.uniforms(f"{name}/jitter"), world.counters
-        )
-        """The retry policy of each service that has one; the topology's retries share one
-        jitter stream, drawn in order of use."""
+        self.jitters = {n: world.uniforms(f"jitter/{n}") for n in self.services}
+        """One U(0, 1) stream per service for the backoff jitter of the calls to it, named after
+        the service only, so that every topology draws the same jitter for the same retry."""
+        if retries is None:
+            configs = {n: s.retry for n, s in self.services.items()}
+            retries = retry_policies(configs, self.jitters, world.counters)
+        self.retries: dict[str, RetryPolicy] = retries
+        """The retry policy of each service that has one (every caller of a topology shares it,
+        and so its budget)."""
 
     def arrive(self, inst: Instance) -> None:
         """A new workflow instance has arrived; start coordinating it."""

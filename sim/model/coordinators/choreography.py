@@ -32,6 +32,8 @@ from sim.model.broker import Group, MessageBroker
 from sim.model.consumer import Consumer, Work
 from sim.model.coordinators.base import Coordinator
 from sim.model.outcomes import COMPLETED, FAILED
+from sim.model.resilience import RetryPolicy
+from sim.model.station import Station
 from sim.model.workflow import Instance
 from sim.model.world import World
 from sim.scenario.models import Topology
@@ -42,24 +44,61 @@ ENTRY = -1
 Kind = Literal["step", "undo"]
 
 
+class Origin:
+    """Where a service's event was produced: the replica of ``station`` that did the work, and
+    how often that replica had crashed then (``crashes``). A crash of that replica since means
+    the process that held the event in memory is gone."""
+
+    __slots__ = ("crashes", "replica", "station")
+
+    def __init__(self, station: Station) -> None:
+        self.station = station
+        self.replica = station.finisher
+        self.crashes = station.crashes[self.replica]
+
+    def crashed(self) -> bool:
+        return self.station.crashes[self.replica] != self.crashes
+
+
 class Event(NamedTuple):
     """An event a service (or the client, for step ``ENTRY``) publishes: a step's completion or
-    failure, or a compensation's outcome (``kind`` undo)."""
+    failure, or a compensation's outcome (``kind`` undo). ``origin``: the replica that produced
+    it, when a crash of it matters (see :meth:`Choreography.emit`)."""
 
     inst: Instance
     step: int
     ok: bool
     kind: Kind
+    origin: Origin | None = None
+    copy: bool = False
+    """Whether it is a second append of an event already in the log."""
 
 
 class Choreography(Coordinator):
     """Coordinates steps by events on a shared broker."""
 
-    def __init__(self, world: World, name: str, config: Topology) -> None:
-        super().__init__(world, name, config)
-        self.broker = MessageBroker(world, config.broker, self.committed, self.unpublished)
-        self.consumer = Consumer(world, self.retries, self)
-        self.groups: dict[str, Group] = {n: self.broker.group(n, self.consumer) for n in self.services}
+    def __init__(
+        self,
+        world: World,
+        name: str,
+        config: Topology,
+        shared: tuple[MessageBroker, dict[str, Group], dict[str, RetryPolicy]] | None = None,
+    ) -> None:
+        """``shared``: the broker, consumer groups and retry policies of a hybrid whose
+        choreographed workflows this coordinates (its broker reports their events here)."""
+        super().__init__(world, name, config, shared[2] if shared else None)
+        self.outbox = {
+            n: world.draws(s.outbox_delay, f"outbox/{n}")
+            for n, s in self.services.items()
+            if s.publish == "outbox"
+        }
+        """The relay delay of each service that publishes through an outbox."""
+        if shared is None:
+            self.broker = MessageBroker(world, config.broker, self.committed, self.unpublished)
+            consumer = Consumer(world, self.retries, self)
+            self.groups: dict[str, Group] = {n: self.broker.group(n, consumer) for n in self.services}
+        else:
+            self.broker, self.groups = shared[0], shared[1]
 
     def arrive(self, inst: Instance) -> None:
         """A client publishes the event that starts the workflow."""
@@ -72,27 +111,73 @@ class Choreography(Coordinator):
     # -- events through the broker -----------------------------------------------------------
 
     def publish(self, event: Event) -> None:
+        """The event leaves its producer for the broker: a dual write whose replica crashed
+        since its local commit never sends it (the event died with the process); an outbox's
+        relay sends it whatever became of the replica, and notes the replica's crashes from now
+        until the broker acknowledges."""
         inst, k = event.inst, event.step
+        origin = event.origin
+        if origin is not None:
+            if k != ENTRY and inst.plan.steps[k].service in self.outbox:
+                origin.crashes = origin.station.crashes[origin.replica]
+            elif origin.crashed():
+                self.lost(event)
+                return
         producer = "client" if k == ENTRY else inst.plan.steps[k].service
         if inst.marks is not None:
             self.world.mark(inst, ("publish", k, event.kind))
         self.broker.publish(producer, event)
 
+    def lost(self, event: Event) -> None:
+        """A dual write lost the event: its workflow stalls, until it is noticed ``stuck_after``
+        later and ends (inconsistent, or lost if nothing of it stands)."""
+        self.world.counters.lost_events += 1
+        inst = event.inst
+        self.world.after(self.services[inst.plan.steps[event.step].service].stuck_after, self.stuck, inst)
+
+    def stuck(self, inst: Instance) -> None:
+        if not inst.finished:
+            self.saga.vanish(inst)
+
     def unpublished(self, event: Event) -> None:
-        """The producer gave up publishing (the broker stayed unreachable)."""
-        inst, k, _, kind = event
+        """The producer gave up publishing (the broker stayed unreachable): the client's start
+        fails; a service's outbox relay tries again later; a service's dual write has lost the
+        event (its local commit stands)."""
+        inst, k = event.inst, event.step
         if inst.finished:
             return
         if k == ENTRY:
             self.world.finish(inst, FAILED)
-        elif kind == "undo":
-            self.undone(inst, k, False)
+            return
+        delay = self.outbox.get(inst.plan.steps[k].service)
+        if delay is not None:
+            self.world.after(delay(), self.publish, event)
         else:
-            self.fail(inst, k)
+            self.lost(event)
+
+    def copied(self, event: Event) -> None:
+        """The broker appended an event a second time (a relay or a producer sent it again):
+        its consumers get it again and work on it again; a duplicate outcome changes nothing
+        (a join has that branch already)."""
+        inst, k = event.inst, event.step
+        if k == ENTRY or not event.ok or event.kind == "undo" or inst.plan.steps[k].terminal:
+            return
+        for step in inst.plan.steps[k].followers:
+            if step.inputs == 1:
+                self.groups[step.service].offer(Work(inst, step.index, copy=True), self.world.hop())
 
     def committed(self, event: Event) -> None:
         """The event is in the log: the workflow moves on, fails, or its saga advances."""
-        inst, k, ok, kind = event
+        inst, k, ok, kind = event.inst, event.step, event.ok, event.kind
+        origin = event.origin
+        if origin is not None and origin.crashed() and inst.plan.steps[k].service in self.outbox:
+            # the relay crashed before it recorded the publish: it sends the event again
+            self.world.counters.republished += 1
+            delay = self.outbox[inst.plan.steps[k].service]
+            self.world.after(delay(), self.publish, event._replace(origin=None, copy=True))
+        if event.copy:
+            self.copied(event)
+            return
         if inst.marks is not None:
             name = (
                 "start"
@@ -201,11 +286,18 @@ class Choreography(Coordinator):
             self.saga.vanish(inst)
 
     def emit(self, inst: Instance, k: int, ok: bool, kind: Kind) -> None:
-        """The service publishes an event over the network."""
+        """The service publishes an event over the network, straight after its local commit
+        (``dual_write``) or through its outbox's relay (``outbox``). Produced as its work ends,
+        the event remembers the replica that holds it."""
         self.world.counters.messages += 1
-        self.world.after(
-            inst.net_out[k] if kind == "step" else self.world.hop(), self.publish, Event(inst, k, ok, kind)
-        )
+        service = inst.plan.steps[k].service
+        station = inst.plan.steps[k].station
+        origin = Origin(station) if station.finisher >= 0 else None
+        delay = inst.net_out[k] if kind == "step" else self.world.hop()
+        relay = self.outbox.get(service)
+        if relay is not None:
+            delay += relay()
+        self.world.after(delay, self.publish, Event(inst, k, ok, kind, origin))
 
     # -- the choreographed saga -----------------------------------------------------------------
 

@@ -1,5 +1,9 @@
 """Hybrid: an engine drives the critical path, side effects travel as events.
 
+Per workflow (``hybrid.coordination``), a hybrid orchestrates or choreographs: a choreographed
+workflow is coordinated exactly as in :mod:`choreography`, on the hybrid's broker, and never
+touches the engine. What follows is about the orchestrated ones.
+
 The engine coordinates the workflow exactly as in :mod:`orchestration`, except for the steps of
 the ``asynchronous`` services: for those, the engine publishes an event to the broker and goes on
 as soon as the broker has committed it (the acknowledgement is a reply like any other). The
@@ -12,8 +16,11 @@ asynchronous step counts as taken effect once published, so a saga compensates i
 
 from __future__ import annotations
 
+from typing import Any
+
 from sim.model.broker import Group, MessageBroker
-from sim.model.consumer import Consumer, Work
+from sim.model.consumer import Consumer, Owner, Work
+from sim.model.coordinators.choreography import Choreography, Event
 from sim.model.coordinators.orchestration import Orchestration, Reply
 from sim.model.workflow import Instance, StepPlan
 from sim.model.world import World
@@ -50,17 +57,62 @@ class AsyncSteps:
         self.world.async_done(work.inst, False)
 
 
+class Steps:
+    """The owner of a hybrid's consumers: a service's subscription carries the asynchronous
+    steps of orchestrated workflows and the steps of choreographed ones; each goes to its
+    coordinator."""
+
+    def __init__(self, asynchronous: Owner, choreographed: frozenset[str]) -> None:
+        self.asynchronous = asynchronous
+        self.choreographed = choreographed
+        self.choreography: Owner = asynchronous
+
+    def _owner(self, work: Work) -> Owner:
+        return self.choreography if work.inst.plan.name in self.choreographed else self.asynchronous
+
+    def wants(self, work: Work) -> bool:
+        return self._owner(work).wants(work)
+
+    def started(self, work: Work) -> None:
+        self._owner(work).started(work)
+
+    def handled(self, work: Work) -> None:
+        self._owner(work).handled(work)
+
+    def given_up(self, work: Work) -> None:
+        self._owner(work).given_up(work)
+
+    def expired(self, work: Work, started: bool) -> None:
+        self._owner(work).expired(work, started)
+
+
 class Hybrid(Orchestration):
-    """Orchestration for the critical path, choreography for the ``asynchronous`` steps."""
+    """Orchestration for the critical path, choreography for the ``asynchronous`` steps and for
+    the choreographed workflows."""
 
     def __init__(self, world: World, name: str, config: Topology) -> None:
         super().__init__(world, name, config)
         self.broker = MessageBroker(world, config.broker, self.committed, self.unpublished)
-        self.asynchronous = frozenset(config.asynchronous)
-        consumer = Consumer(world, self.retries, AsyncSteps(world), operation="handle (async)")
-        self.groups: dict[str, Group] = {n: self.broker.group(n, consumer) for n in sorted(self.asynchronous)}
+        self.asynchronous = frozenset(config.async_services)
+        self.choreographed = frozenset(
+            p.name for p in world.plans if config.coordination(p.name) == "choreography"
+        )
+        consumed = set(self.asynchronous)
+        for plan in world.plans:
+            if plan.name in self.choreographed:
+                consumed.update(st.service for st in plan.steps)
+        owner = Steps(AsyncSteps(world), self.choreographed)
+        consumer = Consumer(world, self.retries, owner, operation="handle (async)")
+        self.groups: dict[str, Group] = {n: self.broker.group(n, consumer) for n in sorted(consumed)}
+        self.choreography: Choreography | None = None
+        if self.choreographed:
+            self.choreography = Choreography(world, name, config, (self.broker, self.groups, self.retries))
+            owner.choreography = self.choreography
 
     def arrive(self, inst: Instance) -> None:
+        if self.choreography is not None and inst.plan.name in self.choreographed:
+            self.choreography.arrive(inst)
+            return
         self.broker.place(inst)
         super().arrive(inst)
 
@@ -77,15 +129,28 @@ class Hybrid(Orchestration):
             self.world.mark(work.inst, ("publish", work.step))
         self.broker.publish("orchestrator", work)
 
-    def unpublished(self, work: Work) -> None:
-        """The engine could not publish: the step fails."""
+    def unpublished(self, work: Any) -> None:
+        """The engine could not publish: the step fails (a choreographed workflow's event goes
+        to its coordinator)."""
+        if isinstance(work, Event):
+            assert self.choreography is not None
+            self.choreography.unpublished(work)
+            return
         self.decide(Reply(work.inst, work.step, False))
 
-    def committed(self, work: Work) -> None:
-        """The broker acknowledges to the engine, and the event goes to the service's group."""
+    def committed(self, work: Any) -> None:
+        """The broker acknowledges to the engine, and the event goes to the service's group (a
+        choreographed workflow's event goes to its coordinator)."""
+        if isinstance(work, Event):
+            assert self.choreography is not None
+            self.choreography.committed(work)
+            return
         inst, k = work.inst, work.step
         world = self.world
         service = inst.plan.steps[k].service
+        if work.copy:  # appended twice: the service gets it again; the engine had its ack
+            self.groups[service].offer(work, inst.net_in[k])
+            return
         if inst.marks is not None:
             world.span(inst, ("publish", k), "broker", f"publish {service} request")
             world.mark(inst, ("deliver", k, ASYNC))

@@ -157,9 +157,8 @@ class Orchestration(Coordinator):
         self.call_retries: dict[str, RetryPolicy] = dict(self.retries)
         """The retry policy of the engine's calls to each service."""
         if self.poll:
-            jitter = world.uniforms(f"{name}/jitter")
             for n in services:
-                self.call_retries.setdefault(n, RetryPolicy(TEMPORAL_RETRY, jitter))
+                self.call_retries.setdefault(n, RetryPolicy(TEMPORAL_RETRY, self.jitters[n]))
             self.timeouts = {n: s.start_to_close or s.timeout or JOB_TIMEOUT for n, s in services.items()}
         else:
             self.timeouts = {n: s.timeout for n, s in services.items() if s.timeout is not None}

@@ -91,3 +91,15 @@ def test_a_producer_that_is_not_idempotent_appends_a_retried_publish_twice() -> 
     assert 0 < loose["republished"] < 40
     assert loose["duplicate_effects"] > 0
     assert (req["status"] == "completed").all()
+
+
+def test_a_lost_event_is_published_again_when_its_consumed_event_is_delivered_again() -> None:
+    """A log consumer commits at its next poll: a crash that lost a dual write's event before
+    that commit also gets the consumed event delivered again, and the service, working on it
+    again (a duplicate effect), publishes anew: that workflow goes on. Only the events lost
+    after their consumer's commit stall their workflows."""
+    row, req = _row(_chain("dual_write", {"kind": "log", "partitions": 8}))
+    stalled = req[(req["status"] == "inconsistent") & (req["effects"] == 1)]
+    assert 0 < len(stalled) < row["lost_events"]
+    rescued = req[(req["status"] == "completed") & (req["duplicate_effects"] > 0)]
+    assert len(rescued) >= row["lost_events"] - len(stalled)

@@ -27,7 +27,7 @@
   applications), **duplicate_effects** = repeats applied again by a service that is not
   idempotent, **absorbed_effects** = repeats an idempotent service absorbed, **undone_effects**
   = applications undone by compensations, **orphan_effects** = applications still standing at
-  the end of the run in workflows that did not complete.
+  the end of the run in workflows that ended without completing (not those still in flight).
 * **per workflow**: the figures above that are about instances (outcomes, success rate,
   throughput, latency, effects, inconsistency windows) of one workflow's instances alone, computed
   by the same function as the topology's (:func:`request_figures`), so that arrivals, outcomes and
@@ -50,7 +50,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from sim.model.outcomes import COMPLETED, STATUS_NAMES
+from sim.model.outcomes import COMPLETED, IN_FLIGHT, STATUS_NAMES
 from sim.model.records import ComponentRecord, GroupRecord, TopologyRun
 from sim.scenario.models import Scenario
 
@@ -373,13 +373,14 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
 def _service_effects(run: TopologyRun, lo: float, hi: float) -> dict[str, dict[str, int]]:
     """Per service: the effect ledger's entries of the instances that arrived in [lo, hi), by
     kind, and ``orphan_effects``: their applications still standing at the end of the run in
-    workflows that did not complete."""
+    workflows that ended without completing."""
     gid, _, kind, service = _entries(run)
     if not gid.size:
         return {}
     arrival = run.outcomes.arrival[gid]
     cohort = (arrival >= lo) & (arrival < hi)
-    failed = run.outcomes.status[gid] != COMPLETED
+    status = run.outcomes.status[gid]
+    failed = (status != COMPLETED) & (status != IN_FLIGHT)
     sign = np.where((kind == 1) | (kind == 2), 1, np.where(kind == 4, -1, 0))
     out: dict[str, dict[str, int]] = {}
     for name in np.unique(service[cohort]).tolist():
@@ -582,7 +583,7 @@ def request_figures(req: pd.DataFrame, lo: float, hi: float) -> dict[str, float]
         "throughput": float(in_window) / span,
         **_quantiles(done["latency"].to_numpy(), "latency_"),
         **{col: int(cohort[col].sum()) for col in EFFECT_KINDS},
-        "orphan_effects": int(cohort.loc[status != "completed", "standing_effects"].sum()),
+        "orphan_effects": int(cohort.loc[~status.isin(["completed", "in_flight"]), "standing_effects"].sum()),
         "inconsistency_window_mean": float(window.mean()) if len(window) else math.nan,
         "inconsistency_window_max": float(window.max()) if len(window) else math.nan,
     }

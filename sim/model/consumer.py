@@ -119,6 +119,11 @@ class Owner(Protocol):
         """The work succeeded (its first success)."""
         ...
 
+    def repeated(self, work: Work) -> None:
+        """The work succeeded again (a redelivery, or a copy of the event): the service
+        publishes its outcome again if the first publish was lost."""
+        ...
+
     def given_up(self, work: Work) -> None:
         """The event went to the dead-letter queue: its step failed."""
         ...
@@ -341,6 +346,8 @@ class Consumer:
             if not m.settled:
                 m.settled = True
                 self.owner.handled(work)
+            else:
+                self.owner.repeated(work)
             r.group.done(r)
             return
         self._failed(r)

@@ -104,6 +104,9 @@ class MessageBroker:
         self.batches: dict[tuple[str, int], Request] = {}
         self.linger = config.linger
         self.counters = world.counters
+        self.producer_died: Callable[[Any], bool] | None = None
+        """Whether an event died with its producer's process while it waited there (a dual
+        write's replica crashed): asked each time a request is sent, the event then dropped."""
         self.failures = 0
         """Times the broker, or a partition's leader, became unavailable: an append in progress
         then may have been replicated without its acknowledgement reaching the producer."""
@@ -179,6 +182,11 @@ class MessageBroker:
 
     def _send(self, request: Request) -> None:
         world = self.world
+        if self.producer_died is not None:
+            died = self.producer_died
+            request.events = [e for e in request.events if not died(e)]
+            if not request.events:
+                return
         cut = world.network.cut(request.producer, "broker") if world.network.any_cut else None
         if cut is not None and cut.mode == "hold":
             world.after(world.network.heals_in(cut), self._send, request)

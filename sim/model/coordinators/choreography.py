@@ -93,8 +93,12 @@ class Choreography(Coordinator):
             if s.publish == "outbox"
         }
         """The relay delay of each service that publishes through an outbox."""
+        self.stalled: dict[tuple[int, int, bool], Event] = {}
+        """The events dual writes lost, by (instance, step, undo), until they are published
+        again or their workflow is noticed stuck."""
         if shared is None:
             self.broker = MessageBroker(world, config.broker, self.committed, self.unpublished)
+            self.broker.producer_died = self.died
             consumer = Consumer(world, self.retries, self)
             self.groups: dict[str, Group] = {n: self.broker.group(n, consumer) for n in self.services}
         else:
@@ -118,26 +122,44 @@ class Choreography(Coordinator):
         inst, k = event.inst, event.step
         origin = event.origin
         if origin is not None:
-            if k != ENTRY and inst.plan.steps[k].service in self.outbox:
+            if inst.plan.steps[k].service in self.outbox:
                 origin.crashes = origin.station.crashes[origin.replica]
-            elif origin.crashed():
-                self.lost(event)
+            elif self.died(event):
                 return
         producer = "client" if k == ENTRY else inst.plan.steps[k].service
         if inst.marks is not None:
             self.world.mark(inst, ("publish", k, event.kind))
         self.broker.publish(producer, event)
 
+    def died(self, event: Event) -> bool:
+        """Whether a dual write's event died with its producer's replica before it reached the
+        broker (then it is lost); an outbox's event never does."""
+        origin = event.origin
+        if origin is None or not origin.crashed() or event.inst.plan.steps[event.step].service in self.outbox:
+            return False
+        self.lost(event)
+        return True
+
     def lost(self, event: Event) -> None:
-        """A dual write lost the event: its workflow stalls, until it is noticed ``stuck_after``
-        later and ends (inconsistent, or lost if nothing of it stands)."""
+        """A dual write lost the event: its workflow stalls, until the service works on the same
+        step again (the event it consumed is delivered again) and publishes anew, or until it is
+        noticed ``stuck_after`` later and ends (inconsistent, or lost if nothing of it stands)."""
         self.world.counters.lost_events += 1
         inst = event.inst
-        self.world.after(self.services[inst.plan.steps[event.step].service].stuck_after, self.stuck, inst)
+        key = (inst.gid, event.step, event.kind == "undo")
+        self.stalled[key] = event
+        self.world.after(self.services[inst.plan.steps[event.step].service].stuck_after, self.stuck, key)
 
-    def stuck(self, inst: Instance) -> None:
-        if not inst.finished:
-            self.saga.vanish(inst)
+    def stuck(self, key: tuple[int, int, bool]) -> None:
+        event = self.stalled.pop(key, None)
+        if event is not None and not event.inst.finished:
+            self.saga.vanish(event.inst)
+
+    def repeated(self, work: Work) -> None:
+        """The service worked on a step again: if its event had been lost, it publishes it now."""
+        event = self.stalled.pop((work.inst.gid, work.step, work.undo), None) if self.stalled else None
+        if event is not None and not work.inst.finished:
+            self.emit(work.inst, work.step, event.ok, event.kind)
 
     def unpublished(self, event: Event) -> None:
         """The producer gave up publishing (the broker stayed unreachable): the client's start

@@ -50,6 +50,9 @@ class AsyncSteps:
     def handled(self, work: Work) -> None:
         self.world.async_done(work.inst, True)
 
+    def repeated(self, work: Work) -> None:
+        pass  # the engine had its acknowledgement when the event was published
+
     def given_up(self, work: Work) -> None:
         self.world.async_done(work.inst, False)
 
@@ -79,6 +82,9 @@ class Steps:
     def handled(self, work: Work) -> None:
         self._owner(work).handled(work)
 
+    def repeated(self, work: Work) -> None:
+        self._owner(work).repeated(work)
+
     def given_up(self, work: Work) -> None:
         self._owner(work).given_up(work)
 
@@ -107,6 +113,7 @@ class Hybrid(Orchestration):
         self.choreography: Choreography | None = None
         if self.choreographed:
             self.choreography = Choreography(world, name, config, (self.broker, self.groups, self.retries))
+            self.broker.producer_died = self._died
             owner.choreography = self.choreography
 
     def arrive(self, inst: Instance) -> None:
@@ -128,6 +135,9 @@ class Hybrid(Orchestration):
         if work.inst.marks is not None:
             self.world.mark(work.inst, ("publish", work.step))
         self.broker.publish("orchestrator", work)
+
+    def _died(self, event: Any) -> bool:
+        return isinstance(event, Event) and self.choreography is not None and self.choreography.died(event)
 
     def unpublished(self, work: Any) -> None:
         """The engine could not publish: the step fails (a choreographed workflow's event goes

@@ -687,6 +687,9 @@ def blast_radius_summary_lines(frame: pd.DataFrame) -> list[str]:
         text += f"; retry amplification {amplification}×" if amplification != "n/a" else ""
         if rows["lost"].fillna(0).sum() > 0:
             text += f"; {_estimate(rows['lost'], ',.0f')} lost"
+        if "affected_duplicate_effects" in rows and rows["affected_duplicate_effects"].fillna(0).sum() > 0:
+            duplicates = _estimate(rows["affected_duplicate_effects"], ",.0f")
+            text += f"; {duplicates} duplicate effects in affected workflows"
         components = sorted({c for cell in rows["affected_components"] for c in str(cell).split(";") if c})
         if components:
             text += f"; also affected: {', '.join(components)}"

@@ -434,7 +434,7 @@ class Station:
         for r in range(self.replicas):
             is_down = r in down
             avail = not is_down and r not in draining
-            if is_down and not self.rdown[r]:
+            if is_down and not self.rdown[r] and self.ravail[r]:  # (one that drained first stopped cleanly)
                 self.crashes[r] += 1
             if is_down and not self.rdown[r] and rbusy[r] > 0:
                 for event, job in list(self.running.items()):

@@ -314,7 +314,8 @@ class Choreography(Coordinator):
         self.world.counters.messages += 1
         service = inst.plan.steps[k].service
         station = inst.plan.steps[k].station
-        origin = Origin(station) if station.finisher >= 0 else None
+        # (only a station that faults can take servers from ever crashes)
+        origin = Origin(station) if station.tracked and station.finisher >= 0 else None
         delay = inst.net_out[k] if kind == "step" else self.world.hop()
         relay = self.outbox.get(service)
         if relay is not None:

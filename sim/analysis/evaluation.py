@@ -278,6 +278,17 @@ class Evaluation:
                 "bottleneck": rows["bottleneck"].mode().iloc[0] if rows["bottleneck"].notna().any() else None,
                 "bottleneck_utilization": row["bottleneck_utilization"],
                 "effects": {k: row.get(k) for k in EFFECT_FIGURES},
+                "resilience": {
+                    k: row.get(k)
+                    for k in (
+                        "attempts",
+                        "retries_refused",
+                        "breaker_openings",
+                        "bulkhead_refusals",
+                        "deadlines",
+                        "lost_work",
+                    )
+                },
                 "components": [{k: c[k] for k in COMPONENT_FIELDS} for c in comp_rows.to_dict("records")],
             }
             if first["kind"] in ("orchestration", "hybrid"):
@@ -315,6 +326,9 @@ class Evaluation:
                             "rebalances",
                             "produce_requests",
                             "polls",
+                            "publish_failures",
+                            "lost_events",
+                            "republished",
                         )
                     },
                 }

@@ -16,10 +16,16 @@ Failures, the choreographed way (the consumer's rules are in :mod:`sim.model.con
   delivered again, to itself or another consumer (at least once; counted as duplicates); events
   for a down consumer wait in the broker and are worked off when it is back (catch-up);
 * when a failure event is committed, no service starts new work for that workflow (its queued
-  step events are skipped), and every service whose step took effect compensates itself, each
-  reading the failure events from its subscription (in parallel, retrying a failed compensation
-  with its retry policy) and publishing a compensation event; the workflow ends compensated,
-  inconsistent or failed when the last one is committed and no step of it is still running;
+  step events are skipped); once none of its steps is running, the services whose steps took
+  effect compensate themselves in the saga's order (:mod:`sim.model.saga`), each reading a
+  failure event from its subscription (retrying a failed compensation with its retry policy)
+  and publishing a compensation event; the workflow ends compensated, inconsistent or failed
+  when the last one is committed;
+* a service publishes its events by a dual write (an event still in a replica that crashes, or
+  given up by its producer, is lost, and its workflow stalls until the service works on the
+  step again or ``stuck_after`` passes) or through an outbox (relayed after ``outbox_delay``,
+  never lost, sent twice when the relay fails before it records the publish); an event appended
+  twice reaches its consumers twice (:class:`Event` ``copy``);
 * an event the broker dropped (its retention) ends its workflow: lost, or inconsistent if
   effects stand.
 """

@@ -56,24 +56,38 @@ class EffectLedger:
         self.step.append(k)
         self.kind.append(kind)
 
+    def _counts(self, inst: Instance) -> list[int]:
+        """The standing applications of each step of ``inst`` (kept only once a step stands
+        other than once: until then its applied steps stand once each)."""
+        counts = inst.standing
+        if counts is None:
+            applied = inst.applied
+            counts = inst.standing = [(applied >> k) & 1 for k in range(len(inst.plan.steps))]
+        return counts
+
     def apply(self, inst: Instance, k: int) -> int:
         """Step ``k`` of ``inst`` has just taken effect at its service; return the entry's kind."""
         mask = 1 << k
-        if not inst.applied & mask:
+        now = self._now.now  # type: ignore[attr-defined]
+        if not inst.applied & mask:  # the first application (the hot path: written out)
             inst.applied |= mask
-            kind = APPLIED
-            if math.isnan(inst.first_effect):
-                inst.first_effect = self._now.now  # type: ignore[attr-defined]
-                self.first[inst.gid] = inst.first_effect
-        elif inst.plan.steps[k].service in self.idempotent:
+            gid = inst.gid
+            if inst.first_effect != inst.first_effect:  # NaN: its first effect
+                inst.first_effect = now
+                self.first[gid] = now
+            if inst.standing is not None:
+                inst.standing[k] += 1
+            self.standing[gid] += 1
+            self.time.append(now)
+            self.gid.append(gid)
+            self.step.append(k)
+            self.kind.append(APPLIED)
+            return APPLIED
+        if inst.plan.steps[k].service in self.idempotent:
             kind = ABSORBED
         else:
             kind = DUPLICATE
-        if kind != ABSORBED:
-            counts = inst.standing
-            if counts is None:
-                counts = inst.standing = [0] * len(inst.plan.steps)
-            counts[k] += 1
+            self._counts(inst)[k] += 1
             self.standing[inst.gid] += 1
         self._record(inst, k, kind)
         return kind
@@ -81,8 +95,10 @@ class EffectLedger:
     def undo(self, inst: Instance, k: int) -> bool:
         """A compensation of step ``k`` succeeded: it undoes one standing application (none: it
         had nothing to undo). Return whether it undid one."""
-        counts = inst.standing
-        if counts is None or counts[k] == 0:
+        if not inst.applied & (1 << k):
+            return False
+        counts = self._counts(inst)
+        if counts[k] == 0:
             return False
         counts[k] -= 1
         self.standing[inst.gid] -= 1

@@ -140,7 +140,7 @@ class Instance:
         self.undoing = 0
         self.undo_failed = False
         # The effect ledger's view (see :mod:`sim.model.effects`): steps that ever took effect
-        # (a bit each), and standing applications per step once there is one.
+        # (a bit each), and standing applications per step once a step stands other than once.
         self.applied = 0
         self.standing: list[int] | None = None
         self.committed = False

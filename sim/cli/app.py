@@ -52,14 +52,20 @@ AllowOutside = typer.Option(
 
 
 @contextmanager
-def _progress(quiet: bool) -> Iterator[Callable[[str, float], None]]:
-    """A progress bar on stderr (only when it is a terminal); yields ``update(label, fraction)``."""
+def _progress(quiet: bool, duration: float | None = None) -> Iterator[Callable[[str, float], None]]:
+    """A progress bar on stderr (only when it is a terminal); yields ``update(label, fraction)``.
+    With ``duration`` (the simulated seconds of arrivals) it also shows the simulated time."""
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-    with Progress(
+    columns = [
         TextColumn("{task.description:<20}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
+    ]
+    if duration is not None:
+        columns.append(TextColumn("{task.fields[simulated]}"))
+    with Progress(
+        *columns,
         TimeRemainingColumn(),
         console=err,
         transient=True,
@@ -68,11 +74,25 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, float], None]]:
         tasks: dict[str, TaskID] = {}
 
         def update(label: str, fraction: float) -> None:
+            simulated = (
+                "" if duration is None else f"{fraction * duration:,.0f} of {duration:,.0f} s simulated"
+            )
             if label not in tasks:
-                tasks[label] = bar.add_task(label, total=1.0)
-            bar.update(tasks[label], completed=fraction)
+                tasks[label] = bar.add_task(label, total=1.0, simulated=simulated)
+            bar.update(tasks[label], completed=fraction, simulated=simulated)
 
         yield update
+
+
+def _simulated(file: Path, duration: float | None, quiet: bool, allow_outside: bool) -> float | None:
+    """The simulated seconds of arrivals a run's progress bar shows (None when no bar shows)."""
+    if quiet or not err.is_terminal:
+        return None
+    if duration is not None:
+        return duration
+    from sim.scenario.loader import load_scenario
+
+    return load_scenario(file, allow_outside=allow_outside).duration
 
 
 @app.command()
@@ -120,7 +140,7 @@ def run(
     try:
         if out_dir is not None:  # refuse a bad --out before the run, not after
             check_output(out_dir, "run", overwrite=overwrite)
-        with _progress(quiet) as progress:
+        with _progress(quiet, _simulated(file, duration, quiet, allow_outside)) as progress:
             result = run_scenario(
                 file,
                 topology,

@@ -155,6 +155,8 @@ class Consumer:
         self.timeouts = {n: s.timeout for n, s in world.scenario.services.items() if s.timeout is not None}
         """The services' timeouts, applied by their consumers to each attempt of their work."""
         self.again_options = JobOptions(on_start=self.begun)
+        self.policies = bool(self.breakers or retries)
+        """Whether any service has a breaker or a retry policy (a success has more to record)."""
         self.served = self._served
         self.interrupted = self._aborted
         """The continuations of every attempt (bound once: this is the hot path)."""
@@ -329,6 +331,14 @@ class Consumer:
                     world.span(inst, span, inst.plan.steps[k].service, self.operation, False)
                 self.refuse(r)
                 return
+        if ok and not self.policies and inst.marks is None:  # the hot path: nothing to record
+            if not m.settled:
+                m.settled = True
+                self.owner.handled(work)
+            else:
+                self.owner.repeated(work)
+            r.group.done(r)
+            return
         service = inst.plan.steps[k].service
         if inst.marks is not None:
             operation = "compensate" if work.undo else self.operation

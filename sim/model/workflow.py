@@ -8,6 +8,7 @@ scenario while running. An :class:`Instance` is one running workflow with the wo
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ class WorkflowPlan:
     pivot_stage: int = -1
     """The stage of its pivot step (-1: none): later stages are retried forward."""
 
-    @property
+    @functools.cached_property
     def entry_steps(self) -> list[StepPlan]:
         """First steps of every branch of the first stage."""
         return [branch[0] for branch in self.stages[0]]

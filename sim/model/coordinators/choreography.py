@@ -198,7 +198,12 @@ class Choreography(Coordinator):
         """The event is in the log: the workflow moves on, fails, or its saga advances."""
         inst, k, ok, kind = event.inst, event.step, event.ok, event.kind
         origin = event.origin
-        if origin is not None and origin.crashed() and inst.plan.steps[k].service in self.outbox:
+        if (
+            origin is not None
+            and self.outbox
+            and origin.crashed()
+            and inst.plan.steps[k].service in self.outbox
+        ):
             # the relay crashed before it recorded the publish: it sends the event again
             self.world.counters.republished += 1
             delay = self.outbox[inst.plan.steps[k].service]
@@ -242,7 +247,8 @@ class Choreography(Coordinator):
                     continue
             if inst.marks is not None:
                 self.world.mark(inst, ("deliver", step.index))
-            self.saga.passes(inst, step.stage)
+            if inst.plan.pivot_stage >= 0:
+                self.saga.passes(inst, step.stage)
             self.groups[step.service].offer(Work(inst, step.index), inst.net_in[step.index])
 
     # -- what the consumers report (sim.model.consumer.Owner) -----------------------------------
@@ -318,14 +324,15 @@ class Choreography(Coordinator):
         (``dual_write``) or through its outbox's relay (``outbox``). Produced as its work ends,
         the event remembers the replica that holds it."""
         self.world.counters.messages += 1
-        service = inst.plan.steps[k].service
-        station = inst.plan.steps[k].station
+        step = inst.plan.steps[k]
+        station = step.station
         # (only a station that faults can take servers from ever crashes)
         origin = Origin(station) if station.tracked and station.finisher >= 0 else None
         delay = inst.net_out[k] if kind == "step" else self.world.hop()
-        relay = self.outbox.get(service)
-        if relay is not None:
-            delay += relay()
+        if self.outbox:
+            relay = self.outbox.get(step.service)
+            if relay is not None:
+                delay += relay()
         self.world.after(delay, self.publish, Event(inst, k, ok, kind, origin))
 
     # -- the choreographed saga -----------------------------------------------------------------

@@ -242,7 +242,8 @@ class Orchestration(Coordinator):
 
     def start_stage(self, inst: Instance, stage: int) -> None:
         """Fan out the first step of every branch of ``stage``."""
-        self.saga.passes(inst, stage)
+        if inst.plan.pivot_stage >= 0:
+            self.saga.passes(inst, stage)
         branches = inst.plan.stages[stage]
         inst.pending = len(branches)
         for branch in branches:

@@ -457,9 +457,7 @@ class World:
             self.undo_end[gid] = now
         healed = np.nonzero((standing == 0) & (status == INCONSISTENT) & ~np.isnan(ledger.first))[0]
         if healed.size:
-            kind = np.frombuffer(ledger.kind, dtype=np.int8)
-            gids = np.frombuffer(ledger.gid, dtype=np.int64)
-            times = np.frombuffer(ledger.time, dtype=float)
+            times, gids, _, kind = ledger.columns()
             undos = kind == UNDONE
             last = _latest(gids[undos], times[undos])
             for gid in healed.tolist():
@@ -535,12 +533,7 @@ class World:
             faulted=faulted,
             tallies={k: np.array(v, dtype=float).reshape(-1, 2) for k, v in self.tallies.items()},
             groups=[g.record() for g in self.subscriptions],
-            effects=EffectRecord(
-                time=np.array(self.effects.time, dtype=float),
-                gid=np.array(self.effects.gid, dtype=np.int64),
-                step=np.array(self.effects.step, dtype=np.int32),
-                kind=np.array(self.effects.kind, dtype=np.int8),
-            ),
+            effects=EffectRecord(*(np.array(column) for column in self.effects.columns())),
         )
 
 

@@ -68,6 +68,9 @@ MIN_FACTOR, MAX_FACTOR = 0.001, 1000.0
 """Range of a slowdown's ``factor``; overlapping slowdowns multiply, the product kept within
 [MIN_FACTOR², MAX_FACTOR²]."""
 
+MAX_STEPS = 10_000
+"""Steps of one workflow, its branches' steps included."""
+
 # --- estimates of one run (check_limits; may be overridden with force) --------------------------
 
 MAX_ARRIVALS = 20_000_000

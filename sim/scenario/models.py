@@ -41,6 +41,7 @@ from sim.scenario.limits import (
     MAX_SECONDS,
     MAX_SEED,
     MAX_SERVERS,
+    MAX_STEPS,
     MIN_FACTOR,
 )
 from sim.scenario.retry import Retry
@@ -269,7 +270,7 @@ class SagaSettings(_Model):
 class Workflow(_Model):
     """A business workflow: ordered steps; a string calls a service, ``parallel`` fans out."""
 
-    steps: list[Step] = Field(min_length=1, description="Steps in order.")
+    steps: list[Step] = Field(min_length=1, description="Steps in order (at most 10,000 in all).")
     saga: SagaSettings | None = Field(None, description="The workflow's saga settings. Omit: the scenario's.")
     deadline: PositiveFloat | None = Field(
         None,
@@ -277,6 +278,18 @@ class Workflow(_Model):
         description="Seconds after its arrival by which a workflow must be over; a workflow still "
         "running then fails and its saga undoes what took effect. Omit: none.",
     )
+
+    @model_validator(mode="after")
+    def _not_too_long(self) -> Workflow:
+        count = 0
+        for step in self.steps:
+            if isinstance(step, Parallel):
+                count += sum(1 if isinstance(b, str) else len(b) for b in step.parallel)
+            else:
+                count += 1
+        if count > MAX_STEPS:
+            raise ValueError(f"a workflow has at most {MAX_STEPS:,} steps (this one has {count:,})")
+        return self
 
 
 class RatePeriod(_Model):

@@ -498,30 +498,30 @@ class World:
             ],
             outcomes=OutcomeRecord(
                 arrival=self.arrival,
-                completion=np.array(self.completion, dtype=float),
-                status=np.array(self.status, dtype=np.int8),
-                failed_step=np.array(self.failed_step, dtype=np.int32),
-                inconsistency_start=np.array(self.undo_start, dtype=float),
-                inconsistency_end=np.array(self.undo_end, dtype=float),
-                async_completion=np.array(self.async_completion, dtype=float),
-                async_pending=np.array(self.async_pending, dtype=np.int32),
-                async_failures=np.array(self.async_failures, dtype=np.int32),
+                completion=_view(self.completion, float),
+                status=_view(self.status, np.int8),
+                failed_step=_view(self.failed_step, np.int32),
+                inconsistency_start=_view(self.undo_start, float),
+                inconsistency_end=_view(self.undo_end, float),
+                async_completion=_view(self.async_completion, float),
+                async_pending=_view(self.async_pending, np.int32),
+                async_failures=_view(self.async_failures, np.int32),
             ),
             components=[
                 ComponentRecord(
                     name=st.name,
                     kind=st.kind,
                     servers=st.servers,
-                    arrived=np.array(st.arrived, dtype=float),
-                    started=np.array(st.started, dtype=float),
-                    ended=np.array(st.ended, dtype=float),
-                    rejected=np.array(st.rejected, dtype=float),
-                    aborted=np.array(st.aborted, dtype=float),
-                    errors=np.array(st.errors, dtype=float),
-                    left=np.array(st.left, dtype=np.int64),
+                    arrived=_view(st.arrived, float),
+                    started=_view(st.started, float),
+                    ended=_view(st.ended, float),
+                    rejected=_view(st.rejected, float),
+                    aborted=_view(st.aborted, float),
+                    errors=_view(st.errors, float),
+                    left=_view(st.left, np.int64),
                     group=st.group,
-                    held=np.array(st.held, dtype=np.int64),
-                    held_at=np.array(st.held_at, dtype=float),
+                    held=_view(st.held, np.int64),
+                    held_at=_view(st.held_at, float),
                 )
                 for st in self.components
             ],
@@ -535,6 +535,19 @@ class World:
             groups=[g.record() for g in self.subscriptions],
             effects=EffectRecord(*(np.array(column) for column in self.effects.columns())),
         )
+
+
+def _view(values: array, dtype: type | np.dtype) -> np.ndarray:
+    """The recorded ``values`` as a numpy array, sharing their memory when the item types agree
+    (no copy of the largest records at the end of a run)."""
+    kind = np.dtype(dtype)
+    if len(values) and values.itemsize == kind.itemsize and values.typecode in _TYPECODES[kind.kind]:
+        return np.frombuffer(values, dtype=kind)
+    return np.array(values, dtype=kind)
+
+
+_TYPECODES = {"f": "d", "i": "bhilq"}
+"""array typecodes whose items read as numpy floats or signed integers of the same size."""
 
 
 def _fire(event: Timeout) -> None:

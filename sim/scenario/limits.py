@@ -102,15 +102,9 @@ def run_span(scenario: Scenario) -> float:
 
 
 def expected_arrivals(scenario: Scenario) -> float:
-    """Expected arrivals of one run: Σ over workflows of the mean rate × duration (a schedule
-    counts each period's rate over the part of ``[0, duration)`` it covers)."""
-    total = 0.0
-    for load in scenario.load.values():
-        periods = load.periods()
-        ends = [start for start, _ in periods[1:]] + [scenario.duration]
-        for (start, rate), end in zip(periods, ends):
-            total += rate * max(0.0, min(end, scenario.duration) - start)
-    return total
+    """Expected arrivals of one run: Σ over workflows of the expected arrivals of its load in
+    ``[0, duration)`` (a rate, a schedule, a profile's integral, a trace's count)."""
+    return sum(load.expected_arrivals(scenario.duration) for load in scenario.load.values())
 
 
 def expected_windows(scenario: Scenario) -> float:

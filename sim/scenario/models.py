@@ -15,7 +15,8 @@ Times are in seconds, rates in events per second.
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Any, Literal, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     Discriminator,
@@ -24,13 +25,14 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from sim.scenario.base import StrictModel
 from sim.scenario.broker import Broker
-from sim.scenario.distributions import ZERO, Distribution, Spec, Uniform
+from sim.scenario.distributions import ZERO, Distribution, Spec, Uniform, _checked_path, _read_samples
 from sim.scenario.engine import Orchestrator
 from sim.scenario.grid import SweepSpec
 from sim.scenario.limits import (
@@ -45,6 +47,9 @@ from sim.scenario.limits import (
     MIN_FACTOR,
 )
 from sim.scenario.retry import Retry
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Broker", "Retry"]  # re-exported: part of the language's one namespace
 
@@ -300,34 +305,132 @@ class RatePeriod(_Model):
 
 
 class Load(_Model):
-    """Arrivals of one workflow: Poisson or evenly spaced, at a fixed rate or by a schedule."""
+    """Arrivals of one workflow: Poisson or evenly spaced at a fixed ``rate``, by a ``schedule``
+    of rates, or following a ``profile: diurnal`` (a sinusoid between ``trough`` and ``peak``
+    rates over ``period`` seconds, highest at ``peak_at``); or replayed from a ``trace``
+    (``arrival: trace``): arrival instants, or counts per second, from a CSV ``file`` (one
+    column, or the ``column`` named) or given inline (``times``, ``counts``)."""
 
-    arrival: Literal["poisson", "deterministic"] = Field(
-        "poisson", description="poisson: exponential gaps; deterministic: evenly spaced."
+    arrival: Literal["poisson", "deterministic", "trace"] = Field(
+        "poisson",
+        description="poisson: exponential gaps; deterministic: evenly spaced (by the rate's integral); "
+        "trace: replayed from times, counts or file.",
     )
     rate: PositiveFloat | None = Field(None, le=MAX_RATE, description="Arrivals per second (at most 1e9).")
     schedule: list[RatePeriod] | None = Field(
         None, min_length=1, description="Piecewise-constant rate: periods sorted by 'at', first at 0."
     )
+    profile: Literal["diurnal"] | None = Field(
+        None, description="diurnal: a sinusoidal rate between trough and peak over each period."
+    )
+    peak: PositiveFloat | None = Field(None, le=MAX_RATE, description="diurnal: highest rate, per second.")
+    trough: NonNegativeFloat | None = Field(
+        None, le=MAX_RATE, description="diurnal: lowest rate, per second."
+    )
+    period: PositiveFloat = Field(
+        86400.0, le=MAX_SECONDS, description="diurnal: seconds of one cycle (a day)."
+    )
+    peak_at: NonNegativeFloat | None = Field(
+        None,
+        le=MAX_SECONDS,
+        description="diurnal: when in the cycle the rate peaks, in seconds. Default: period / 2.",
+    )
+    times: list[Annotated[float, Field(ge=0, le=MAX_SECONDS)]] | None = Field(
+        None, description="trace: arrival instants, in seconds (sorted or not)."
+    )
+    counts: list[Annotated[float, Field(ge=0, le=MAX_RATE)]] | None = Field(
+        None, description="trace: arrivals in each second, from 0 (spread uniformly within it)."
+    )
+    file: str | None = Field(
+        None,
+        description="trace: CSV file of arrival instants (or, with per_second, counts per second), "
+        "relative to the scenario's folder and inside it (unless files outside are allowed); at "
+        "most 10 MB.",
+    )
+    column: str | None = Field(None, description="trace: column of the CSV file to read.")
+    per_second: bool = Field(False, description="trace: the file holds counts per second, not instants.")
 
     @model_validator(mode="after")
-    def _rate_or_schedule(self) -> Load:
-        if (self.rate is None) == (self.schedule is None):
-            raise ValueError("give exactly one of rate and schedule")
+    def _one_shape(self, info: ValidationInfo) -> Load:
+        if self.arrival == "trace":
+            if self.rate is not None or self.schedule is not None or self.profile is not None:
+                raise ValueError("a trace gives the arrivals itself: no rate, schedule or profile")
+            if sum(x is not None for x in (self.times, self.counts, self.file)) != 1:
+                raise ValueError("arrival: trace needs exactly one of times, counts and file")
+            if self.file is not None:
+                context = info.context or {}
+                base = Path(context.get("base_dir", "."))
+                path = _checked_path(base, self.file, bool(context.get("allow_outside")))
+                values = _read_samples(path, self.file, self.column)
+                # The resolved scenario carries the trace itself, so it stands on its own.
+                object.__setattr__(self, "counts" if self.per_second else "times", values)
+                object.__setattr__(self, "file", None)
+                object.__setattr__(self, "column", None)
+                object.__setattr__(self, "per_second", False)
+            return self
+        if self.times is not None or self.counts is not None or self.file is not None:
+            raise ValueError("times, counts and file are for arrival: trace")
+        if sum(x is not None for x in (self.rate, self.schedule, self.profile)) != 1:
+            raise ValueError("give exactly one of rate, schedule and profile")
         if self.schedule is not None:
             starts = [p.at for p in self.schedule]
             if starts[0] != 0:
                 raise ValueError("schedule: the first period must start at 0")
             if any(b <= a for a, b in itertools.pairwise(starts)):
                 raise ValueError("schedule: periods must be in increasing order of 'at'")
+        if self.profile is not None:
+            if self.peak is None or self.trough is None:
+                raise ValueError("profile: diurnal needs peak and trough")
+            if self.trough > self.peak:
+                raise ValueError("trough must not exceed peak")
+        elif self.peak is not None or self.trough is not None or self.peak_at is not None:
+            raise ValueError("peak, trough and peak_at are for profile: diurnal")
         return self
 
     def periods(self) -> list[tuple[float, float]]:
-        """(start, rate) pairs; a fixed rate is one period from 0."""
+        """(start, rate) pairs of a fixed rate (one period from 0) or a schedule."""
         if self.schedule is None:
             assert self.rate is not None
             return [(0.0, self.rate)]
         return [(p.at, p.rate) for p in self.schedule]
+
+    def diurnal_rate(self, t: np.ndarray) -> np.ndarray:
+        """The diurnal profile's rate at instants ``t``."""
+        import numpy as np
+
+        assert self.peak is not None and self.trough is not None
+        mean, amplitude = (self.peak + self.trough) / 2, (self.peak - self.trough) / 2
+        peak_at = self.period / 2 if self.peak_at is None else self.peak_at
+        return mean + amplitude * np.cos(2 * np.pi * (t - peak_at) / self.period)
+
+    def diurnal_integral(self, t: np.ndarray) -> np.ndarray:
+        """Expected arrivals of the diurnal profile in ``[0, t)``."""
+        import numpy as np
+
+        assert self.peak is not None and self.trough is not None
+        mean, amplitude = (self.peak + self.trough) / 2, (self.peak - self.trough) / 2
+        peak_at = self.period / 2 if self.peak_at is None else self.peak_at
+        w = 2 * np.pi / self.period
+        return mean * t + amplitude / w * (np.sin(w * (t - peak_at)) + np.sin(w * peak_at))
+
+    def expected_arrivals(self, duration: float) -> float:
+        """Expected arrivals in ``[0, duration)``."""
+        if self.arrival == "trace":
+            if self.times is not None:
+                return float(sum(1 for t in self.times if t < duration))
+            assert self.counts is not None
+            whole = int(min(duration, len(self.counts)))
+            part = sum(self.counts[:whole])
+            if whole < len(self.counts) and duration > whole:
+                part += self.counts[whole] * (duration - whole)
+            return float(part)
+        if self.profile is not None:
+            import numpy as np
+
+            return float(self.diurnal_integral(np.asarray(duration)))
+        periods = self.periods()
+        ends = [start for start, _ in periods[1:]] + [duration]
+        return sum(rate * max(0.0, min(end, duration) - start) for (start, rate), end in zip(periods, ends))
 
 
 class _Window(_Model):

@@ -205,3 +205,21 @@ def test_saturation_finds_the_limit_of_a_load_sweep(tmp_path: Path) -> None:
         assert sat.loc[name, "highest_sustained"] == 7
         assert sat.loc[name, "first_unsustained"] == 13
         assert sat.loc[name, "saturates_first"] == "a"
+    assert "highest_meeting_p99" not in sat.columns
+
+
+def test_saturation_at_a_service_level(tmp_path: Path) -> None:
+    """An M/M/1 queue with μ = 10/s: its p99 sojourn is ln(100) / (μ − λ), 0.77 s at 4/s and
+    1.5 s at 7/s. With a 1 s p99 objective its capacity at that level is 4/s, though it
+    sustains 7/s."""
+    data = {**SMALL, "duration": 400, "drain": 0, "objectives": {"latency_p99": 1.0}}
+    data["services"] = {"a": {"latency": {"dist": "exponential", "mean": 0.1}}}
+    data["workflows"] = {"wf": {"steps": ["a"]}}
+    path = tmp_path / "slo.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = run_sweep(path, ["load.wf.rate=2,4,7,13"], out=tmp_path / "slo", executor="serial", plots=False)
+    sat = result.saturation.set_index("topology")
+    for name in ("orchestration", "choreography"):
+        assert sat.loc[name, "highest_sustained"] == 7
+        assert sat.loc[name, "highest_meeting_p99"] == 4
+        assert sat.loc[name, "p99_objective"] == 1.0

@@ -91,7 +91,10 @@ def test_counts_per_second_are_spread_within_their_second(tmp_path: Path) -> Non
         ({"profile": "diurnal", "peak": 1, "trough": 2}, "trough must not exceed peak"),
         ({"rate": 1, "peak": 2}, "are for profile: diurnal"),
         ({"rate": 1, "times": [1.0]}, "are for arrival: trace"),
-        ({"rate": 1, "profile": "diurnal", "peak": 2, "trough": 1}, "exactly one of rate, schedule and profile"),
+        (
+            {"rate": 1, "profile": "diurnal", "peak": 2, "trough": 1},
+            "exactly one of rate, schedule and profile",
+        ),
     ],
 )
 def test_load_shapes_are_checked(load: dict[str, Any], message: str) -> None:

@@ -34,10 +34,14 @@ def sweep_differences(tidy: pd.DataFrame, factors: Sequence[str], confidence: fl
     return paired_differences(tidy, topologies[0], COMPARED, confidence, by=["point", *factors])
 
 
-def saturation(tidy: pd.DataFrame, factors: Sequence[str], tolerance: float = 0.01) -> pd.DataFrame:
+def saturation(
+    tidy: pd.DataFrame, factors: Sequence[str], tolerance: float = 0.01, p99_objective: float | None = None
+) -> pd.DataFrame:
     """For a sweep of a load rate: per topology, the highest offered load it sustains (mean
     throughput within ``tolerance`` of the mean offered rate) and the component that saturates
-    first (the bottleneck at the first point above it that it does not sustain)."""
+    first (the bottleneck at the first point above it that it does not sustain); with a p99
+    objective, also the highest load up to which every point is sustained and meets it (mean
+    p99 at most the objective): the capacity at that service level."""
     rates = [f for f in factors if f.startswith("load.") and f.endswith(".rate")]
     if not rates or tidy.empty:
         return pd.DataFrame()
@@ -68,5 +72,10 @@ def saturation(tidy: pd.DataFrame, factors: Sequence[str], tolerance: float = 0.
                 "saturates_first": first_bad["bottleneck"].iloc[0] if not first_bad.empty else None,
             }
         )
+        if p99_objective is not None:
+            meets = sustained & (means["latency_p99"] <= p99_objective)
+            upto = meets.cummin()  # every lower point meets it too
+            row["p99_objective"] = p99_objective
+            row["highest_meeting_p99"] = means.index[upto.to_numpy()].max() if upto.any() else None
         rows.append(row)
     return pd.DataFrame(rows)

@@ -412,6 +412,7 @@ def collect(folder: Path, swept: SweepPlan) -> SweepResult:
             errors.append({**ident, **{k: error.get(k) for k in ("topology", "replication", "error")}})
     tidy = pd.DataFrame(tables["summary"])
     confidence = swept.points[0].scenario.confidence if swept.points else 0.95
+    p99 = swept.points[0].scenario.objectives.latency_p99 if swept.points else None
     return SweepResult(
         folder=folder,
         factors=list(swept.factors),
@@ -421,7 +422,11 @@ def collect(folder: Path, swept: SweepPlan) -> SweepResult:
         summary=sweep_summary(tidy, names, confidence),
         differences=sweep_differences(tidy, names, confidence),
         errors=pd.DataFrame(errors, columns=["point", "label", *names, "topology", "replication", "error"]),
-        saturation=saturation(tidy, names),
+        saturation=saturation(
+            tidy,
+            names,
+            p99_objective=p99,
+        ),
         blast_radius=pd.DataFrame(tables["blast_radius"]),
         verdicts=pd.DataFrame(tables["verdicts"]),
     )

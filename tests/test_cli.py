@@ -48,7 +48,7 @@ EXPECTED: dict[str, tuple[str | None, str]] = {
     "negative_rate.yaml": ("load.checkout.rate", "must be greater than 0"),
     "no_services.yaml": ("services", "must not be empty"),
     "not_a_mapping.yaml": (None, "the top level must be a mapping"),
-    "rate_and_schedule.yaml": ("load.checkout", "give exactly one of rate and schedule"),
+    "rate_and_schedule.yaml": ("load.checkout", "give exactly one of rate, schedule and profile"),
     "topology_without_kind.yaml": ("topologies.central.kind", "is required when the name is not one of"),
     "unknown_dist.yaml": ("services.payment.latency", "unknown dist 'weibull' (known: constant,"),
     "unknown_parallel_service.yaml": (

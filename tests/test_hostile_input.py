@@ -54,7 +54,7 @@ from sim.scenario.overrides import with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = Path(__file__).resolve().parent / "hostile"
-SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
+SHIPPED = sorted(p for p in (ROOT / "scenarios").glob("*.yaml") if p.name != "prices.yaml")
 RAW = {path.name: read_scenario_data(path) for path in SHIPPED}
 
 SMALL = (

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from sim.analysis.costs import COST_FIGURES
 from sim.analysis.metrics import (
     FIGURES,
     component_records,
@@ -69,6 +70,8 @@ HEADLINE = [
     "in_flight",
     "async_latency_mean",
     "async_latency_p99",
+    "cost",
+    "cost_per_1k",
 ]
 """Summary metrics that get a confidence interval across replications."""
 
@@ -261,6 +264,7 @@ class Evaluation:
                 .agg({**{c: "mean" for c in COMPONENT_FIELDS[2:]}, "kind": "first"})
                 .reset_index()
             )
+            priced = not math.isnan(row.get("cost", math.nan))
             entry = {
                 "topology": name,
                 "kind": first["kind"],
@@ -278,6 +282,7 @@ class Evaluation:
                 "bottleneck": rows["bottleneck"].mode().iloc[0] if rows["bottleneck"].notna().any() else None,
                 "bottleneck_utilization": row["bottleneck_utilization"],
                 "effects": {k: row.get(k) for k in EFFECT_FIGURES},
+                **({"cost": {k: row.get(k) for k in COST_FIGURES}} if priced else {}),
                 "resilience": {
                     k: row.get(k)
                     for k in (

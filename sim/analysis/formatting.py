@@ -46,6 +46,8 @@ def cell(value: object, unit: str = "") -> str:
             return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.3f} s"
         if unit == "%":
             return f"{value * 100:.1f} %"
+        if unit == "money":  # prices per 1,000 workflows may be fractions of a cent
+            return f"{value:,.4g}"
         return f"{value:.2f}"
     return str(value)
 
@@ -59,6 +61,8 @@ def cell_interval(mean: float, half: float, unit: str) -> str:
         return f"{mean * scale:.1f} ± {half * scale:.1f}{suffix}"
     if unit == "%":
         return f"{mean * 100:.1f} ± {half * 100:.1f} %"
+    if unit == "money":
+        return f"{mean:,.4g} ± {half:.2g}"
     return f"{mean:.2f} ± {half:.2f}"
 
 

@@ -50,6 +50,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
+from sim.analysis.costs import cost_figures
 from sim.model.outcomes import COMPLETED, IN_FLIGHT, STATUS_NAMES
 from sim.model.records import ComponentRecord, GroupRecord, TopologyRun
 from sim.scenario.models import Scenario
@@ -69,6 +70,8 @@ COUNTERS = [
     "retries_refused",
     "deadlines",
     "decisions",
+    "actions",
+    "events",
     "store_writes",
     "throttled",
     "schedule_to_start_timeouts",
@@ -633,6 +636,7 @@ def summary_table(
             "run_arrived": len(req),
             **run_counts,
             **{k: run.counters.get(k, 0) for k in COUNTERS},
+            **cost_figures(run, scenario, run_counts["run_completed"]),
             "end_time": run.end_time,
         }
         outcomes = sum(figures[name] for name in OUTCOMES)

@@ -44,6 +44,7 @@ TABLE_ROWS = [
     ("deadlines missed", "deadlines", ""),
     ("duplicate effects", "duplicate_effects", ""),
     ("orphan effects", "orphan_effects", ""),
+    ("cost / 1k workflows", "cost_per_1k", "money"),
     ("bottleneck", "bottleneck", ""),
     ("bottleneck utilization", "bottleneck_utilization", "%"),
 ]
@@ -63,6 +64,7 @@ OPTIONAL_ROWS = {
     "deadlines",
     "duplicate_effects",
     "orphan_effects",
+    "cost_per_1k",
 }
 """Rows shown only when some topology has a value other than 0 there (an engine, a store, a
 broker's consumer groups and their troubles)."""

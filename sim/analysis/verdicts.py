@@ -38,6 +38,7 @@ OBJECTIVES: dict[str, tuple[str, str, str]] = {
     "throughput": ("throughput", "min", "/s"),
     "affected_share": ("affected_share", "max", "%"),
     "recovery_time": ("recovery_time", "max", "s"),
+    "cost_per_1k": ("cost_per_1k", "max", ""),
 }
 FAULT_OBJECTIVES = {"affected_share", "recovery_time"}
 

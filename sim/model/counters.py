@@ -17,6 +17,11 @@ class Counters:
     """Network messages: client → coordinator, requests, replies, publishes, deliveries."""
     decisions: int = 0
     """Engine decisions taken (orchestration, hybrid)."""
+    actions: int = 0
+    """Engine actions, as Temporal Cloud bills them: workflows started in the engine, activity
+    attempts it dispatched, events it published (a hybrid's asynchronous steps)."""
+    events: int = 0
+    """Events the broker appended (copies of an event appended twice included)."""
     store_writes: int = 0
     """Writes the engine committed to its persistence store."""
     throttled: int = 0

@@ -31,7 +31,8 @@ import yaml
 from pydantic import ValidationError
 
 from sim.scenario.broker import Broker
-from sim.scenario.distributions import DIST_NAMES
+from sim.scenario.costs import Costs
+from sim.scenario.distributions import DIST_NAMES, _checked_path
 from sim.scenario.errors import ScenarioError, field_path, given
 from sim.scenario.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
 from sim.scenario.models import TOPOLOGY_KINDS, Fault, Parallel, Scenario, Topology
@@ -382,10 +383,80 @@ def scenario_from_dict(
         raise _one_line_each(exc) from None
 
 
+def _with_prices(
+    data: Mapping[str, Any], source: str, base_dir: Path, allow_outside: bool
+) -> Mapping[str, Any]:
+    """``data`` with every ``costs:`` that includes a prices file resolved into plain prices."""
+    out = dict(data)
+    if isinstance(out.get("costs"), Mapping):
+        out["costs"] = _prices(out["costs"], "costs", source, base_dir, allow_outside)
+    topologies = out.get("topologies")
+    if isinstance(topologies, Mapping):
+        resolved = {}
+        for name, topo in topologies.items():
+            if isinstance(topo, Mapping) and isinstance(topo.get("costs"), Mapping):
+                where = f"topologies.{name}.costs"
+                topo = {**topo, "costs": _prices(topo["costs"], where, source, base_dir, allow_outside)}
+            resolved[name] = topo
+        out["topologies"] = resolved
+    return out
+
+
+def _prices(
+    costs: Mapping[str, Any], where: str, source: str, base_dir: Path, allow_outside: bool
+) -> dict[str, Any]:
+    """A ``costs:`` mapping with its ``include``d price lists (those it ``use``s, else all of
+    them) merged under the prices it gives itself. A prices file maps list names to prices;
+    two lists used together may not price the same thing."""
+    include, use = costs.get("include"), costs.get("use")
+    own = {k: v for k, v in costs.items() if k not in ("include", "use")}
+    if include is None:
+        if use is not None:
+            raise ScenarioError(source, [f"{where}.use: names price lists of an include; give include"])
+        return own
+    if not isinstance(include, str):
+        raise ScenarioError(source, [f"{where}.include: must be a file name"])
+    try:
+        path = _checked_path(base_dir, include, allow_outside)
+    except ValueError as exc:
+        raise ScenarioError(source, [f"{where}.include: {exc}"]) from None
+    lists = _parse_yaml(_read_text(path, include), include)
+    if not isinstance(lists, dict) or not all(isinstance(v, dict) for v in lists.values()):
+        raise ScenarioError(include, ["a prices file maps price-list names to mappings of prices"])
+    if use is None:
+        use = list(lists)
+    elif not isinstance(use, list) or not all(isinstance(u, str) for u in use):
+        raise ScenarioError(source, [f"{where}.use: must be a list of price-list names"])
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    problems = []
+    for name in use:
+        if name not in lists:
+            problems.append(f"{where}.use: {include} has no price list {name!r} (lists: {', '.join(lists)})")
+            continue
+        for key, value in lists[name].items():
+            if key not in Costs.model_fields:
+                problems.append(
+                    f"{include}: {name}.{key}: not a price (prices: {', '.join(Costs.model_fields)})"
+                )
+            elif key == "services" and isinstance(value, dict):
+                merged.setdefault("services", {}).update(value)
+            elif key in merged:
+                problems.append(f"{where}.use: {origin[key]!r} and {name!r} both give {key}: use one of them")
+            else:
+                merged[key], origin[key] = value, name
+    if problems:
+        raise ScenarioError(source, problems)
+    if isinstance(own.get("services"), dict) and "services" in merged:
+        own["services"] = {**merged["services"], **own["services"]}
+    return {**merged, **own}
+
+
 def _validate(data: Mapping[str, Any], source: str, base_dir: str | Path, allow_outside: bool) -> Scenario:
     problem = _shape_problem(data, _data_children, _data_where)
     if problem is not None:
         raise ScenarioError(source, [problem])
+    data = _with_prices(data, source, Path(base_dir), allow_outside)
     problems = list(_value_problems(data, "", set()))
     if problems:
         raise ScenarioError(source, problems)

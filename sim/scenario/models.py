@@ -32,6 +32,7 @@ from pydantic import (
 
 from sim.scenario.base import StrictModel
 from sim.scenario.broker import Broker
+from sim.scenario.costs import Costs
 from sim.scenario.distributions import ZERO, Distribution, Spec, Uniform, _checked_path, _read_samples
 from sim.scenario.engine import Orchestrator
 from sim.scenario.grid import SweepSpec
@@ -571,6 +572,9 @@ class Objectives(WorkflowObjectives):
     recovery_time: NonNegativeFloat | None = Field(
         None, description="With faults: longest acceptable recovery after the fault ends (s)."
     )
+    cost_per_1k: NonNegativeFloat | None = Field(
+        None, description="With costs: highest acceptable cost per 1,000 completed workflows."
+    )
     workflows: dict[str, WorkflowObjectives] | None = Field(
         None, description="Workflow name → objectives on that workflow's instances alone."
     )
@@ -612,6 +616,9 @@ class Topology(_Model):
         "same as hybrid.asynchronous).",
     )
     hybrid: HybridSettings | None = Field(None, description="Hybrid: how each workflow is coordinated.")
+    costs: Costs | None = Field(
+        None, description="This topology's own prices, field by field over the scenario's `costs`."
+    )
 
     @model_validator(mode="after")
     def _one_asynchronous(self) -> Topology:
@@ -684,6 +691,11 @@ class Scenario(_Model):
     )
     blast_radius: BlastRadiusSettings = Field(BlastRadiusSettings(), description="Blast-radius thresholds.")
     objectives: Objectives = Field(Objectives(), description="Objectives each topology is judged against.")
+    costs: Costs | None = Field(
+        None,
+        description="Unit prices of what the model counts (a cost per 1,000 workflows per topology). "
+        "`include: FILE` and `use: [LIST, ...]` take prices from a prices file.",
+    )
 
     @property
     def warmup_seconds(self) -> float:

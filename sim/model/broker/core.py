@@ -220,6 +220,7 @@ class MessageBroker:
             self._send(request)
 
     def _appended_one(self, event: Any) -> None:
+        self.counters.events += 1
         if self.instant_commit:
             self.world.immediate(self.committed, event)
         else:
@@ -240,6 +241,7 @@ class MessageBroker:
             )
             self.counters.republished += len(again.events)
             self.world.after(self.CONNECT_TIMEOUT, self._send, again)
+        self.counters.events += len(request.events)
         for event in request.events:
             self.committed(event)
 

@@ -129,6 +129,7 @@ class Hybrid(Orchestration):
             return
         inst.calls += 1
         self.world.counters.messages += 1
+        self.world.counters.actions += 1
         self.world.after(self.world.hop(), self.publish, Work(inst, step.index))
 
     def publish(self, work: Work) -> None:

@@ -189,6 +189,7 @@ class Orchestration(Coordinator):
         inst.overheads = zeros if self.cpu is None else [self.cpu() for _ in range(n + 1)]
         inst.dispatch = zeros if self.dispatch_draw is None else [self.dispatch_draw() for _ in range(n)]
         self.world.counters.messages += 1
+        self.world.counters.actions += 1
         self.world.after(inst.net_entry + wait, self.decide, Reply(inst, START))
 
     def decide(self, reply: Reply) -> None:
@@ -333,6 +334,7 @@ class Orchestration(Coordinator):
         counters = self.counters
         counters.messages += 1
         counters.attempts += 1
+        counters.actions += 1
         first = a.number == 1 and not a.undo
         delay = (inst.dispatch[k] + inst.net_in[k]) if first else (self.extra_dispatch() + world.hop())
         cut = world.network.cut("orchestrator", service) if world.network.any_cut else None

@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sim.api.calibrate import calibrate
     from sim.api.report import write_report
     from sim.api.results import RunResult, run
     from sim.api.rundir import read_run, write_run
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from sim.scenario.schema import scenario_schema
 
 _EXPORTS = {
+    "calibrate": "sim.api.calibrate",
     "RunResult": "sim.api.results",
     "Scenario": "sim.scenario.models",
     "ScenarioError": "sim.scenario.errors",
@@ -49,6 +51,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "SweepResult",
+    "calibrate",
     "load_scenario",
     "read_run",
     "read_sweep",

@@ -421,5 +421,32 @@ def report(
     print(path)
 
 
+@app.command()
+def calibrate(
+    traces: Annotated[Path, typer.Argument(help="Trace file: OTLP/JSON or Jaeger JSON.")],
+    out_file: Annotated[Path, typer.Option("--out", metavar="FILE", help="Scenario file to write.")],
+    topology: Annotated[
+        str | None, typer.Option(help="Of a file `sim run --trace` wrote: the topology to read.")
+    ] = None,
+    fit: Annotated[str, typer.Option(help="Service latencies: empirical, lognormal or gamma.")] = "empirical",
+    sampled: Annotated[
+        float, typer.Option(help="Share of the workflows the traces hold (when not numbered).")
+    ] = 1.0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing scenario file.")] = False,
+) -> None:
+    """Write a scenario skeleton calibrated from traces of a real system: services, their
+    latencies, the workflows' steps and parallel groups, and arrival rates."""
+    from sim.api.calibrate import calibrate as write_calibrated
+
+    try:
+        path = write_calibrated(
+            traces, out_file, topology=topology, fit=fit, sampled=sampled, overwrite=overwrite
+        )
+    except ScenarioError as exc:
+        _fail(exc)
+        return
+    print(path)
+
+
 def main() -> None:
     app()

@@ -206,6 +206,9 @@ def test_saturation_finds_the_limit_of_a_load_sweep(tmp_path: Path) -> None:
         assert sat.loc[name, "first_unsustained"] == 13
         assert sat.loc[name, "saturates_first"] == "a"
     assert "highest_meeting_p99" not in sat.columns
+    flows = result.workflows
+    assert set(flows["workflow"]) == {"wf"} and len(flows) == len(result.tidy)
+    assert (tmp_path / "sat" / "sweep_workflows.csv").exists()
 
 
 def test_saturation_at_a_service_level(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ from sim.scenario.models import Scenario
 from sim.scenario.overrides import select_topologies, with_overrides
 from sim.scenario.points import scenario_for_point
 
-POINT_TABLES = ("summary", "components", "blast_radius", "verdicts")
+POINT_TABLES = ("summary", "components", "blast_radius", "verdicts", "workflows")
 """The frames of an evaluation a sweep keeps per point."""
 
 
@@ -113,6 +113,8 @@ class SweepResult:
     saturation: pd.DataFrame
     blast_radius: pd.DataFrame = field(default_factory=pd.DataFrame)
     verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    workflows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per point, topology, replication and workflow: the per-workflow figures of a run."""
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -429,6 +431,7 @@ def collect(folder: Path, swept: SweepPlan) -> SweepResult:
         ),
         blast_radius=pd.DataFrame(tables["blast_radius"]),
         verdicts=pd.DataFrame(tables["verdicts"]),
+        workflows=pd.DataFrame(tables["workflows"]),
     )
 
 
@@ -439,6 +442,7 @@ TABLE_FILES = {
     "sweep_differences.csv": "differences",
     "sweep_blast_radius.csv": "blast_radius",
     "sweep_verdicts.csv": "verdicts",
+    "sweep_workflows.csv": "workflows",
     "errors.csv": "errors",
     "saturation.csv": "saturation",
 }

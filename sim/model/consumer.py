@@ -34,12 +34,15 @@ if TYPE_CHECKING:
 
 class Work(NamedTuple):
     """What an event asks of its consumer: step ``step`` of ``inst`` (``undo``: its
-    compensation; ``copy``: an event appended twice, whose outcome its owner has had)."""
+    compensation; ``copy``: an event appended twice, whose outcome its owner has had; ``again``:
+    a step tried again after its retries ran out, past its saga's pivot, so its work and outcome
+    are a retry's, not the instance's first)."""
 
     inst: Instance
     step: int
     undo: bool = False
     copy: bool = False
+    again: bool = False
 
 
 class Message:
@@ -170,8 +173,8 @@ class Consumer:
         if work.copy and not m.settled:  # a second copy of an event: worked on, unknown to its owner
             m.settled = m.started = True
             self.counters.duplicates += 1
-        if not m.settled and not self.owner.wants(work):
-            r.group.skip(r)
+        if not m.settled and not m.started and not self.owner.wants(work):
+            r.group.skip(r)  # (once started, its outcome is owed to the owner: worked on again)
             return
         if not m.started and not m.settled:
             m.started = True
@@ -190,7 +193,7 @@ class Consumer:
         if work.undo:
             amount = inst.plan.compensation_work[k]()  # type: ignore[misc]
         else:
-            amount = inst.work[k] if r.number == 1 else inst.plan.retry_work[k]()
+            amount = inst.work[k] if r.number == 1 and not work.again else inst.plan.retry_work[k]()
         r.group.execute(r, amount, self.served, self.interrupted)
 
     def dead_letter(self, r: Receipt) -> None:
@@ -255,7 +258,8 @@ class Consumer:
         inst, k = work.inst, work.step
         if work.undo:
             return inst.plan.compensation_work[k]()  # type: ignore[misc]
-        return inst.work[k] if r.number == 1 and r.attempt == 1 else inst.plan.retry_work[k]()
+        first = r.number == 1 and r.attempt == 1 and not work.again
+        return inst.work[k] if first else inst.plan.retry_work[k]()
 
     # -- timeouts ---------------------------------------------------------------------------------
 
@@ -299,7 +303,7 @@ class Consumer:
             if inst.plan.compensation_errors[k]() >= undo.error_probability:
                 world.effects.undo(inst, k)
             return
-        first = r.number == 1 and attempt == 1
+        first = r.number == 1 and attempt == 1 and not work.again
         if world.outcome(inst, k, None if first else inst.plan.retry_errors[k]()) == OK:
             world.effects.apply(inst, k)
 
@@ -320,7 +324,7 @@ class Consumer:
             if ok:
                 world.effects.undo(inst, k)
         else:
-            first = r.number == 1 and r.attempt == 1
+            first = r.number == 1 and r.attempt == 1 and not work.again
             outcome = world.outcome(inst, k, None if first else inst.plan.retry_errors[k]())
             ok = outcome == OK
             if ok:  # it takes effect, whichever delivery this is
@@ -400,4 +404,8 @@ class Consumer:
                 for visit in [v for v in r.abandoned if station.ended[v] == self.world.env.now]:
                     del r.abandoned[visit]
                 return
+            # the retry it sent after a timeout went to any replica, which crashed: a failed call
+            if r.live:
+                self._failed(r)
+            return
         r.group.aborted(r)

@@ -226,18 +226,19 @@ class Station:
             self.started.append(now)
             service_time *= self.slowdown
             self.ended.append(now + service_time)
-            if options is None:
-                if service_time == 0:
-                    self.immediate(done, payload)
-                    return visit
-            elif options.on_start is not None and options.on_start(payload) is False:
-                self.leave(visit)
+            if options is None and service_time == 0:
+                self.immediate(done, payload)
                 return visit
+            # The server is taken before a start hook runs: the hook may offer more work at once.
             self.busy += 1
             replica = 0
             if self.rbusy is not None:
                 replica = self._pick()
                 self.rbusy[replica] += 1
+            if options is not None and options.on_start is not None and options.on_start(payload) is False:
+                self._unreserve(replica)
+                self.leave(visit)
+                return visit
             job = (service_time, done, payload, abort, visit, options, replica)
             event = Timeout(self.env, service_time, job)
             event.callbacks.append(self._finish)
@@ -329,22 +330,30 @@ class Station:
         visit, options = job[4], job[5]
         self.started[visit] = now
         self.ended[visit] = now + service_time
-        if options is not None and options.on_start is not None and options.on_start(job[2]) is False:
-            self.leave(visit)
-            return
         if service_time == 0 and options is None:  # takes no time, so it holds no server
             self.immediate(job[1], job[2])
             return
+        # The server is taken before a start hook runs: the hook may offer more work at once.
         self.busy += 1
         replica = 0
         if self.rbusy is not None:
             replica = self._pick()
             self.rbusy[replica] += 1
+        if options is not None and options.on_start is not None and options.on_start(job[2]) is False:
+            self._unreserve(replica)
+            self.leave(visit)
+            return
         job = (service_time, job[1], job[2], job[3], visit, options, replica)
         event = Timeout(self.env, service_time, job)
         event.callbacks.append(self._finish)
         if self.tracked:
             self.running[event] = job
+
+    def _unreserve(self, replica: int) -> None:
+        """A start hook refused the request: the server it was given is free again."""
+        self.busy -= 1
+        if self.rbusy is not None:
+            self.rbusy[replica] -= 1
 
     def _finish(self, event: Timeout) -> None:
         if self.tracked and self.running.pop(event, None) is None:

@@ -337,7 +337,8 @@ class World:
             assert self.tracer is not None
             self.tracer.root(inst.plan.name, inst.index, inst.arrival, self.env.now, STATUS_NAMES[status])
         self._close()
-        self.completion[inst.gid] = self.env.now
+        # (the clock may stand a rounding step short of an arrival it was set to reach)
+        self.completion[inst.gid] = max(self.env.now, inst.arrival)
         self.status[inst.gid] = status
         self.failed_step[inst.gid] = failed_step
 

@@ -143,7 +143,8 @@ class Choreography(Coordinator):
         origin = event.origin
         if origin is None or not origin.crashed() or event.inst.plan.steps[event.step].service in self.outbox:
             return False
-        self.lost(event)
+        if not event.copy:  # a producer's second send dies with it, unnoticed: the first got through
+            self.lost(event)
         return True
 
     def lost(self, event: Event) -> None:
@@ -163,9 +164,11 @@ class Choreography(Coordinator):
 
     def repeated(self, work: Work) -> None:
         """The service worked on a step again: if its event had been lost, it publishes it now."""
-        event = self.stalled.pop((work.inst.gid, work.step, work.undo), None) if self.stalled else None
-        if event is not None and not work.inst.finished:
-            self.emit(work.inst, work.step, event.ok, event.kind)
+        key = (work.inst.gid, work.step, work.undo)
+        event = self.stalled.get(key) if self.stalled else None
+        if event is not None and event.ok and not work.inst.finished:  # (a lost failure stays stuck)
+            del self.stalled[key]
+            self.emit(work.inst, work.step, True, event.kind)
 
     def unpublished(self, event: Event) -> None:
         """The producer gave up publishing (the broker stayed unreachable): the client's start
@@ -303,7 +306,10 @@ class Choreography(Coordinator):
         retry topic)."""
         inst, k = work.inst, work.step
         inst.calls -= 1  # it counts as running again once its new event is taken
-        self.groups[inst.plan.steps[k].service].offer(work, self.world.hop())
+        if inst.failure >= 0 or inst.finished:  # it failed meanwhile (a deadline): nothing runs now
+            self.compensate(inst)
+            return
+        self.groups[inst.plan.steps[k].service].offer(Work(inst, k, again=True), self.world.hop())
 
     def expired(self, work: Work, started: bool) -> None:
         """The broker dropped the event: nobody will ever act on it. A lost compensation leaves

@@ -107,10 +107,11 @@ class MessageBroker:
         self.producer_died: Callable[[Any], bool] | None = None
         """Whether an event died with its producer's process while it waited there (a dual
         write's replica crashed): asked each time a request is sent, the event then dropped."""
-        self.failures = 0
-        """Times the broker, or a partition's leader, became unavailable: an append in progress
-        then may have been replicated without its acknowledgement reaching the producer."""
-        self.unavailable = False
+        self.failures = [0] * len(self.available)
+        """Times each partition became unavailable (the broker down, or its leader lost): an
+        append in progress on it then may have been replicated without its acknowledgement
+        reaching the producer."""
+        self.unavailable = [False] * len(self.available)
         health.on_change.append(self._changed)
         self.may_fail = any(
             getattr(f, "target", None) == "broker" or "broker" in getattr(f, "between", ())
@@ -227,7 +228,7 @@ class MessageBroker:
             self.world.after(self.publish_latency(), self.committed, event)
 
     def _appended(self, request: Request) -> None:
-        request.epoch = self.failures
+        request.epoch = self.failures[request.partition]
         self.world.after(0.0 if self.instant_commit else self.publish_latency(), self._commit, request)
 
     def _commit(self, request: Request) -> None:
@@ -235,7 +236,7 @@ class MessageBroker:
         producer never got its acknowledgement and sends it again: an idempotent producer's
         retry is recognised by its sequence numbers; another one's is appended a second time,
         each event a copy its consumers get again."""
-        if request.epoch != self.failures and not self.config.idempotent_producer:
+        if request.epoch != self.failures[request.partition] and not self.config.idempotent_producer:
             again = Request(
                 request.producer, [e._replace(copy=True) for e in request.events], request.partition
             )
@@ -251,10 +252,12 @@ class MessageBroker:
         """Availability changed: partitions lose or regain leaders; what waited goes on."""
         if self.log:
             self._leaders(health)
-        unavailable = self.down or not all(self.available)
-        if unavailable and not self.unavailable:
-            self.failures += 1
-        self.unavailable = unavailable
+        down = self.down
+        for p, up in enumerate(self.available):
+            unavailable = down or not up
+            if unavailable and not self.unavailable[p]:
+                self.failures[p] += 1
+            self.unavailable[p] = unavailable
         if not self.down and self.waiting:
             waiting, self.waiting = self.waiting, []
             for fn, arg in waiting:

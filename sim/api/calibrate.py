@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import yaml
 
 from sim.analysis.calibration import calibrate as read_calibration
 from sim.analysis.calibration import read_traces, scenario_skeleton
+from sim.api.report import write_text_atomically
 from sim.scenario.errors import ScenarioError
 from sim.scenario.loader import scenario_from_dict
 
@@ -53,15 +52,6 @@ def calibrate(
         "# roots. A span includes the wait inside its service; the coordination is not inferred:\n"
         "# add the engine and the broker you want to compare as topologies.\n"
     )
-    text = header + yaml.safe_dump(data, sort_keys=False, width=100)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(target, header + yaml.safe_dump(data, sort_keys=False, width=100))
     return target

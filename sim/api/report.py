@@ -58,15 +58,7 @@ def write_report(folder: str | Path, out: str | Path | None = None, images: str 
     _check_target(target)
     html = render_report(result, images=images)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(target, html)
     if target.parent.resolve() == folder.resolve():
         add_to_marker(folder, target.name)
     return target
@@ -94,3 +86,17 @@ def _check_target(target: Path) -> None:
         raise ScenarioError("--out", [f"{target}: cannot read it ({exc.strerror})"]) from None
     if GENERATOR not in head:
         raise ScenarioError("--out", [f"{target}: exists and is not a report of ours; choose another file"])
+
+
+def write_text_atomically(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` through a temporary file beside it, swapped into place: a
+    reader never sees half a file, and an interrupted write leaves the old one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

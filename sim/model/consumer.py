@@ -336,12 +336,7 @@ class Consumer:
                 self.refuse(r)
                 return
         if ok and not self.policies and inst.marks is None:  # the hot path: nothing to record
-            if not m.settled:
-                m.settled = True
-                self.owner.handled(work)
-            else:
-                self.owner.repeated(work)
-            r.group.done(r)
+            self._succeeded(r)
             return
         service = inst.plan.steps[k].service
         if inst.marks is not None:
@@ -357,14 +352,20 @@ class Consumer:
             retry = self.retries.get(service)
             if retry is not None:
                 retry.succeeded(r.cost)
-            if not m.settled:
-                m.settled = True
-                self.owner.handled(work)
-            else:
-                self.owner.repeated(work)
-            r.group.done(r)
+            self._succeeded(r)
             return
         self._failed(r)
+
+    def _succeeded(self, r: Receipt) -> None:
+        """The work succeeded: its owner hears of it (the first outcome of the message), and the
+        message is acknowledged."""
+        m = r.message
+        if not m.settled:
+            m.settled = True
+            self.owner.handled(m.item)
+        else:
+            self.owner.repeated(m.item)
+        r.group.done(r)
 
     def _failed(self, r: Receipt, timeout: bool = False) -> None:
         """An attempt failed (or its breaker refused it, or it timed out): retried in place with

@@ -296,16 +296,8 @@ class Consumer:
         """Work the consumer had given up on has ended: a success takes effect all the same."""
         world = self.world
         work = r.message.item
-        inst, k = work.inst, work.step
-        if work.undo:
-            undo = world.scenario.services[inst.plan.steps[k].service].compensation
-            assert undo is not None
-            if inst.plan.compensation_errors[k]() >= undo.error_probability:
-                world.effects.undo(inst, k)
-            return
-        first = r.number == 1 and attempt == 1 and not work.again
-        if world.outcome(inst, k, None if first else inst.plan.retry_errors[k]()) == OK:
-            world.effects.apply(inst, k)
+        first = r.number == 1 and attempt == 1 and not work.again and not work.undo
+        world.served(work.inst, work.step, work.undo, first)
 
     def _served(self, r: Receipt) -> None:
         world = self.world
@@ -317,24 +309,16 @@ class Consumer:
             if attempt:
                 self._late(r, attempt)
                 return
-        if work.undo:
-            undo = world.scenario.services[inst.plan.steps[k].service].compensation
-            assert undo is not None
-            ok = inst.plan.compensation_errors[k]() >= undo.error_probability
-            if ok:
-                world.effects.undo(inst, k)
-        else:
-            first = r.number == 1 and r.attempt == 1 and not work.again
-            outcome = world.outcome(inst, k, None if first else inst.plan.retry_errors[k]())
-            ok = outcome == OK
-            if ok:  # it takes effect, whichever delivery this is
-                world.effects.apply(inst, k)
-            elif outcome == BUSINESS:  # a refusal: never retried, the step fails at once
-                if inst.marks is not None:
-                    span = ("handle", k, r.number, r.attempt, False)
-                    world.span(inst, span, inst.plan.steps[k].service, self.operation, False)
-                self.refuse(r)
-                return
+        # (a success takes effect, whichever delivery this is)
+        first = r.number == 1 and r.attempt == 1 and not work.again and not work.undo
+        outcome = world.served(inst, k, work.undo, first)
+        ok = outcome == OK
+        if outcome == BUSINESS:  # a refusal: never retried, the step fails at once
+            if inst.marks is not None:
+                span = ("handle", k, r.number, r.attempt, False)
+                world.span(inst, span, inst.plan.steps[k].service, self.operation, False)
+            self.refuse(r)
+            return
         if ok and not self.policies and inst.marks is None:  # the hot path: nothing to record
             self._succeeded(r)
             return

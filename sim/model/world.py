@@ -293,18 +293,29 @@ class World:
         else:
             Timeout(self.env, delay, (fn, arg)).callbacks.append(_fire)
 
-    def outcome(self, inst: Instance, k: int, u: float | None = None) -> int:
-        """How step ``k`` of ``inst``, just served, ended: :data:`OK`, a :data:`TRANSIENT` error
-        or a :data:`BUSINESS` refusal (an error is recorded at its service). The instance's own
-        uniform draw for the step is compared with the service's business error probability,
-        then with its transient error probability *now* on top of it (so an error burst and the
-        baseline share their draws); a retry passes its own draw ``u``."""
-        station = inst.plan.steps[k].station
-        v = inst.errors[k] if u is None else u
-        business = inst.plan.business[k]
+    def served(self, inst: Instance, k: int, undo: bool, first: bool) -> int:
+        """The work of step ``k`` of ``inst`` (``undo``: its compensation) has just ended at its
+        service, whoever asked for it: how it ended, :data:`OK`, a :data:`TRANSIENT` error or a
+        :data:`BUSINESS` refusal (an error is recorded at its service), and, if it succeeded, its
+        effect applied (or undone) in the ledger. The instance's ``first`` attempt compares its own
+        uniform draw with the service's business error probability, then with its transient
+        error probability *now* on top of it (so an error burst and the baseline share their
+        draws); any other attempt draws anew."""
+        plan = inst.plan
+        if undo:
+            compensation = self.scenario.services[plan.steps[k].service].compensation
+            assert compensation is not None
+            if plan.compensation_errors[k]() < compensation.error_probability:
+                return TRANSIENT
+            self.effects.undo(inst, k)
+            return OK
+        station = plan.steps[k].station
+        v = inst.errors[k] if first else plan.retry_errors[k]()
+        business = plan.business[k]
         if v < business + station.error_probability:
             station.errors.append(self.env.now)
             return BUSINESS if v < business else TRANSIENT
+        self.effects.apply(inst, k)
         return OK
 
     def tally(self, name: str, value: float) -> None:

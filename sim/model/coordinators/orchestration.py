@@ -409,19 +409,10 @@ class Orchestration(Coordinator):
         engine still waits for this attempt: an abandoned attempt's late work applies too,
         unknown to the engine."""
         inst, k = a.inst, a.k
-        if a.undo:
-            undo = self.services[inst.plan.steps[k].service].compensation
-            assert undo is not None
-            ok = inst.plan.compensation_errors[k]() >= undo.error_probability
-            if ok:
-                self.world.effects.undo(inst, k)
-        else:
-            outcome = self.world.outcome(inst, k, None if a.number == 1 else inst.plan.retry_errors[k]())
-            ok = outcome == OK
-            if ok:
-                self.world.effects.apply(inst, k)
-            elif outcome == BUSINESS:  # a refusal: retrying would be refused again
-                a.retryable = False
+        outcome = self.world.served(inst, k, a.undo, a.number == 1 and not a.undo)
+        ok = outcome == OK
+        if outcome == BUSINESS:  # a refusal: retrying would be refused again
+            a.retryable = False
         if inst.marks is not None:
             operation = "compensate" if a.undo else "handle"
             self.world.span(inst, ("handle", k, a.number, a.undo), inst.plan.steps[k].service, operation, ok)

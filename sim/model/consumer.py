@@ -365,7 +365,7 @@ class Consumer:
             and (work.undo or inst.failure < 0)
         ):
             wait = retry.next_delay(r.attempt)
-            cost = retry.charge(r.attempt, timeout)
+            cost = retry.charge(timeout)
             if cost >= 0:
                 r.attempt += 1
                 r.cost = cost

@@ -85,17 +85,13 @@ class RetryPolicy:
 
     def allows(self, attempt: int) -> bool:
         """Whether attempt number ``attempt`` (1 for the first) may be followed by another (the
-        number of attempts only: see :meth:`charge`)."""
+        number of attempts only: the budget, if any, is :meth:`charge`)."""
         limit = self.config.max_attempts
         return limit is None or attempt < limit
 
-    def charge(self, attempt: int, timeout: bool = False) -> int:
-        """Whether failed attempt number ``attempt`` is retried: -1 if not (its attempts are
-        used up, or its budget is empty), else the tokens the retry took (0 without a budget).
-        ``timeout``: the attempt timed out."""
-        limit = self.config.max_attempts
-        if limit is not None and attempt >= limit:
-            return -1
+    def charge(self, timeout: bool = False) -> int:
+        """The tokens a retry that :meth:`allows` lets go takes from the budget (0 without one),
+        or -1 when the budget refuses it. ``timeout``: the failed attempt timed out."""
         return 0 if self.quota is None else self.quota.take(timeout)
 
     def succeeded(self, cost: int) -> None:

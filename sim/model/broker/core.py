@@ -205,7 +205,8 @@ class MessageBroker:
 
     def _refused(self, request: Request) -> None:
         self.counters.publish_failures += 1
-        if self.producer_retry.charge(request.attempt) < 0:
+        retry = self.producer_retry
+        if not retry.allows(request.attempt) or retry.charge() < 0:
             for event in request.events:
                 self.failed(event)
             return

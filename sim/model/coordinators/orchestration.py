@@ -517,7 +517,7 @@ class Orchestration(Coordinator):
         if retry is not None and a.retryable and retry.allows(a.number) and not failing:
             wait = retry.next_delay(a.number)
             if activity is None or now + wait < activity.deadline:
-                cost = retry.charge(a.number, a.late)
+                cost = retry.charge(a.late)
                 if cost >= 0:
                     nxt = Attempt(inst, a.k, a.number + 1, a.undo, activity)
                     nxt.cost = cost

@@ -17,7 +17,7 @@ from sim.model.records import TopologyRun
 from sim.scenario.broker import Broker
 from sim.scenario.costs import Costs
 from sim.scenario.engine import Orchestrator
-from sim.scenario.models import Scenario
+from sim.scenario.models import BROKER_KINDS, ENGINE_KINDS, Scenario
 
 COST_FIGURES = ["cost_engine", "cost_broker", "cost_services", "cost", "cost_per_1k"]
 """Summary columns of the cost model (NaN when the scenario prices nothing)."""
@@ -40,7 +40,7 @@ def cost_figures(run: TopologyRun, scenario: Scenario, completed: int) -> dict[s
     counters = run.counters
     topology = scenario.topologies[run.topology]
     engine = broker = 0.0
-    if run.kind in ("orchestration", "hybrid"):
+    if run.kind in ENGINE_KINDS:
         config = topology.orchestrator or Orchestrator()
         engine = (
             counters.get("decisions", 0) * price.per_transition
@@ -49,7 +49,7 @@ def cost_figures(run: TopologyRun, scenario: Scenario, completed: int) -> dict[s
             + counters.get("store_writes", 0) * price.per_store_write
             + (hours * price.store_hour if config.store is not None else 0.0)
         )
-    if run.kind in ("choreography", "hybrid"):
+    if run.kind in BROKER_KINDS:
         config_b = topology.broker or Broker()
         events = counters.get("events", 0)
         topics = len(run.groups)

@@ -45,7 +45,7 @@ from sim.analysis.metrics import (
 )
 from sim.analysis.statistics import aggregate, format_difference, mser5_warmup, paired_differences
 from sim.model.records import TopologyRun
-from sim.scenario.models import Scenario
+from sim.scenario.models import BROKER_KINDS, ENGINE_KINDS, Scenario
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -296,7 +296,7 @@ class Evaluation:
                 },
                 "components": [{k: c[k] for k in COMPONENT_FIELDS} for c in comp_rows.to_dict("records")],
             }
-            if first["kind"] in ("orchestration", "hybrid"):
+            if first["kind"] in ENGINE_KINDS:
                 entry["engine"] = {
                     "decisions_per_workflow": row.get("decisions_per_workflow"),
                     "store_writes_per_workflow": row.get("store_writes_per_workflow"),
@@ -309,7 +309,7 @@ class Evaluation:
                     if "hottest_shard_utilization" in comps.columns
                     else None,
                 }
-            if first["kind"] in ("choreography", "hybrid"):
+            if first["kind"] in BROKER_KINDS:
                 broker = self.scenario.topologies[name].broker
                 parts = (
                     self.partitions[self.partitions["topology"] == name]

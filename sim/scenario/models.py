@@ -55,6 +55,10 @@ if TYPE_CHECKING:
 __all__ = ["Broker", "Retry"]  # re-exported: part of the language's one namespace
 
 TOPOLOGY_KINDS = ("orchestration", "choreography", "hybrid")
+ENGINE_KINDS = frozenset({"orchestration", "hybrid"})
+"""Kinds of topology that run an engine."""
+BROKER_KINDS = frozenset({"choreography", "hybrid"})
+"""Kinds of topology that run a broker."""
 
 
 _Model = StrictModel

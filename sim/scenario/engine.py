@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from sim.scenario.autoscale import Autoscale
 from sim.scenario.base import StrictModel
 from sim.scenario.distributions import ZERO, Constant, Distribution
 from sim.scenario.limits import MAX_RATE, MAX_SECONDS, MAX_SERVERS
@@ -126,6 +127,17 @@ class Orchestrator(_Model):
     when_down: Literal["queue", "reject"] = Field(
         "queue", description="New workflows whose shard is down: wait for it, or are rejected."
     )
+    handover_time: NonNegativeFloat = Field(
+        0.1,
+        le=MAX_SECONDS,
+        description="Seconds a shard is unavailable while it moves to another replica on purpose "
+        "(a scale-out or scale-in; a graceful Zeebe leader hand-over takes about 80 ms).",
+    )
+    autoscale: Autoscale | None = Field(
+        None,
+        description="Scale the engine's replicas as the Kubernetes HPA does (metric utilization or "
+        "queue). The shards are fixed: scaling moves them between replicas. Omit: fixed.",
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> Orchestrator:
@@ -134,7 +146,19 @@ class Orchestrator(_Model):
                 f"the engine has {self.shards * self.shard_concurrency:,} decision workers "
                 f"(shards × shard_concurrency); at most {MAX_SERVERS:,}"
             )
+        if self.autoscale is not None and self.autoscale.metric == "lag":
+            raise ValueError("the engine scales on utilization or queue (it has no lag)")
         return self
+
+    @property
+    def most_replicas(self) -> int:
+        """Replicas it may ever have (autoscale's max, or its fixed replicas)."""
+        return self.replicas if self.autoscale is None else self.autoscale.max
+
+    @property
+    def initial_replicas(self) -> int:
+        """Replicas it starts with."""
+        return self.replicas if self.autoscale is None else self.autoscale.initial(self.replicas)
 
     @model_validator(mode="before")
     @classmethod

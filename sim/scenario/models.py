@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from sim.scenario.autoscale import Autoscale
 from sim.scenario.base import StrictModel
 from sim.scenario.broker import Broker
 from sim.scenario.costs import Costs
@@ -52,7 +53,7 @@ from sim.scenario.retry import Retry
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Broker", "Retry"]  # re-exported: part of the language's one namespace
+__all__ = ["Autoscale", "Broker", "Retry"]  # re-exported: part of the language's one namespace
 
 TOPOLOGY_KINDS = ("orchestration", "choreography", "hybrid")
 ENGINE_KINDS = frozenset({"orchestration", "hybrid"})
@@ -208,6 +209,11 @@ class Service(_Model):
     compensation: Compensation | None = Field(
         None, description="How its step is undone when a workflow fails later. Omit: it cannot be."
     )
+    autoscale: Autoscale | None = Field(
+        None,
+        description="Scale the replicas (workers polling the engine, consumers of the broker) as the "
+        "Kubernetes HPA does; they start from `replicas` within [min, max]. Omit: fixed.",
+    )
 
     @model_validator(mode="after")
     def _errors_fit(self) -> Service:
@@ -217,12 +223,23 @@ class Service(_Model):
 
     @model_validator(mode="after")
     def _fits(self) -> Service:
-        _servers_fit("the service", self.replicas, self.concurrency, "replicas × concurrency")
+        _servers_fit("the service", self.most_replicas, self.concurrency, "replicas × concurrency")
         return self
 
     @property
+    def most_replicas(self) -> int:
+        """Replicas it may ever have (autoscale's max, or its fixed replicas)."""
+        return self.replicas if self.autoscale is None else self.autoscale.max
+
+    @property
+    def initial_replicas(self) -> int:
+        """Replicas it starts with."""
+        return self.replicas if self.autoscale is None else self.autoscale.initial(self.replicas)
+
+    @property
     def servers(self) -> int:
-        return self.replicas * self.concurrency
+        """Servers it may ever have (its replicas' at the most)."""
+        return self.most_replicas * self.concurrency
 
 
 class Network(_Model):

@@ -59,6 +59,12 @@ class Counters:
     """Workflows failed by their workflow's deadline."""
     schedule_to_start_timeouts: int = 0
     """Tasks that waited in their task queue past the service's schedule_to_start."""
+    scale_ups: int = 0
+    """Times an autoscaler added replicas."""
+    scale_downs: int = 0
+    """Times an autoscaler removed replicas."""
+    shard_moves: int = 0
+    """Engine shards handed over to another replica when the engine scaled."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

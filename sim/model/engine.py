@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from sim.model.autoscaler import BusyMeter
 from sim.model.faults import Health
 from sim.model.hashing import bucket_of
 from sim.model.saga import Saga
@@ -115,11 +116,27 @@ class Engine:
             for s in range(config.shards)
         ]
         world.components.extend(self.shards)
-        self.health = world.faults.register("orchestrator", None, config.replicas)
+        self.health = world.faults.register("orchestrator", None, config.most_replicas)
         self.health.parts = self.shards
         self.health.on_change.append(self._health_changed)
-        self.owner = [s % config.replicas for s in range(config.shards)]
+        self.owner = [s % config.initial_replicas for s in range(config.shards)]
         """The replica that owns each shard now."""
+        self.handing: dict[int, int] = {}
+        """Shards being handed over on purpose (a scale-out or scale-in), to their new owner."""
+        self.serving: set[int] = set(range(config.initial_replicas))
+        """The replicas that took shards at the last rebalance."""
+        if config.autoscale is not None:
+            meter = BusyMeter(self.shards)
+            workers = config.shards * config.shard_concurrency
+            world.autoscale(
+                "orchestrator",
+                config.autoscale,
+                self.health,
+                config.initial_replicas,
+                lambda t0, t1, n: meter.busy(t0, t1) / (workers * (t1 - t0)),
+                lambda metric: float(sum(st.waiting for st in self.shards)),
+            )
+            self.health.drain_checks.append(lambda r: r not in self.owner)
         self.up = [True] * config.shards
         self.paused: list[list[tuple[Callable[[Any], None], Any]]] = [[] for _ in self.shards]
         """Engine actions waiting for their shard to come back."""
@@ -284,7 +301,53 @@ class Engine:
             if owner_down and not health.masked and self.config.failover_time is not None:
                 self._schedule_move(s)
             up = (health.masked or not owner_down) and health.shard_outages.get(s, 0) <= 0
-            self._set_up(s, up)
+            self._set_up(s, up and s not in self.handing)
+        if self.config.autoscale is not None:
+            self._rebalance(health, down)
+
+    def _rebalance(self, health: Health, down: set[int]) -> None:
+        """The replicas that serve changed (an autoscaler added or retired some): hand the shards
+        of retiring replicas over, and even out the shards over the serving ones, each move
+        taking ``handover_time`` (Temporal's shard movement on a membership change, a graceful
+        Zeebe leader hand-over). A crashed owner's shards are the failover's business."""
+        serving = {r for r in health.present() if r not in down and r not in health.leaving}
+        if serving == self.serving or not serving:
+            return
+        self.serving = serving
+        destination = {s: self.handing.get(s, o) for s, o in enumerate(self.owner)}
+        load = dict.fromkeys(serving, 0)
+        for o in destination.values():
+            if o in load:
+                load[o] += 1
+        for s, o in destination.items():
+            if o in health.leaving and s not in self.handing:
+                to = min(serving, key=lambda r: (load[r], r))
+                load[to] += 1
+                self._hand_over(s, to)
+        while True:
+            busiest = max(serving, key=lambda r: (load[r], -r))
+            idlest = min(serving, key=lambda r: (load[r], r))
+            if load[busiest] - load[idlest] <= 1:
+                break
+            s = max(s for s, o in destination.items() if o == busiest and s not in self.handing)
+            load[busiest] -= 1
+            load[idlest] += 1
+            destination[s] = idlest
+            self._hand_over(s, idlest)
+
+    def _hand_over(self, s: int, to: int) -> None:
+        """Move shard ``s`` to replica ``to``: it finishes the decisions it has begun, takes no new
+        ones for ``handover_time``, then serves from its new owner."""
+        self.handing[s] = to
+        self.world.counters.shard_moves += 1
+        self._set_up(s, False, graceful=True)
+        self.world.after(self.config.handover_time, self._handed_over, s)
+
+    def _handed_over(self, s: int) -> None:
+        old = self.owner[s]
+        self.owner[s] = self.handing.pop(s)
+        self.health.apply()
+        self.health.replica_idle(old)
 
     def _schedule_move(self, s: int) -> None:
         if s in self.moving:
@@ -301,7 +364,7 @@ class Engine:
         whole = health.outages > 0
         if not whole and self.owner[s] not in down:
             return  # its replica came back meanwhile
-        alive = [r for r in range(self.config.replicas) if r not in down]
+        alive = [r for r in range(health.replicas) if r not in down and r not in health.leaving]
         if whole or not alive:
             if not health.masked:
                 health.take_over()  # a standby takes over the whole engine
@@ -310,14 +373,16 @@ class Engine:
         self.owner[s] = min(alive, key=lambda r: (load[r], r))
         health.apply()
 
-    def _set_up(self, s: int, up: bool) -> None:
+    def _set_up(self, s: int, up: bool, graceful: bool = False) -> None:
+        """Shard ``s`` goes down or comes back; one going down ``graceful``ly (handed over) finishes
+        the decisions it has begun and keeps its workflows."""
         if up == self.up[s]:
             return
         self.up[s] = up
         shard = self.shards[s]
         if not up:
-            shard.set_available(0)
-            if not self.config.durable:
+            shard.set_available(0, abort=not graceful)
+            if not self.config.durable and not graceful:
                 self._lose(s)
             return
         shard.set_available(math.inf)

@@ -61,6 +61,12 @@ class Health:
     """Replicas draining in a deploy: they finish their work but take no new work."""
     restarting: set[int] = field(default_factory=set)
     """Replicas down between their drain and their return in a deploy."""
+    absent: set[int] = field(default_factory=set)
+    """Replicas that do not exist now: above an autoscaled component's current count."""
+    starting: set[int] = field(default_factory=set)
+    """Replicas an autoscaler has started that do not serve yet (their startup time)."""
+    retiring: set[int] = field(default_factory=set)
+    """Replicas an autoscaler is removing: they drain, then are gone."""
     shard_outages: dict[int, int] = field(default_factory=dict)
     """Outages of single shards of an engine, by shard."""
     partition_outages: dict[int, int] = field(default_factory=dict)
@@ -92,10 +98,23 @@ class Health:
         self.masked = True
         self.apply()
 
+    @property
+    def leaving(self) -> set[int]:
+        """Replicas that take no new work but finish what they hold: draining in a deploy, or
+        retiring after a scale-in."""
+        return self.draining | self.retiring if self.retiring else self.draining
+
+    def present(self) -> list[int]:
+        """The replicas that exist now, by number."""
+        return [r for r in range(self.replicas) if r not in self.absent]
+
     def down_replicas(self) -> set[int]:
         """The replicas down now, by number (a whole-component outage aside): crashed, restarting,
-        and as many of the highest-numbered others as capacity losses take."""
+        absent or still starting, and as many of the highest-numbered others as capacity losses
+        take."""
         down = self.crashed | self.restarting
+        if self.absent or self.starting:
+            down = down | self.absent | self.starting
         target = len(down) + self.lost
         for replica in range(self.replicas - 1, -1, -1):
             if len(down) >= target:
@@ -113,13 +132,13 @@ class Health:
         station = self.station
         if station is not None and station.rbusy is not None:
             if self.masked:
-                station.set_replicas(set(), set())
+                station.set_replicas(self.absent | self.starting, set())
             elif self.outages > 0:
                 station.set_replicas(set(range(self.replicas)), set())
             else:
-                station.set_replicas(self.down_replicas(), self.draining)
+                station.set_replicas(self.down_replicas(), self.leaving)
         elif station is not None:
-            down = len(self.down_replicas() | self.draining)
+            down = len(self.down_replicas() | self.leaving)
             if self.masked:
                 servers: float = station.full_capacity()
             elif self.outages > 0:
@@ -291,6 +310,9 @@ class Faults:
                 return
             yield Timeout(self.env, wait)
             repair = down_for()
+            if replica in health.absent:  # not running now (scaled in): nothing to crash
+                yield Timeout(self.env, repair)
+                continue
             start = self.env.now
             self.windows.append(_record("crash", fault.target, start, start + repair))
             health.crashed.add(replica)
@@ -306,8 +328,9 @@ class Faults:
             yield Timeout(self.env, fault.at)
         record = _record("deploy", fault.target, self.env.now, self.env.now)
         self.windows.append(record)
-        for first in range(0, health.replicas, fault.batch):
-            batch = set(range(first, min(first + fault.batch, health.replicas)))
+        present = health.present()  # replicas an autoscaler adds meanwhile start with the new version
+        for first in range(0, len(present), fault.batch):
+            batch = set(present[first : first + fault.batch]) - health.absent
             health.draining |= batch
             health.apply()
             drained = health.wait_drained(self.env, batch)

@@ -414,19 +414,20 @@ class Station:
         self.left.append(visit)
         return True
 
-    def set_available(self, servers: float) -> None:
+    def set_available(self, servers: float, abort: bool = True) -> None:
         """Change the number of working servers (``math.inf`` for an unlimited station).
 
         If fewer servers remain than requests in service, the most recently started requests are
         aborted: their work is lost and their ``abort`` continuation is called. Waiting requests
         stay queued (a broker keeps a down consumer's events) until servers return. A held server
         (its work done, waiting for :meth:`release`) is not aborted: it frees itself when released.
+        Without ``abort`` (a graceful stop) the requests in service finish.
         """
         capacity = min(servers, self._full)
-        if capacity < self._capacity:
+        if capacity < self._capacity and abort:
             self.crashes[0] += 1
         self._capacity = capacity
-        while self.busy > self._capacity and self.running:
+        while abort and self.busy > self._capacity and self.running:
             event = next(reversed(self.running))
             job = self.running.pop(event)
             self.busy -= 1

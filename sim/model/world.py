@@ -19,6 +19,7 @@ proves at the end of the run that every arrival is accounted for.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -31,6 +32,7 @@ import simpy
 from simpy.events import Timeout
 
 from sim.model import streams
+from sim.model.autoscaler import Autoscaler, BusyMeter
 from sim.model.counters import Counters
 from sim.model.effects import UNDONE, EffectLedger
 from sim.model.faults import Faults, Health
@@ -48,6 +50,7 @@ from sim.model.station import Immediate, Station
 from sim.model.tracing import Tracer, sample_indices
 from sim.model.workflow import Instance, StepPlan, WorkflowPlan
 from sim.model.workload import arrival_times
+from sim.scenario.autoscale import Autoscale
 from sim.scenario.distributions import Spec
 from sim.scenario.models import Parallel, Scenario
 
@@ -96,19 +99,26 @@ class World:
                 svc.queue_limit,
                 self.immediate,
                 svc.error_probability,
-                replicas=svc.replicas,
+                replicas=svc.most_replicas,
             )
             for name, svc in scenario.services.items()
         }
         self.faults = Faults(self.env, scenario, self.seed, replication)
-        for name, svc in scenario.services.items():
-            self.faults.register(
-                name, self.stations[name], svc.replicas, svc.error_probability, per_replica=True
-            )
         self.counters = Counters()
         self.tallies: dict[str, array] = {}
         """Per-observation tallies by name (e.g. ``schedule_to_start/payment``): instants and
         values, interleaved."""
+        self.autoscalers: list[Autoscaler] = []
+        self.backlogs: dict[str, Callable[[str], float]] = {}
+        """What a service's autoscaler reads as its queue or lag, by service: its consumer group
+        replaces the station's own (:meth:`station_backlog`) when it reads a broker."""
+        for name, svc in scenario.services.items():
+            station = self.stations[name]
+            health = self.faults.register(
+                name, station, svc.most_replicas, svc.error_probability, per_replica=True
+            )
+            if svc.autoscale is not None:
+                self._autoscale_service(name, svc.autoscale, svc.initial_replicas, svc.concurrency, health)
         self.components: list[Station] = list(self.stations.values())
         self.subscriptions: list[Subscription] = []
         """The consumer groups of the topology's broker (they hand over their records)."""
@@ -176,6 +186,47 @@ class World:
         the target of faults by its name, and its owner reacts to them through its health."""
         station = self.add_station(name, kind, servers)
         return station, self.faults.register(name, station, replicas)
+
+    def autoscale(
+        self,
+        name: str,
+        config: Autoscale,
+        health: Health,
+        initial: int,
+        utilization: Callable[[float, float, int], float],
+        backlog: Callable[[str], float],
+    ) -> Autoscaler:
+        """Put the replicas of the component ``name`` under an autoscaler (started with the run)."""
+        scaler = Autoscaler(
+            self.env, name, config, health, initial, utilization, backlog, self.tally, self.counters
+        )
+        self.autoscalers.append(scaler)
+        return scaler
+
+    def _autoscale_service(
+        self, name: str, config: Autoscale, initial: int, concurrency: int, health: Health
+    ) -> None:
+        """An autoscaler on a service's replicas: it reads their busy share from the station's
+        records, and its queue or lag from the station (or from its consumer group, later)."""
+        station = self.stations[name]
+        station.track_replicas()
+        station.on_idle = health.replica_idle
+        meter = BusyMeter([station])
+
+        def utilization(t0: float, t1: float, replicas: int) -> float:
+            return meter.busy(t0, t1) / (replicas * concurrency * (t1 - t0))
+
+        self.backlogs[name] = functools.partial(self.station_backlog, station)
+        self.autoscale(name, config, health, initial, utilization, lambda m: self.backlogs[name](m))
+
+    @staticmethod
+    def station_backlog(station: Station, metric: str) -> float:
+        """A station's queue (requests waiting) or lag (waiting or in service: a task queue's
+        backlog and the tasks its workers hold)."""
+        if metric == "queue":
+            return float(station.waiting)
+        held = station.busy if station.rbusy is None else sum(station.rbusy)
+        return float(station.waiting + held)
 
     def add_station(self, name: str, kind: str, servers: int | None) -> Station:
         """A station of a coordination component whose owner handles its faults itself."""
@@ -414,6 +465,8 @@ class World:
         """
         env = self.env
         self.faults.start()
+        for scaler in self.autoscalers:
+            scaler.start()
         env.process(self.source(arrive))
         duration = self.scenario.duration
         marks = np.linspace(0, duration, 41)[1:].tolist() if progress is not None else [duration]

@@ -91,7 +91,8 @@ class Group:
         self.health = health
         self.counters = world.counters
         svc = world.scenario.services[service]
-        self.consumers = svc.replicas
+        self.consumers = svc.most_replicas
+        """Consumers the group may have (an autoscaled service's absent ones are not members)."""
         self.workers = svc.concurrency
         self.retention = self.config.retention_seconds
         self.immediate_ready = self.config.delivery_latency.is_zero
@@ -107,6 +108,10 @@ class Group:
         self.began = array("d")
         self.queue_limit = station.queue_limit
         station.queue_limit = None  # events wait in the broker: a log has no such limit, a queue its own
+        self._unsettled = 0
+        """Messages before this one have all left the subscription (see :meth:`backlog`)."""
+        if service in world.backlogs:  # an autoscaled service scales on its subscription
+            world.backlogs[service] = self.backlog
 
     def record(self) -> GroupRecord:
         """The group's subscription as plain arrays (see :class:`GroupRecord`)."""
@@ -127,6 +132,20 @@ class Group:
     def effective_concurrency(self) -> int:
         """Messages the group can process at once."""
         return self.consumers * self.workers
+
+    def backlog(self, metric: str) -> float:
+        """What an autoscaler reads, now: the messages of the subscription not yet processed
+        (``lag``: a Kafka consumer group's lag, SQS's visible and in-flight messages) or, of
+        those, the ones no worker has begun (``queue``)."""
+        left = np.frombuffer(self.left[self._unsettled :], dtype=float) if len(self.left) else np.empty(0)
+        pending = np.isnan(left)
+        self._unsettled += int(np.argmax(pending)) if pending.any() else len(left)
+        lag = int(np.count_nonzero(pending))
+        if metric == "lag":
+            return float(lag)
+        rbusy = self.station.rbusy
+        working = self.station.busy if rbusy is None else sum(rbusy)
+        return float(max(0, lag - working))
 
     def _message(self, work: Work, lane: int, hop: float) -> Message:
         now = self.world.env.now
@@ -278,7 +297,10 @@ class LogGroup(Group):
         self.max_in_flight = config.max_in_flight
         self.max_poll = config.max_poll_records
         self.members = [Member(c) for c in range(self.consumers)]
-        self._assign(self.members)
+        for c in health.absent:  # not started (an autoscaled service): not in the group yet
+            self.members[c].state = DOWN
+            self.members[c].joined = False
+        self._assign([m for m in self.members if m.joined])
         health.on_change.append(self._health)
         health.drain_checks.append(self._drained)
 
@@ -581,7 +603,7 @@ class LogGroup(Group):
             c = member.index
             if health.replica_down(c):
                 state = DOWN
-            elif c in health.draining:
+            elif c in health.leaving:
                 state = DRAINING if member.state in (UP, DRAINING) else member.state
             else:
                 state = UP

@@ -4,7 +4,8 @@
 Each topology pays for what it runs: the engine (decisions, actions, replica-hours, its store's
 hours and writes) under orchestration and hybrid, the broker (events, gigabytes, partition-hours,
 node-hours) under choreography and hybrid, and every service's replicas in all of them. Hours
-are the run's own, from its start to its end (the drain included). The price per 1,000
+are the run's own, from its start to its end (the drain included); an autoscaled component pays
+for the replicas it ran, starting and draining ones included. The price per 1,000
 workflows divides by the workflows that completed in the run: a style that fails workflows pays
 more for each one that succeeds.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from sim.analysis.replicas import replica_hours
 from sim.model.records import TopologyRun
 from sim.scenario.broker import Broker
 from sim.scenario.costs import Costs
@@ -45,7 +47,7 @@ def cost_figures(run: TopologyRun, scenario: Scenario, completed: int) -> dict[s
         engine = (
             counters.get("decisions", 0) * price.per_transition
             + counters.get("actions", 0) * price.per_action
-            + config.replicas * hours * price.engine_hour
+            + replica_hours(run, "orchestrator", config.replicas) * price.engine_hour
             + counters.get("store_writes", 0) * price.per_store_write
             + (hours * price.store_hour if config.store is not None else 0.0)
         )
@@ -64,7 +66,7 @@ def cost_figures(run: TopologyRun, scenario: Scenario, completed: int) -> dict[s
             )
         )
     services = sum(
-        svc.replicas * hours * price.services.get(name, price.replica_hour)
+        replica_hours(run, name, svc.replicas) * price.services.get(name, price.replica_hour)
         for name, svc in scenario.services.items()
     )
     total = engine + broker + services

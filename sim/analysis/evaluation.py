@@ -43,6 +43,7 @@ from sim.analysis.metrics import (
     timeseries_table,
     workflows_table,
 )
+from sim.analysis.replicas import replicas_table
 from sim.analysis.statistics import aggregate, format_difference, mser5_warmup, paired_differences
 from sim.model.records import TopologyRun
 from sim.scenario.models import BROKER_KINDS, ENGINE_KINDS, Scenario
@@ -157,6 +158,9 @@ class Evaluation:
     lag: pd.DataFrame = field(default_factory=_empty)
     """With a broker: each consumer group's lag per time window (see
     :func:`sim.analysis.metrics.lag_table`)."""
+    replicas: pd.DataFrame = field(default_factory=_empty)
+    """With autoscaling: every change of an autoscaled component's replicas (see
+    :func:`sim.analysis.replicas.replicas_table`)."""
     warmup_chosen_by: str = "scenario"
     """``scenario`` (a fixed warm-up) or ``MSER-5`` (``warmup: auto``)."""
 
@@ -231,6 +235,8 @@ class Evaluation:
             names += ["fault_timelines", "blast_radius"]
         if not self.spans.empty:
             names.append("waterfall")
+        if not self.replicas.empty and "replicas" not in names:
+            names.append("replicas")
         return names
 
     def plot(self, name: str = "latency_cdf") -> Figure:
@@ -337,6 +343,9 @@ class Evaluation:
                         )
                     },
                 }
+            scaled = self._autoscaling(name)
+            if scaled:
+                entry["autoscaling"] = scaled
             if bool(first["async_steps"]):
                 entry["asynchronous"] = {
                     "latency": {k: row[f"async_latency_{k}"] for k in ("mean", "p50", "p95", "p99", "max")},
@@ -366,6 +375,27 @@ class Evaluation:
             out["verdicts"] = verdict_records(self.verdicts)
             out["recommendation"] = self.recommendation()
         return plain(out)
+
+    def _autoscaling(self, topology: str) -> dict[str, dict[str, Any]]:
+        """The JSON summary's ``autoscaling`` block of a topology: per autoscaled component, its
+        replicas running over the measured window (mean and most, over replications) and how
+        often they rose and fell per replication."""
+        if self.replicas.empty:
+            return {}
+        comps = self.components[self.components["topology"] == topology]
+        mine = self.replicas[self.replicas["topology"] == topology]
+        out: dict[str, dict[str, Any]] = {}
+        for name, changes in mine.groupby("component", sort=False):
+            rows = comps[comps["name"] == name]
+            steps = changes.groupby("replication")["replicas"].diff().dropna()
+            runs = max(1, changes["replication"].nunique())
+            out[str(name)] = {
+                "replicas_mean": float(rows["replicas_mean"].mean()),
+                "replicas_max": float(rows["replicas_max"].max()),
+                "scale_ups": float((steps > 0).sum() / runs),
+                "scale_downs": float((steps < 0).sum() / runs),
+            }
+        return out
 
     def _workflow_entries(self) -> list[dict[str, Any]]:
         """The JSON summary's ``workflows`` block: per topology and workflow, the mean over
@@ -505,6 +535,7 @@ def _frames(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
         shards=parts_table(runs, scenario),
         partitions=partitions_table(runs, scenario),
         lag=lag_table(runs, scenario),
+        replicas=replicas_table(runs),
     )
 
 

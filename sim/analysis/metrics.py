@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.costs import cost_figures
+from sim.analysis.replicas import level
 from sim.model.outcomes import COMPLETED, IN_FLIGHT, STATUS_NAMES
 from sim.model.records import ComponentRecord, GroupRecord, TopologyRun
 from sim.scenario.models import Scenario
@@ -79,6 +80,9 @@ COUNTERS = [
     "produce_requests",
     "polls",
     "rebalances",
+    "scale_ups",
+    "scale_downs",
+    "shard_moves",
 ]
 
 
@@ -343,18 +347,35 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
         for rec in component_records(run):
             group = groups.get(rec.name)
             stats = component_stats(rec, lo, hi, run.end_time)
+            replicas = _replicas(run, scenario, rec.name, lo, hi)
+            ready = level(run, "ready", rec.name, lo, hi)
             if group is not None:
                 grouped = group_stats(group, lo, hi, run.end_time)
                 # A consumer group can do no more at once than its partitions allow.
-                stats["utilization"] = float(stats["mean_busy"]) / group.concurrency  # type: ignore[arg-type]
+                concurrency = float(group.concurrency)
+                if ready is not None:  # ... nor than its consumers serving on average
+                    if group.kind == "log":
+                        lanes = group.partitions * group.max_in_flight
+                        concurrency = min(ready[0] * scenario.services[rec.name].concurrency, lanes)
+                    else:
+                        concurrency = ready[0] * group.concurrency / group.consumers
+                busy = float(stats["mean_busy"])  # type: ignore[arg-type]
+                stats["utilization"] = busy / concurrency if concurrency else math.nan
             else:
                 grouped = {**NO_GROUP, "concurrency": rec.servers if rec.servers is not None else pd.NA}
+                if ready is not None and rec.kind == "service" and rec.servers:
+                    # An autoscaled service's servers are those of its replicas serving on average.
+                    servers = ready[0] * scenario.services[rec.name].concurrency
+                    busy = float(stats["mean_busy"])  # type: ignore[arg-type]
+                    stats["utilization"] = busy / servers if servers else math.nan
             rows.append(
                 {
                     "topology": run.topology,
                     "replication": run.replication,
                     **stats,
                     "hottest_shard_utilization": hottest.get(rec.name, math.nan),
+                    "replicas_mean": replicas[0],
+                    "replicas_max": replicas[1],
                     **_tally_quantiles(run, f"schedule_to_start/{rec.name}", "schedule_to_start", lo, hi),
                     **grouped,
                     **(
@@ -371,6 +392,24 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
         frame[column] = frame[column].astype("Int64")
     frame["lag_mean"] = frame["lag_mean"].astype(float)
     return frame
+
+
+def _replicas(run: TopologyRun, scenario: Scenario, name: str, lo: float, hi: float) -> tuple[float, float]:
+    """Time-average and largest number of replicas of a service or of the engine over [lo, hi)
+    (running ones, as they are paid for); NaN for other components."""
+    found = level(run, "replicas", name, lo, hi)
+    if found is not None:
+        return found
+    if name in scenario.services:
+        n = float(scenario.services[name].replicas)
+        return n, n
+    topology = scenario.topologies[run.topology]
+    if name == "orchestrator" and topology.orchestrator is not None:
+        n = float(topology.orchestrator.replicas)
+        return n, n
+    if name == "orchestrator":
+        return 1.0, 1.0
+    return math.nan, math.nan
 
 
 def _service_effects(run: TopologyRun, lo: float, hi: float) -> dict[str, dict[str, int]]:

@@ -73,6 +73,11 @@ PLOT_CAPTIONS = {
         "Bottleneck",
         "The three most utilized components of each topology; the outlined bar is the bottleneck.",
     ),
+    "replicas": (
+        "Replicas over time",
+        "Replicas of each autoscaled component, running (paid for) solid and serving dashed, one "
+        "line per topology (its first replication), against the arrival rate in grey.",
+    ),
 }
 
 FAULT_PLOT_CAPTIONS = {
@@ -90,7 +95,15 @@ FAULT_PLOT_CAPTIONS = {
     ),
 }
 
-PLOT_ORDER = ["latency_cdf", "percentiles", "timelines", "utilization_heatmap", "bottleneck", "utilization"]
+PLOT_ORDER = [
+    "latency_cdf",
+    "percentiles",
+    "timelines",
+    "replicas",
+    "utilization_heatmap",
+    "bottleneck",
+    "utilization",
+]
 """Order of the plots in the report (every standard plot appears; unknown ones go last)."""
 
 
@@ -119,6 +132,7 @@ class ReportFrames(Protocol):
     requests: pd.DataFrame
     timeseries: pd.DataFrame
     workflows: pd.DataFrame
+    replicas: pd.DataFrame
     faults: pd.DataFrame
     blast_radius: pd.DataFrame
     verdicts: pd.DataFrame
@@ -330,6 +344,8 @@ COMPONENT_COLUMNS = [
     ("rejected", "rejected", ""),
     ("errors", "errors", ""),
     ("blocked", "blocked", "%"),
+    ("replicas mean", "replicas_mean", ""),
+    ("replicas max", "replicas_max", ""),
     ("hottest shard", "hottest_shard_utilization", "%"),
     ("schedule-to-start p99", "schedule_to_start_p99", "s"),
     ("partitions", "partitions", ""),
@@ -344,6 +360,8 @@ COMPONENT_COLUMNS = [
 
 OPTIONAL_COMPONENT_COLUMNS = {
     "blocked",
+    "replicas_mean",
+    "replicas_max",
     "hottest_shard_utilization",
     "schedule_to_start_p99",
     "partitions",
@@ -372,6 +390,8 @@ def _components(result: ReportFrames) -> Table:
     }
     if "partitions" not in shown:  # what a component does at once differs from its servers only there
         shown.discard("concurrency")
+    if result.replicas.empty:  # replicas vary only under an autoscaler
+        shown -= {"replicas_mean", "replicas_max"}
     present = [c for c in COMPONENT_COLUMNS if c[1] in shown]
     necks = {n: bottleneck_mode(result.summary, n) for n in result.topologies}
     rows: list[list[object]] = []

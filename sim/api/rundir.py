@@ -73,6 +73,8 @@ def write_run(
             result.partitions.to_csv(tmp / "partitions.csv", index=False)
         if not result.lag.empty:
             result.lag.to_csv(tmp / "lag.csv", index=False)
+        if not result.replicas.empty:
+            result.replicas.to_csv(tmp / "replicas.csv", index=False)
         if result.baseline is not None:
             _write_frames(result.baseline, tmp, "baseline_")
             result.blast_radius.to_csv(tmp / "blast_radius.csv", index=False)
@@ -145,5 +147,7 @@ def read_run(folder: str | Path) -> RunResult:
         result.partitions = pd.read_csv(folder / "partitions.csv")
     if (folder / "lag.csv").exists():
         result.lag = pd.read_csv(folder / "lag.csv")
+    if (folder / "replicas.csv").exists():
+        result.replicas = pd.read_csv(folder / "replicas.csv")
     result.warmup_chosen_by = str(meta.get("warmup_chosen_by", "scenario"))
     return result

@@ -65,7 +65,7 @@ def save_run_plots(frames: Evaluation, folder: str | Path, formats: Sequence[str
     paths = []
     for name, make in _makers(frames).items():
         fig = make()
-        for fmt in wanted if name in STANDARD_PLOTS else ["png"]:
+        for fmt in wanted if name in STANDARD_PLOTS or name == "replicas" else ["png"]:
             paths.append(save_figure(fig, folder / f"{name}.{fmt}"))
     return paths
 

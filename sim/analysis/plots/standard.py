@@ -323,7 +323,8 @@ STANDARD_PLOTS = [
     "utilization_heatmap",
     "bottleneck",
 ]
-"""Names (file stems) of the plots of a run folder, in the order a report shows them."""
+"""Names (file stems) of the plots of every run folder, in the order a report shows them; a run
+with autoscaling adds ``replicas``."""
 
 
 class RunFrames(Protocol):
@@ -335,6 +336,7 @@ class RunFrames(Protocol):
     components: pd.DataFrame
     requests: pd.DataFrame
     timeseries: pd.DataFrame
+    replicas: pd.DataFrame
 
 
 def standard_plots(
@@ -352,6 +354,11 @@ def standard_plots(
         "utilization_heatmap": lambda: utilization_heatmap(frames.components),
         "bottleneck": lambda: bottleneck_chart(frames.summary, frames.components),
     }
+    if not frames.replicas.empty:
+        from sim.analysis.plots.scaling import replica_timelines
+
+        end = float(frames.summary["end_time"].max())
+        makers["replicas"] = lambda: replica_timelines(frames.replicas, end, frames.timeseries, fault_windows)
     return makers
 
 

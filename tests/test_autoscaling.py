@@ -133,9 +133,8 @@ def test_consumers_beyond_the_partitions_add_nothing_and_rebalance() -> None:
         duration=300,
         topologies={"choreography": {"broker": {"partitions": 2}}},
     )
-    data["drain"] = 0
     run = _runs(data)["choreography"]
-    times, running, _ = _series(run)
+    _times, running, _ = _series(run)
     assert running.max() == 6
     assert run.counters["rebalances"] >= run.counters["scale_ups"]  # consumers joining at once: one
     done = run.outcomes.completion[~np.isnan(run.outcomes.completion)]
@@ -156,7 +155,7 @@ def test_scaling_on_lag_holds_the_backlog_near_its_target() -> None:
         topologies={"choreography": {"broker": {"partitions": 8}}},
     )
     run = _runs(data)["choreography"]
-    times, running, ready = _series(run)
+    times, _running, ready = _series(run)
     assert _at(times, ready, 200) >= 5
     lat = run.outcomes.completion - run.outcomes.arrival
     late = lat[run.outcomes.arrival > 600]
@@ -183,7 +182,7 @@ def test_the_engine_scales_by_moving_its_fixed_shards() -> None:
         },
     )
     run = _runs(data)["orchestration"]
-    times, running, _ = _series(run, "orchestrator")
+    _times, running, _ = _series(run, "orchestrator")
     assert running.max() == 4
     assert run.counters["shard_moves"] >= 6  # 8 shards evened over up to 4 replicas
     shards = [c for c in run.components if c.group == "orchestrator"]
@@ -262,7 +261,7 @@ def test_a_replica_scaled_in_drains_before_it_goes() -> None:
         topologies={"orchestration": {}, "choreography": {"broker": {"kind": "queue"}}},
     )
     for name, run in _runs(data).items():
-        times, running, _ = _series(run)
+        _times, running, _ = _series(run)
         assert running.max() > 10 and running[-1] <= 2, name
         service = next(c for c in run.components if c.name == "a")
         assert service.aborted.size == 0, name
@@ -286,7 +285,8 @@ def test_bad_autoscale_settings_are_refused(autoscale: dict[str, Any], message: 
 
 def test_the_engine_has_no_lag_to_scale_on() -> None:
     data = _scenario([(0, 1.0)], 0.1, {"max": 2, "target": 0.5})
-    data["topologies"] = {"orchestration": {"orchestrator": {"autoscale": {"max": 3, "metric": "lag", "target": 5}}}}
+    autoscale = {"max": 3, "metric": "lag", "target": 5}
+    data["topologies"] = {"orchestration": {"orchestrator": {"autoscale": autoscale}}}
     with pytest.raises(ScenarioError, match="no lag"):
         sim.scenario_from_dict(data)
 

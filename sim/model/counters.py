@@ -59,6 +59,12 @@ class Counters:
     """Workflows failed by their workflow's deadline."""
     schedule_to_start_timeouts: int = 0
     """Tasks that waited in their task queue past the service's schedule_to_start."""
+    client_submissions: int = 0
+    """Instances closed-loop clients submitted, their retries included."""
+    abandoned: int = 0
+    """Instances a closed-loop client gave up waiting for (its patience ran out); each went on."""
+    client_retries: int = 0
+    """Instances closed-loop clients submitted again after giving up on one."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

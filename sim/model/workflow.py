@@ -123,10 +123,11 @@ class Instance:
     dispatch: list[float]
     """Dispatch latency of each step's first task (orchestration)."""
 
-    def __init__(self, plan: WorkflowPlan, index: int, arrival: float) -> None:
+    def __init__(self, plan: WorkflowPlan, index: int, arrival: float, gid: int) -> None:
         self.plan = plan
         self.index = index
-        self.gid = plan.offset + index
+        self.gid = gid
+        """Its slot in the world's outcome arrays (see :class:`sim.model.world.World`)."""
         self.arrival = arrival
         self.finished = False
         self.pending = 0

@@ -79,6 +79,9 @@ COUNTERS = [
     "produce_requests",
     "polls",
     "rebalances",
+    "client_submissions",
+    "abandoned",
+    "client_retries",
 ]
 
 

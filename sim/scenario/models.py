@@ -437,9 +437,10 @@ class Load(_Model):
 
     @model_validator(mode="after")
     def _one_loop(self) -> Load:
-        given = self.model_fields_set
+        # (by value, not by the fields given: a resolved scenario spells out every default)
+        fields = type(self).model_fields
         if self.clients is not None:
-            extra = [f for f in OPEN_LOOP_FIELDS if f in given]
+            extra = [f for f in OPEN_LOOP_FIELDS if getattr(self, f) != fields[f].default]
             if extra:
                 raise ValueError(
                     f"clients makes a closed loop (arrivals come from the clients): no {', '.join(extra)}"
@@ -449,7 +450,7 @@ class Load(_Model):
             if self.retry is not None and self.patience is None:
                 raise ValueError("retry is for impatient clients: give patience too")
             return self
-        extra = [f for f in CLOSED_LOOP_FIELDS if f in given]
+        extra = [f for f in CLOSED_LOOP_FIELDS if getattr(self, f) is not None]
         if extra:
             raise ValueError(f"{', '.join(extra)}: for closed-loop clients only (give clients)")
         return self

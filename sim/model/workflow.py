@@ -47,7 +47,10 @@ class WorkflowPlan:
 
     name: str
     offset: int
+    """Global id of its first instance (a world with closed-loop clients: 0, ids are given as
+    instances are created)."""
     count: int
+    """Its instances (a world with closed-loop clients: those created so far)."""
     stages: list[list[list[StepPlan]]]
     steps: list[StepPlan]
     service_draws: list[Callable[[], float]]

@@ -519,16 +519,18 @@ class World:
         self.check_conservation()
         self.effects.check()
         if self.tracer is not None:  # sampled instances still running get an open-ended root span
+            arrivals = self.arrivals_by_gid()
             for plan in self.plans:
                 for index in sorted(self.tracer.sampled.get(plan.name, ())):
                     gid = self.gids[plan.name][index] if self.dynamic else plan.offset + index
                     if self.status[gid] == IN_FLIGHT:
-                        arrival = float(self.arrivals_by_gid()[gid])
+                        arrival = float(arrivals[gid])
                         self.tracer.root(plan.name, index, arrival, float(env.now), "in_flight")
 
     def arrivals_by_gid(self) -> np.ndarray:
-        """The arrival instant of every instance, by global id."""
-        return _view(self.created, float) if self.dynamic else self.arrival
+        """The arrival instant of every instance, by global id (dynamic: a copy, so the array
+        of arrivals can still grow)."""
+        return np.array(self.created, dtype=float) if self.dynamic else self.arrival
 
     def _quiet(self) -> bool:
         """Whether no station holds a request (in service, on a draining replica, or waiting)."""

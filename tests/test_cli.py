@@ -31,6 +31,10 @@ EXPECTED: dict[str, tuple[str | None, str]] = {
         "only a hybrid has asynchronous steps",
     ),
     "broker_on_orchestration.yaml": ("topologies.orchestration.broker", "an orchestration has no broker"),
+    "clients_and_rate.yaml": (
+        "load.checkout",
+        "clients makes a closed loop (arrivals come from the clients): no rate",
+    ),
     "duplicate_service.yaml": ("services.payment", "duplicate key (lines 4 and 5)"),
     "empirical_missing_csv.yaml": ("services.payment.latency", "file not found"),
     "empty.yaml": (None, "the file is empty"),

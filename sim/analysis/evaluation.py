@@ -119,6 +119,9 @@ EFFECT_FIGURES = ["effects", "duplicate_effects", "absorbed_effects", "undone_ef
 BROKER_COUNTERS = ["duplicates", "dead_letters", "expired", "rebalances", "produce_requests", "polls"]
 """Run totals of the JSON summary's broker block."""
 
+CLIENT_COUNTERS = ["client_submissions", "abandoned", "client_retries"]
+"""Run totals of the JSON summary's clients block (a scenario with closed-loop clients)."""
+
 
 def _empty() -> pd.DataFrame:
     return pd.DataFrame()
@@ -352,6 +355,8 @@ class Evaluation:
                     "failed": row["async_failed"],
                     "in_flight": row["async_in_flight"],
                 }
+            if any(load.closed for load in self.scenario.load.values()):
+                entry["clients"] = {k: row.get(k) for k in CLIENT_COUNTERS}
             if self.replications > 1:
                 entry["intervals"] = _interval_block(intervals.loc[name], self.summary)
             out["topologies"].append(entry)

@@ -83,6 +83,9 @@ COUNTERS = [
     "scale_ups",
     "scale_downs",
     "shard_moves",
+    "client_submissions",
+    "abandoned",
+    "client_retries",
 ]
 
 

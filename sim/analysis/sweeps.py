@@ -41,7 +41,8 @@ def saturation(
     throughput within ``tolerance`` of the mean offered rate) and the component that saturates
     first (the bottleneck at the first point above it that it does not sustain); with a p99
     objective, also the highest load up to which every point is sustained and meets it (mean
-    p99 at most the objective): the capacity at that service level."""
+    p99 at most the objective): the capacity at that service level. A sweep of closed-loop
+    ``clients`` has none: a closed loop offers only what gets through, so it always keeps up."""
     rates = [f for f in factors if f.startswith("load.") and f.endswith(".rate")]
     if not rates or tidy.empty:
         return pd.DataFrame()

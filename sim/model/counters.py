@@ -65,6 +65,12 @@ class Counters:
     """Times an autoscaler removed replicas."""
     shard_moves: int = 0
     """Engine shards handed over to another replica when the engine scaled."""
+    client_submissions: int = 0
+    """Instances closed-loop clients submitted, their retries included."""
+    abandoned: int = 0
+    """Instances a closed-loop client gave up waiting for (its patience ran out); each went on."""
+    client_retries: int = 0
+    """Instances closed-loop clients submitted again after giving up on one."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

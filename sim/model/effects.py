@@ -54,6 +54,11 @@ class EffectLedger:
         self.first = array("d", [math.nan]) * total
         """Instant of each instance's first effect."""
 
+    def grow(self) -> None:
+        """A slot for one more instance (a world whose instances are not known up front)."""
+        self.standing.append(0)
+        self.first.append(math.nan)
+
     def _record(self, inst: Instance, k: int, kind: int) -> None:
         self.time.append(self._now.now)  # type: ignore[attr-defined]
         self.code.append((inst.gid << _GID_SHIFT) | (k << _STEP_SHIFT) | kind)

@@ -36,20 +36,23 @@ def generator(root_seed: int, name: str, replication: int = 0) -> np.random.Gene
     return np.random.Generator(np.random.PCG64(seq))
 
 
-def _batches(dist: Spec, rng: np.random.Generator) -> Iterator[list[float]]:
+def _batches(dist: Spec, rng: np.random.Generator, batch: int) -> Iterator[list[float]]:
     while True:
-        yield dist.sample(rng, BATCH).tolist()
+        yield dist.sample(rng, batch).tolist()
 
 
-def draws(dist: Spec, root_seed: int, name: str, replication: int = 0) -> Callable[[], float]:
-    """A function returning the next draw of ``dist`` from stream ``name``.
+def draws(
+    dist: Spec, root_seed: int, name: str, replication: int = 0, batch: int = BATCH
+) -> Callable[[], float]:
+    """A function returning the next draw of ``dist`` from stream ``name``, drawn ``batch`` at a
+    time (the many small streams of closed-loop clients take a small batch, to stay light).
 
     A constant needs no stream: its function returns the value without touching a generator.
     """
     if isinstance(dist, Constant):
         return itertools.repeat(float(dist.value)).__next__
     rng = generator(root_seed, name, replication)
-    return itertools.chain.from_iterable(_batches(dist, rng)).__next__
+    return itertools.chain.from_iterable(_batches(dist, rng, batch)).__next__
 
 
 def uniforms(root_seed: int, name: str, replication: int = 0) -> Callable[[], float]:

@@ -2,9 +2,13 @@
 
 The sampled instances are chosen by index (evenly spread over the measured window of each
 workflow), so every topology traces the same instances, with the same work: their traces can be
-laid side by side. A span has a component (the service, ``orchestrator``, ``broker`` or
-``client``), an operation, a start and an end, and belongs to its workflow's root span; spans are
-recorded only for sampled instances, so tracing costs nothing for the others.
+laid side by side. Closed-loop clients arrive while the run goes on, so their workflow's sampled
+instances are chosen as they arrive: the first at or after each of evenly spread instants
+(:meth:`sim.model.world.World.instance`), different instances in each topology.
+
+A span has a component (the service, ``orchestrator``, ``broker`` or ``client``), an operation,
+a start and an end, and belongs to its workflow's root span; spans are recorded only for sampled
+instances, so tracing costs nothing for the others.
 """
 
 from __future__ import annotations

@@ -47,7 +47,10 @@ class WorkflowPlan:
 
     name: str
     offset: int
+    """Global id of its first instance (a world with closed-loop clients: 0, ids are given as
+    instances are created)."""
     count: int
+    """Its instances (a world with closed-loop clients: those created so far)."""
     stages: list[list[list[StepPlan]]]
     steps: list[StepPlan]
     service_draws: list[Callable[[], float]]
@@ -123,10 +126,11 @@ class Instance:
     dispatch: list[float]
     """Dispatch latency of each step's first task (orchestration)."""
 
-    def __init__(self, plan: WorkflowPlan, index: int, arrival: float) -> None:
+    def __init__(self, plan: WorkflowPlan, index: int, arrival: float, gid: int) -> None:
         self.plan = plan
         self.index = index
-        self.gid = plan.offset + index
+        self.gid = gid
+        """Its slot in the world's outcome arrays (see :class:`sim.model.world.World`)."""
         self.arrival = arrival
         self.finished = False
         self.pending = 0

@@ -20,7 +20,10 @@ from sim.scenario.models import Load
 
 
 def arrival_times(load: Load, duration: float, rng: np.random.Generator) -> np.ndarray:
-    """Sorted arrival instants in ``[0, duration)`` for one workflow's load."""
+    """Sorted arrival instants in ``[0, duration)`` for one workflow's load (none for
+    closed-loop clients: they arrive while the run goes on, see :mod:`sim.model.clients`)."""
+    if load.closed:
+        return np.empty(0)
     if load.arrival == "trace":
         return _trace(load, duration, rng)
     if load.profile is not None:

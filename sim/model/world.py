@@ -11,6 +11,14 @@ same order in every topology, so instance i gets the same work everywhere, whate
 steps later run in. Draws that only one topology uses (engine overheads, broker latencies, extra
 hops) come from their own streams; retries and compensations draw from streams of their own too.
 
+Closed-loop clients (:mod:`sim.model.clients`) make their arrivals while the run goes on, in
+answer to its response times, so the number of instances is not known up front. A world with
+clients is *dynamic*: it numbers instances in the order they are created (their global id, the
+slot of the outcome arrays, which grow), and :meth:`World.records` permutes every per-instance
+output so that each workflow's instances are contiguous again, as the records promise. A world
+without clients preallocates its arrays per workflow, as it always has. The i-th instance of a
+workflow still brings the same work in every topology; only its arrival instant differs.
+
 The world also holds the fault driver (:mod:`sim.model.faults`), the run's counters
 (:mod:`sim.model.counters`) and the tracer of sampled instances. How a failed instance ends is
 the saga's business (:mod:`sim.model.saga`); the world only records the outcome it is given, and
@@ -24,6 +32,7 @@ import itertools
 import math
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, Protocol
 
@@ -33,6 +42,7 @@ from simpy.events import Timeout
 
 from sim.model import streams
 from sim.model.autoscaler import Autoscaler, BusyMeter
+from sim.model.clients import Clients
 from sim.model.counters import Counters
 from sim.model.effects import UNDONE, EffectLedger
 from sim.model.faults import Faults, Health
@@ -127,26 +137,54 @@ class World:
         self.faults.register_network(self.network)
         self.hop = self.network.hop
         """Latency of a hop that only some topologies make (drawn in order of use)."""
+        self.dynamic = any(scenario.load[w].closed for w in scenario.workflows)
+        """Whether instances are numbered as they are created (closed-loop clients), not
+        preallocated per workflow (see the module's docstring)."""
         self.plans: list[WorkflowPlan] = []
-        arrivals: list[np.ndarray] = []
+        self.drawn: list[np.ndarray] = []
+        """Each workflow's arrival instants drawn up front (none for closed-loop clients)."""
         offset = 0
         for wname, wf in scenario.workflows.items():
-            times = arrival_times(
-                scenario.load[wname],
-                scenario.duration,
-                streams.generator(self.seed, f"arrivals/{wname}", replication),
+            load = scenario.load[wname]
+            times = (
+                np.empty(0)
+                if load.closed
+                else arrival_times(
+                    load, scenario.duration, streams.generator(self.seed, f"arrivals/{wname}", replication)
+                )
             )
-            self.plans.append(self._compile(wname, wf.steps, offset, len(times)))
-            arrivals.append(times)
-            offset += len(times)
+            size = 0 if self.dynamic else len(times)  # dynamic: counted as they are created
+            self.plans.append(self._compile(wname, wf.steps, offset, size))
+            self.drawn.append(times)
+            offset += size
         self.total = offset
-        self.arrival = np.concatenate(arrivals) if arrivals else np.empty(0)
+        self.arrival = np.concatenate(self.drawn) if self.drawn else np.empty(0)
+        """Arrival instants by global id (dynamic: those drawn up front, in workflow order)."""
+        self.created = array("d")
+        """Dynamic: arrival instants by global id, as instances are created."""
+        self.gids: dict[str, array] = {p.name: array("q") for p in self.plans} if self.dynamic else {}
+        """Dynamic: the global ids of each workflow's instances, by index."""
+        self.clients = [
+            Clients(self, plan, scenario.load[plan.name])
+            for plan in self.plans
+            if scenario.load[plan.name].closed
+        ]
+        self.waiting: dict[int, simpy.Event] = {}
+        """Events to succeed with the outcome of instances a client waits for, by global id."""
         self.tracer: Tracer | None = None
+        self.trace_marks: dict[str, deque[float]] = {}
+        """Closed-loop workflows traced: instants still to reach, the first instance created at or
+        after each being traced (their arrivals cannot be sampled up front)."""
         if trace > 0:
             lo, hi = scenario.warmup_seconds, scenario.duration
             self.tracer = Tracer(
-                {p.name: sample_indices(a, lo, hi, trace) for p, a in zip(self.plans, arrivals, strict=True)}
+                {
+                    p.name: sample_indices(a, lo, hi, trace)
+                    for p, a in zip(self.plans, self.drawn, strict=True)
+                }
             )
+            for c in self.clients:
+                self.trace_marks[c.plan.name] = deque(np.linspace(lo, hi, trace, endpoint=False).tolist())
         # Outcomes, one slot per instance, in compact arrays (a run may hold millions).
         self.completion = array("d", [math.nan]) * self.total
         self.status = array("b", [IN_FLIGHT]) * self.total
@@ -314,8 +352,10 @@ class World:
     # -- running ------------------------------------------------------------------------------
 
     def instance(self, plan: WorkflowPlan, index: int, arrival: float) -> Instance:
-        """Create instance ``index`` of ``plan`` with all the work it brings, drawn now."""
-        inst = Instance(plan, index, arrival)
+        """Create instance ``index`` of ``plan`` with all the work it brings, drawn now (a
+        dynamic world: the next instance of ``plan``, given its slot now)."""
+        gid = self._allocate(plan, index, arrival) if self.dynamic else plan.offset + index
+        inst = Instance(plan, index, arrival, gid)
         if self.tracer is not None and self.tracer.wants(plan.name, index):
             inst.marks = {}
         inst.work = [draw() for draw in plan.service_draws]
@@ -336,6 +376,41 @@ class World:
             inst.net_out = [d() for d in plan.net_out_draws]
             inst.net_entry = plan.net_entry_draw()
         return inst
+
+    def _allocate(self, plan: WorkflowPlan, index: int, arrival: float) -> int:
+        """A slot in every per-instance array for the next instance of ``plan`` (a dynamic
+        world); return its global id."""
+        assert index == plan.count, "a dynamic world creates each workflow's instances in order"
+        gid = self.total
+        self.total += 1
+        plan.count += 1
+        self.gids[plan.name].append(gid)
+        self.created.append(arrival)
+        self.completion.append(math.nan)
+        self.status.append(IN_FLIGHT)
+        self.failed_step.append(-1)
+        self.async_completion.append(math.nan)
+        self.async_failures.append(0)
+        self.async_pending.append(0)
+        self.undo_start.append(math.nan)
+        self.undo_end.append(math.nan)
+        self.effects.grow()
+        marks = self.trace_marks.get(plan.name)
+        if marks and arrival >= marks[0] and arrival < self.scenario.duration:
+            assert self.tracer is not None
+            marks.popleft()
+            self.tracer.sampled.setdefault(plan.name, set()).add(index)
+        return gid
+
+    def submit(self, plan: WorkflowPlan, arrive: Callable[[Instance], None]) -> simpy.Event:
+        """Start the next instance of ``plan`` now (for a client); the event returned succeeds
+        with its outcome code when the instance ends (:meth:`finish`)."""
+        done = self.env.event()
+        inst = self.instance(plan, plan.count, self.env.now)
+        self.waiting[inst.gid] = done
+        self.open += 1
+        arrive(inst)
+        return done
 
     def after(self, delay: float, fn: Callable[[Any], None], arg: Any) -> None:
         """Call ``fn(arg)`` after ``delay`` seconds (at once, without an engine event, if 0)."""
@@ -403,6 +478,10 @@ class World:
         self.completion[inst.gid] = max(self.env.now, inst.arrival)
         self.status[inst.gid] = status
         self.failed_step[inst.gid] = failed_step
+        if self.waiting:
+            client = self.waiting.pop(inst.gid, None)
+            if client is not None:
+                client.succeed(status)
 
     def record_window(self, inst: Instance, start: float) -> None:
         """Record the inconsistency window of ``inst``: from ``start`` until now."""
@@ -430,17 +509,16 @@ class World:
             self.idle.succeed()
 
     def arrivals(self) -> Iterator[tuple[float, WorkflowPlan, int]]:
-        """All arrivals of all workflows in time order (ties: workflow order, then index)."""
+        """All arrivals drawn up front, of all workflows, in time order (ties: workflow order,
+        then index)."""
+        sizes = [len(times) for times in self.drawn]
+        starts = np.cumsum([0, *sizes[:-1]]).tolist()
         order = np.argsort(self.arrival, kind="stable")
-        owners = (
-            np.concatenate([np.full(p.count, i) for i, p in enumerate(self.plans)])
-            if self.plans
-            else np.empty(0)
-        )
+        owners = np.concatenate([np.full(n, i) for i, n in enumerate(sizes)]) if self.plans else np.empty(0)
         times = self.arrival[order].tolist()
         for t, g in zip(times, order.tolist()):
-            plan = self.plans[int(owners[g])]
-            yield t, plan, g - plan.offset
+            i = int(owners[g])
+            yield t, self.plans[i], g - starts[i]
 
     def source(self, arrive: Callable[[Instance], None]) -> Generator[simpy.Event, Any, None]:
         """The process that starts every workflow instance at its arrival instant."""
@@ -450,6 +528,10 @@ class World:
                 yield Timeout(env, t - env.now)
             self.open += 1
             arrive(self.instance(plan, index, t))
+        if not self.clients:  # else arrivals are over when the clients stop: at the duration
+            self._arrivals_end()
+
+    def _arrivals_end(self) -> None:
         self.arrivals_over = True
         if self.open == 0 and not self.idle.triggered:
             self.idle.succeed()
@@ -468,12 +550,16 @@ class World:
         for scaler in self.autoscalers:
             scaler.start()
         env.process(self.source(arrive))
+        for clients in self.clients:
+            clients.start(arrive)
         duration = self.scenario.duration
         marks = np.linspace(0, duration, 41)[1:].tolist() if progress is not None else [duration]
         for t in marks:
             env.run(until=t)
             if progress is not None:
                 progress(t / duration)
+        if self.clients:  # the clock stands at the duration: clients submit nothing from now on
+            self._arrivals_end()
         deadline = duration + self.scenario.drain_time
         if not self.idle.triggered and self.scenario.drain_time > 0:
             env.run(until=env.any_of([self.idle, env.timeout(self.scenario.drain_time)]))
@@ -486,11 +572,18 @@ class World:
         self.check_conservation()
         self.effects.check()
         if self.tracer is not None:  # sampled instances still running get an open-ended root span
+            arrivals = self.arrivals_by_gid()
             for plan in self.plans:
                 for index in sorted(self.tracer.sampled.get(plan.name, ())):
-                    if self.status[plan.offset + index] == IN_FLIGHT:
-                        arrival = float(self.arrival[plan.offset + index])
+                    gid = self.gids[plan.name][index] if self.dynamic else plan.offset + index
+                    if self.status[gid] == IN_FLIGHT:
+                        arrival = float(arrivals[gid])
                         self.tracer.root(plan.name, index, arrival, float(env.now), "in_flight")
+
+    def arrivals_by_gid(self) -> np.ndarray:
+        """The arrival instant of every instance, by global id (dynamic: a copy, so the array
+        of arrivals can still grow)."""
+        return np.array(self.created, dtype=float) if self.dynamic else self.arrival
 
     def _quiet(self) -> bool:
         """Whether no station holds a request (in service, on a draining replica, or waiting)."""
@@ -540,7 +633,12 @@ class World:
         finished = ~np.isnan(done)
         if int(finished.sum()) != sum(counts[c] for c in FINISHED):
             raise AssertionError("conservation violated: finished instances without an outcome")
-        if np.any(done[finished] > self.env.now) or np.any(done[finished] < self.arrival[finished]):
+        arrival = self.arrivals_by_gid()
+        if arrival.size != self.total:
+            raise AssertionError(
+                f"conservation violated: {self.total} arrived, {arrival.size} arrival instants"
+            )
+        if np.any(done[finished] > self.env.now) or np.any(done[finished] < arrival[finished]):
             raise AssertionError("conservation violated: a completion outside the run")
         open_async = int(np.sum(self.async_pending))
         if self.open != counts[IN_FLIGHT] + open_async:
@@ -553,25 +651,37 @@ class World:
         from :func:`time.perf_counter`, at which the world was built)."""
         counters: dict[str, float] = dict(self.counters.as_dict())
         counters["lost_work"] = float(sum(st.lost_work for st in self.components))
+        outcomes = OutcomeRecord(
+            arrival=self.arrivals_by_gid(),
+            completion=_view(self.completion, float),
+            status=_view(self.status, np.int8),
+            failed_step=_view(self.failed_step, np.int32),
+            inconsistency_start=_view(self.undo_start, float),
+            inconsistency_end=_view(self.undo_end, float),
+            async_completion=_view(self.async_completion, float),
+            async_pending=_view(self.async_pending, np.int32),
+            async_failures=_view(self.async_failures, np.int32),
+        )
+        effects = EffectRecord(*(np.array(column) for column in self.effects.columns()))
+        offsets = [p.offset for p in self.plans]
+        if self.dynamic:
+            # Global ids in creation order → each workflow's instances contiguous, by index.
+            order = np.concatenate([np.array(self.gids[p.name], dtype=np.int64) for p in self.plans])
+            outcomes = OutcomeRecord(**{k: v[order] for k, v in vars(outcomes).items()})
+            renumber = np.empty(self.total, dtype=np.int64)
+            renumber[order] = np.arange(self.total, dtype=np.int64)
+            effects.gid = renumber[effects.gid]
+            offsets = np.cumsum([0, *(p.count for p in self.plans[:-1])]).tolist()
         return TopologyRun(
             topology=topology,
             kind=kind,
             seed=self.seed,
             replication=self.replication,
             workflows=[
-                WorkflowRecord(p.name, p.offset, p.count, [s.service for s in p.steps]) for p in self.plans
+                WorkflowRecord(p.name, offset, p.count, [s.service for s in p.steps])
+                for p, offset in zip(self.plans, offsets, strict=True)
             ],
-            outcomes=OutcomeRecord(
-                arrival=self.arrival,
-                completion=_view(self.completion, float),
-                status=_view(self.status, np.int8),
-                failed_step=_view(self.failed_step, np.int32),
-                inconsistency_start=_view(self.undo_start, float),
-                inconsistency_end=_view(self.undo_end, float),
-                async_completion=_view(self.async_completion, float),
-                async_pending=_view(self.async_pending, np.int32),
-                async_failures=_view(self.async_failures, np.int32),
-            ),
+            outcomes=outcomes,
             components=[
                 ComponentRecord(
                     name=st.name,
@@ -598,7 +708,7 @@ class World:
             faulted=faulted,
             tallies={k: np.array(v, dtype=float).reshape(-1, 2) for k, v in self.tallies.items()},
             groups=[g.record() for g in self.subscriptions],
-            effects=EffectRecord(*(np.array(column) for column in self.effects.columns())),
+            effects=effects,
         )
 
 

@@ -45,6 +45,10 @@ and to their product). Faults start one process per replica, and per-server stat
 MAX_COUNT = 1_000_000_000
 """Largest other whole number: queue limits, bulkhead slots, circuit-breaker windows, Erlang phases."""
 
+MAX_CLIENTS = 100_000
+"""Most closed-loop clients of one workflow's load: each is a simulation process with a random
+stream of its own."""
+
 MAX_ATTEMPTS = 100
 """Most attempts of one call (``retry.max_attempts``) and deliveries of one event
 (``broker.max_deliveries``): each attempt is simulated, possibly all at one instant."""
@@ -103,7 +107,8 @@ def run_span(scenario: Scenario) -> float:
 
 def expected_arrivals(scenario: Scenario) -> float:
     """Expected arrivals of one run: Σ over workflows of the expected arrivals of its load in
-    ``[0, duration)`` (a rate, a schedule, a profile's integral, a trace's count)."""
+    ``[0, duration)`` (a rate, a schedule, a profile's integral, a trace's count; for closed-loop
+    clients, whose arrivals depend on the response times, an upper bound)."""
     return sum(load.expected_arrivals(scenario.duration) for load in scenario.load.values())
 
 
@@ -166,6 +171,10 @@ def check_limits(scenario: Scenario, *, force: bool = False, source: str | None 
         problems.append(
             f"load: about {_count(arrivals)} arrivals per run (mean rate × duration, summed over the "
             f"workflows) exceed the limit of {MAX_ARRIVALS:,}; lower the rates or the duration, {hint}"
+            if not any(load.closed for load in scenario.load.values())
+            else f"load: up to {_count(arrivals)} arrivals per run (mean rate × duration, and for "
+            f"clients N × duration × (1 / mean think_time + 1 / patience), summed over the workflows) "
+            f"exceed the limit of {MAX_ARRIVALS:,}; lower the rates, the clients or the duration, {hint}"
         )
     windows = expected_windows(scenario)
     if windows > MAX_WINDOWS:

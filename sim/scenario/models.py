@@ -38,6 +38,7 @@ from sim.scenario.distributions import ZERO, Distribution, Spec, Uniform, _check
 from sim.scenario.engine import Orchestrator
 from sim.scenario.grid import SweepSpec
 from sim.scenario.limits import (
+    MAX_CLIENTS,
     MAX_COUNT,
     MAX_FACTOR,
     MAX_RATE,
@@ -326,12 +327,47 @@ class RatePeriod(_Model):
     rate: NonNegativeFloat = Field(le=MAX_RATE, description="Arrival rate, per second (at most 1e9).")
 
 
+OPEN_LOOP_FIELDS = (
+    "arrival",
+    "rate",
+    "schedule",
+    "profile",
+    "peak",
+    "trough",
+    "period",
+    "peak_at",
+    "times",
+    "counts",
+    "file",
+    "column",
+    "per_second",
+)
+"""Fields of an open-loop load (arrivals drawn up front), which ``clients`` excludes."""
+CLOSED_LOOP_FIELDS = ("think_time", "patience", "retry")
+"""Fields of a closed-loop load, which need ``clients``."""
+DEFAULT_CLIENT_RETRY = Retry(max_attempts=2)
+"""What an impatient client does when ``retry`` is omitted: it tries once more (a user who
+reloads the page once), then goes back to thinking."""
+
+
 class Load(_Model):
     """Arrivals of one workflow: Poisson or evenly spaced at a fixed ``rate``, by a ``schedule``
     of rates, or following a ``profile: diurnal`` (a sinusoid between ``trough`` and ``peak``
     rates over ``period`` seconds, highest at ``peak_at``); or replayed from a ``trace``
     (``arrival: trace``): arrival instants, or counts per second, from a CSV ``file`` (one
-    column, or the ``column`` named) or given inline (``times``, ``counts``)."""
+    column, or the ``column`` named) or given inline (``times``, ``counts``).
+
+    All of these are open loops: arrivals come whatever the system does. ``clients: N`` makes a
+    closed loop instead, the interactive users of a closed queueing network (the machine-repairman
+    model, M/M/1//N) and of load generators (a JMeter thread group or Locust users with a think
+    time): each client thinks for a draw of ``think_time``, submits one instance, waits for its
+    outcome, and thinks again; throughput then follows X = N / (R + Z) (R the response time, Z the
+    mean think time), so a slower system is offered less load. A client that has waited
+    ``patience`` seconds gives up on its instance (which goes on in the system: abandonment
+    cancels nothing server-side) and submits a new one after the backoff of ``retry``, as long
+    as its attempts allow; its retries join the load (a retry storm under overload). Arrivals of
+    a closed loop depend on the response times, so they differ between topologies (the work of
+    the i-th instance of a workflow is still the same everywhere)."""
 
     arrival: Literal["poisson", "deterministic", "trace"] = Field(
         "poisson",
@@ -371,9 +407,75 @@ class Load(_Model):
     )
     column: str | None = Field(None, description="trace: column of the CSV file to read.")
     per_second: bool = Field(False, description="trace: the file holds counts per second, not instants.")
+    clients: PositiveInt | None = Field(
+        None,
+        le=MAX_CLIENTS,
+        description="A closed loop of this many clients (at most 100,000), each thinking, submitting "
+        "one instance and waiting for its outcome, again and again; excludes rate, schedule, "
+        "profile and trace.",
+    )
+    think_time: Distribution | None = Field(
+        None,
+        description="clients: seconds a client thinks before each submission (required; its mean "
+        "must be greater than 0).",
+    )
+    patience: PositiveFloat | None = Field(
+        None,
+        le=MAX_SECONDS,
+        description="clients: seconds a client waits for its instance before it gives up on it and "
+        "retries (the instance goes on). Omit: clients wait for the outcome, however long.",
+    )
+    retry: Retry | None = Field(
+        None,
+        description="clients with patience: how a client retries an instance it gave up on "
+        "(max_attempts counts the first submission; backoff before each retry). Omit: one retry "
+        "after the default backoff (max_attempts: 2); max_attempts: 1 for none.",
+    )
+
+    @property
+    def closed(self) -> bool:
+        """Whether this is a closed loop (``clients``): arrivals made while running."""
+        return self.clients is not None
+
+    @property
+    def client_retry(self) -> Retry:
+        """The retry policy of impatient clients (the default when ``retry`` is omitted)."""
+        return DEFAULT_CLIENT_RETRY if self.retry is None else self.retry
+
+    @field_validator("think_time")
+    @classmethod
+    def _thinking_takes_time(cls, think: Spec | None) -> Spec | None:
+        if think is not None and not think.mean > 0:
+            raise ValueError(
+                "must have a mean greater than 0 (clients that never think, of a system that takes "
+                "no time, would submit forever at one instant)"
+            )
+        return think
+
+    @model_validator(mode="after")
+    def _one_loop(self) -> Load:
+        # (by value, not by the fields given: a resolved scenario spells out every default)
+        fields = type(self).model_fields
+        if self.clients is not None:
+            extra = [f for f in OPEN_LOOP_FIELDS if getattr(self, f) != fields[f].default]
+            if extra:
+                raise ValueError(
+                    f"clients makes a closed loop (arrivals come from the clients): no {', '.join(extra)}"
+                )
+            if self.think_time is None:
+                raise ValueError("clients needs think_time, e.g. {dist: exponential, mean: 5}")
+            if self.retry is not None and self.patience is None:
+                raise ValueError("retry is for impatient clients: give patience too")
+            return self
+        extra = [f for f in CLOSED_LOOP_FIELDS if getattr(self, f) is not None]
+        if extra:
+            raise ValueError(f"{', '.join(extra)}: for closed-loop clients only (give clients)")
+        return self
 
     @model_validator(mode="after")
     def _one_shape(self, info: ValidationInfo) -> Load:
+        if self.clients is not None:
+            return self
         if self.arrival == "trace":
             if self.rate is not None or self.schedule is not None or self.profile is not None:
                 raise ValueError("a trace gives the arrivals itself: no rate, schedule or profile")
@@ -436,7 +538,10 @@ class Load(_Model):
         return mean * t + amplitude / w * (np.sin(w * (t - peak_at)) + np.sin(w * peak_at))
 
     def expected_arrivals(self, duration: float) -> float:
-        """Expected arrivals in ``[0, duration)``."""
+        """Expected arrivals in ``[0, duration)``; for closed-loop clients, whose arrivals depend
+        on the response times, an upper bound (:meth:`most_arrivals`)."""
+        if self.clients is not None:
+            return self.most_arrivals(duration)
         if self.arrival == "trace":
             if self.times is not None:
                 return float(sum(1 for t in self.times if t < duration))
@@ -453,6 +558,17 @@ class Load(_Model):
         periods = self.periods()
         ends = [start for start, _ in periods[1:]] + [duration]
         return sum(rate * max(0.0, min(end, duration) - start) for (start, rate), end in zip(periods, ends))
+
+    def most_arrivals(self, duration: float) -> float:
+        """At most how many instances closed-loop clients submit in ``[0, duration)``, on
+        average: each submission follows a think (mean Z) or a wait of ``patience`` (P) given
+        up, so N clients make at most N × (duration / Z + duration / P + 1) of them (a response
+        time of 0: the bound of the response-time law X = N / (R + Z), plus the retries)."""
+        assert self.clients is not None and self.think_time is not None
+        per_client = duration / self.think_time.mean + 1
+        if self.patience is not None:
+            per_client += duration / self.patience
+        return self.clients * per_client
 
 
 class _Window(_Model):

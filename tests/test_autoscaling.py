@@ -274,6 +274,7 @@ def test_a_replica_scaled_in_drains_before_it_goes() -> None:
         ({"max": 2, "target": 1.5}, "at most 1"),
         ({"max": 2, "target": 0.5, "metric": "cpu"}, "metric"),
         ({"target": 0.5}, "max"),
+        ({"max": 2, "target": 0.5, "interval": 0.001}, "greater than or equal to 1"),
     ],
 )
 def test_bad_autoscale_settings_are_refused(autoscale: dict[str, Any], message: str) -> None:
@@ -281,6 +282,18 @@ def test_bad_autoscale_settings_are_refused(autoscale: dict[str, Any], message: 
     with pytest.raises(ScenarioError, match="autoscale") as info:
         sim.scenario_from_dict(data)
     assert message in str(info.value)
+
+
+def test_an_autoscaler_evaluating_too_often_for_the_run_is_refused() -> None:
+    """A year evaluated every second is 31.5 million evaluations: refused unless forced."""
+    from sim.scenario.limits import check_limits
+
+    data = _scenario([(0, 0.001)], 0.1, {"max": 2, "target": 0.5, "interval": 1}, duration=365 * 86400)
+    data["drain"] = 0
+    sc = sim.scenario_from_dict(data)
+    with pytest.raises(ScenarioError, match="autoscaler evaluations"):
+        check_limits(sc)
+    check_limits(sc, force=True)
 
 
 def test_the_engine_has_no_lag_to_scale_on() -> None:

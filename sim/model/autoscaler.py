@@ -135,8 +135,9 @@ class Autoscaler:
         ratio = total / (config.target * current)
         if abs(ratio - 1.0) <= config.tolerance:
             raw = current
-        else:
-            raw = max(0, math.ceil(total / config.target - 1e-9))
+        else:  # (a recommendation above max counts as max: the bounds apply to it in the end)
+            need = total / config.target
+            raw = config.max if need >= config.max else max(0, math.ceil(need - 1e-9))
         now = self.env.now
         self.recommendations.append((now, raw))
         keep = now - max(config.stabilization_up, config.stabilization_down, 0.0)

@@ -36,8 +36,11 @@ class Autoscale(StrictModel):
         description="Target of the metric: a share in (0, 1] for utilization, a count per replica "
         "for queue and lag."
     )
-    interval: PositiveFloat = Field(
-        15.0, le=MAX_SECONDS, description="Seconds between evaluations (the HPA's sync period, 15 s)."
+    interval: float = Field(
+        15.0,
+        ge=1,
+        le=MAX_SECONDS,
+        description="Seconds between evaluations, at least 1 (the HPA's sync period, 15 s).",
     )
     stabilization_up: NonNegativeFloat = Field(
         0.0, le=MAX_SECONDS, description="Scale-up stabilization window, in seconds (HPA default 0)."

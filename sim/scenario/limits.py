@@ -87,6 +87,10 @@ MAX_WINDOWS = 100_000
 MAX_CRASHES = 1_000_000
 """Most expected crashes in one run, over all crash faults and replicas."""
 
+MAX_EVALUATIONS = 1_000_000
+"""Most autoscaler evaluations in one run, over all autoscaled components: (duration + drain) /
+interval each."""
+
 # --- the file itself (sim.scenario.loader) ------------------------------------------------------
 
 MAX_FILE_BYTES = 10_000_000
@@ -134,11 +138,24 @@ def expected_crashes(scenario: Scenario) -> list[tuple[int, float]]:
     return out
 
 
+def expected_evaluations(scenario: Scenario) -> float:
+    """Autoscaler evaluations of a run that lasts as long as it may: every autoscaled service's,
+    and those of the most often evaluating engine (a run has one topology, so one engine)."""
+    span = run_span(scenario)
+    services = sum(span / s.autoscale.interval for s in scenario.services.values() if s.autoscale)
+    engines = [
+        span / t.orchestrator.autoscale.interval
+        for t in scenario.topologies.values()
+        if t.orchestrator is not None and t.orchestrator.autoscale is not None
+    ]
+    return services + max(engines, default=0.0)
+
+
 def _replicas(scenario: Scenario, target: str) -> int:
     if target in scenario.services:
-        return scenario.services[target].replicas
+        return scenario.services[target].most_replicas  # an autoscaled one's crash processes: per replica
     if target == "orchestrator":
-        engines = [t.orchestrator.replicas for t in scenario.topologies.values() if t.orchestrator]
+        engines = [t.orchestrator.most_replicas for t in scenario.topologies.values() if t.orchestrator]
         return max(engines, default=1)
     if target == "broker":
         brokers = [t.broker.partitions for t in scenario.topologies.values() if t.broker]
@@ -191,5 +208,12 @@ def check_limits(scenario: Scenario, *, force: bool = False, source: str | None 
                 f"mean mttr)) exceed the limit of {MAX_CRASHES:,}; lengthen mtbf or limit the "
                 f"process with until, {hint}"
             )
+    evaluations = expected_evaluations(scenario)
+    if evaluations > MAX_EVALUATIONS:
+        problems.append(
+            f"autoscale: about {_count(evaluations)} autoscaler evaluations per run ((duration + drain) / "
+            f"interval, summed over the autoscaled components) exceed the limit of {MAX_EVALUATIONS:,}; "
+            f"lengthen the interval or shorten the run, {hint}"
+        )
     if problems:
         raise ScenarioError(source if source is not None else scenario.name, problems)

@@ -880,9 +880,10 @@ def _reference_problems(s: Scenario) -> Iterable[str]:
         if (
             fault.type == "capacity_loss"
             and fault.target in s.services
-            and fault.replicas > s.services[fault.target].replicas
+            and fault.replicas > s.services[fault.target].most_replicas
         ):
-            yield f"faults[{i}].replicas: {fault.target!r} has only {s.services[fault.target].replicas}"
+            most = s.services[fault.target].most_replicas
+            yield f"faults[{i}].replicas: {fault.target!r} has at most {most}"
     yield from _queue_limit_problems(s)
     yield from _saga_problems(s)
     for tname, topo in s.topologies.items():

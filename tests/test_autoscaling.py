@@ -5,10 +5,12 @@ HPA's formula desired = ceil(current × metric / target), never from the code's 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 import sim
 from sim.analysis.replicas import level, replicas_table
@@ -311,3 +313,32 @@ def test_level_of_a_step_function() -> None:
     mean, most = level(run, "replicas", "x", 5.0, 40.0)  # type: ignore[misc]
     assert mean == pytest.approx((5 * 1 + 20 * 4 + 10 * 2) / 35)
     assert most == 4
+
+
+def test_autoscaling_reaches_the_run_folder_the_report_and_the_command_line(tmp_path: Path) -> None:
+    """replicas.csv and plots/replicas.png in the run folder, read back; the report's plot, facts
+    and components columns; the command line's rows."""
+    from typer.testing import CliRunner
+
+    from sim.api.report import write_report
+    from sim.cli.app import app
+
+    data = _scenario(
+        [(0, 80.0), (STEP, 170.0)],
+        {"dist": "exponential", "mean": 0.01},
+        {"min": 1, "max": 10, "target": 0.5, "startup_time": 20},
+        duration=400,
+    )
+    path = tmp_path / "scaled.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    folder = tmp_path / "run"
+    out = CliRunner().invoke(app, ["run", str(path), "--out", str(folder)])
+    assert out.exit_code == 0, out.output
+    assert "autoscaled replica-hours" in out.output and "scale-ups" in out.output
+    assert (folder / "replicas.csv").exists() and (folder / "plots" / "replicas.png").exists()
+    back = sim.read_run(folder)
+    assert set(back.replicas["topology"]) == {"orchestration", "choreography"}
+    html = write_report(folder).read_text(encoding="utf-8")
+    assert "Replicas over time" in html
+    assert "a 1-10 replicas on utilization" in html
+    assert "replicas max" in html

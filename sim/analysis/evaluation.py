@@ -73,6 +73,7 @@ HEADLINE = [
     "async_latency_p99",
     "cost",
     "cost_per_1k",
+    "replica_hours",
 ]
 """Summary metrics that get a confidence interval across replications."""
 

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.costs import cost_figures
-from sim.analysis.replicas import level
+from sim.analysis.replicas import autoscaled_hours, level
 from sim.model.outcomes import COMPLETED, IN_FLIGHT, STATUS_NAMES
 from sim.model.records import ComponentRecord, GroupRecord, TopologyRun
 from sim.scenario.models import Scenario
@@ -679,6 +679,7 @@ def summary_table(
             **run_counts,
             **{k: run.counters.get(k, 0) for k in COUNTERS},
             **cost_figures(run, scenario, run_counts["run_completed"]),
+            "replica_hours": autoscaled_hours(run),
             "end_time": run.end_time,
         }
         outcomes = sum(figures[name] for name in OUTCOMES)

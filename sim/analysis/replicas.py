@@ -7,6 +7,7 @@ A component without an autoscaler has none; its replicas are the scenario's, all
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,6 +48,12 @@ def replica_hours(run: TopologyRun, name: str, fixed: int) -> float:
     found = level(run, "replicas", name, 0.0, run.end_time)
     mean = fixed if found is None else found[0]
     return mean * run.end_time / 3600.0
+
+
+def autoscaled_hours(run: TopologyRun) -> float:
+    """Replica-hours of every autoscaled component of ``run`` together (NaN if none was)."""
+    names = [key.split("/", 1)[1] for key in run.tallies if key.startswith("replicas/")]
+    return sum(replica_hours(run, name, 0) for name in names) if names else math.nan
 
 
 def replicas_table(runs: Sequence[TopologyRun]) -> pd.DataFrame:

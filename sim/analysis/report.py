@@ -247,6 +247,21 @@ class VerdictSection:
 # --- the sections, as data ----------------------------------------------------------------------
 
 
+def _autoscaled(sc: Scenario) -> list[str]:
+    """Each autoscaled component with its bounds, metric and target, as the report states them."""
+    found = [(name, svc.autoscale) for name, svc in sc.services.items()]
+    found += [
+        (f"orchestrator ({name})", topo.orchestrator.autoscale)
+        for name, topo in sc.topologies.items()
+        if topo.orchestrator is not None
+    ]
+    return [
+        f"{name} {a.min}-{a.max} replicas on {a.metric} (target {a.target:g}, startup {a.startup_time:g} s)"
+        for name, a in found
+        if a is not None
+    ]
+
+
 def _facts(result: ReportFrames) -> list[tuple[str, str]]:
     sc, meta = result.scenario, result.meta
     warmup = f"{float(sc.warmup):g} s" if sc.warmup != "auto" else "auto"
@@ -264,6 +279,9 @@ def _facts(result: ReportFrames) -> list[tuple[str, str]]:
     ]
     if sc.faults:
         items.append(("faults", f"{len(sc.faults)} (baseline run without them for the blast radius)"))
+    scaled = _autoscaled(sc)
+    if scaled:
+        items.append(("autoscaling", "; ".join(scaled)))
     if meta.get("created"):
         items.append(("created", str(meta["created"])))
     if isinstance(meta.get("wall_seconds"), int | float):

@@ -47,6 +47,10 @@ TABLE_ROWS = [
     ("client retries", "client_retries", ""),
     ("duplicate effects", "duplicate_effects", ""),
     ("orphan effects", "orphan_effects", ""),
+    ("autoscaled replica-hours", "replica_hours", ""),
+    ("scale-ups", "scale_ups", ""),
+    ("scale-downs", "scale_downs", ""),
+    ("engine shard moves", "shard_moves", ""),
     ("cost / 1k workflows", "cost_per_1k", "money"),
     ("bottleneck", "bottleneck", ""),
     ("bottleneck utilization", "bottleneck_utilization", "%"),
@@ -71,6 +75,10 @@ OPTIONAL_ROWS = {
     "duplicate_effects",
     "orphan_effects",
     "cost_per_1k",
+    "replica_hours",
+    "scale_ups",
+    "scale_downs",
+    "shard_moves",
 }
 """Rows shown only when some topology has a value other than 0 there (an engine, a store, a
 broker's consumer groups and their troubles)."""

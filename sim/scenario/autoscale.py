@@ -3,7 +3,7 @@ replicas (KEDA's scalers for queue and lag metrics), used by services and by the
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
@@ -73,3 +73,22 @@ class Autoscale(StrictModel):
     def initial(self, replicas: int) -> int:
         """The replicas a component starts with: its configured ones, within [min, max]."""
         return min(max(replicas, self.min), self.max)
+
+
+class Scalable:
+    """What a component with replicas and an optional ``autoscale`` (a service, the engine) says
+    of its replicas."""
+
+    if TYPE_CHECKING:
+        replicas: int
+        autoscale: Autoscale | None
+
+    @property
+    def most_replicas(self) -> int:
+        """Replicas it may ever have (autoscale's max, or its fixed replicas)."""
+        return self.replicas if self.autoscale is None else self.autoscale.max
+
+    @property
+    def initial_replicas(self) -> int:
+        """Replicas it starts with."""
+        return self.replicas if self.autoscale is None else self.autoscale.initial(self.replicas)

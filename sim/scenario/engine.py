@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.scenario.autoscale import Autoscale
+from sim.scenario.autoscale import Autoscale, Scalable
 from sim.scenario.base import StrictModel
 from sim.scenario.distributions import ZERO, Constant, Distribution
 from sim.scenario.limits import MAX_RATE, MAX_SECONDS, MAX_SERVERS
@@ -81,7 +81,7 @@ _REPLACED = {
 }
 
 
-class Orchestrator(_Model):
+class Orchestrator(Scalable, _Model):
     """A central workflow engine (see the module docstring)."""
 
     dispatch: Literal["push", "poll"] = Field(
@@ -149,16 +149,6 @@ class Orchestrator(_Model):
         if self.autoscale is not None and self.autoscale.metric == "lag":
             raise ValueError("the engine scales on utilization or queue (it has no lag)")
         return self
-
-    @property
-    def most_replicas(self) -> int:
-        """Replicas it may ever have (autoscale's max, or its fixed replicas)."""
-        return self.replicas if self.autoscale is None else self.autoscale.max
-
-    @property
-    def initial_replicas(self) -> int:
-        """Replicas it starts with."""
-        return self.replicas if self.autoscale is None else self.autoscale.initial(self.replicas)
 
     @model_validator(mode="before")
     @classmethod

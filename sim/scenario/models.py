@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.scenario.autoscale import Autoscale
+from sim.scenario.autoscale import Autoscale, Scalable
 from sim.scenario.base import StrictModel
 from sim.scenario.broker import Broker
 from sim.scenario.costs import Costs
@@ -109,7 +109,7 @@ class Compensation(_Model):
     error_probability: float = Field(0.0, ge=0, le=1, description="Probability that it fails.")
 
 
-class Service(_Model):
+class Service(Scalable, _Model):
     """A service: ``replicas`` × ``concurrency`` identical servers in front of one FIFO queue
     (at most 100,000 servers)."""
 
@@ -226,16 +226,6 @@ class Service(_Model):
     def _fits(self) -> Service:
         _servers_fit("the service", self.most_replicas, self.concurrency, "replicas × concurrency")
         return self
-
-    @property
-    def most_replicas(self) -> int:
-        """Replicas it may ever have (autoscale's max, or its fixed replicas)."""
-        return self.replicas if self.autoscale is None else self.autoscale.max
-
-    @property
-    def initial_replicas(self) -> int:
-        """Replicas it starts with."""
-        return self.replicas if self.autoscale is None else self.autoscale.initial(self.replicas)
 
     @property
     def servers(self) -> int:

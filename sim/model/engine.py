@@ -327,9 +327,10 @@ class Engine:
         while True:
             busiest = max(serving, key=lambda r: (load[r], -r))
             idlest = min(serving, key=lambda r: (load[r], r))
-            if load[busiest] - load[idlest] <= 1:
+            movable = [s for s, o in destination.items() if o == busiest and s not in self.handing]
+            if load[busiest] - load[idlest] <= 1 or not movable:  # (shards on their way stay)
                 break
-            s = max(s for s, o in destination.items() if o == busiest and s not in self.handing)
+            s = movable[-1]
             load[busiest] -= 1
             load[idlest] += 1
             destination[s] = idlest

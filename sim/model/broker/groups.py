@@ -775,6 +775,8 @@ class QueueGroup(Group):
         self.busy = [0] * self.consumers
         self.serve: tuple[Serve, Serve] | None = None
         self.ring = -1
+        self._refilling = False
+        self._again: deque[int] = deque()
         if self.prefetch is not None:
             health.on_change.append(self._health)
             health.drain_checks.append(lambda c: self.busy[c] == 0)
@@ -889,8 +891,23 @@ class QueueGroup(Group):
         if self.prefetch is not None and r.consumer >= 0:
             self.held[r.consumer] -= 1
             self.busy[r.consumer] -= 1
-            self._run(r.consumer)
+            self._refill(r.consumer)
+
+    def _refill(self, c: int) -> None:
+        """Consumer ``c`` has room again: its free workers take its buffer, then the ready
+        messages go round. A message acknowledged at once when taken (its workflow is over)
+        asks for a refill from within one: the running refill's loop does it, so that a long
+        run of such messages does not nest."""
+        if self._refilling:
+            self._again.append(c)
+            return
+        self._refilling = True
+        self._run(c)
+        self._dispatch()
+        while self._again:
+            self._run(self._again.popleft())
             self._dispatch()
+        self._refilling = False
 
     def aborted(self, r: Receipt) -> None:
         """A crash aborted the work: the message comes back when the lease of its receipt runs

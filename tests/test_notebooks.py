@@ -34,6 +34,8 @@ PER_NOTEBOOK = {
     "capacity-sweep.ipynb": {"DURATION": 40},
     # payment-outage.yaml: warm-up 30 s, outage at 120-180 s; 260 s covers the recovery.
     "blast-radius.ipynb": {"DURATION": 260, "REPLICATIONS": 1},
+    # the spike is at 200-320 s
+    "capacity-and-cost.ipynb": {"DURATION": 360, "STARTUP_TIMES": [0, 30], "CLIENTS": [2, 16]},
 }
 """Values that differ from ``SMALL`` for one notebook."""
 

@@ -118,6 +118,7 @@ def test_prices_come_from_a_file_and_a_topology_overrides_them(tmp_path: Path) -
         ({"include": "prices.yaml"}, "both give per_transition"),
         ({"use": ["a"]}, "give include"),
         ({"include": "../prices.yaml"}, "costs.include"),
+        ({"include": "missing.yaml"}, "^<scenario>: costs.include: missing.yaml: file not found$"),
     ],
 )
 def test_price_files_are_checked(tmp_path: Path, costs: dict[str, Any], message: str) -> None:

@@ -535,7 +535,7 @@ def _frames(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
         seed=scenario.seed,
         summary=summary_table(runs, requests, scenario, components),
         components=components,
-        requests=pd.concat(requests, ignore_index=True),
+        requests=_concat_requests(requests),
         timeseries=timeseries_table(runs, requests, scenario),
         workflows=workflows_table(runs, requests, scenario),
         shards=parts_table(runs, scenario),
@@ -543,6 +543,17 @@ def _frames(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
         lag=lag_table(runs, scenario),
         replicas=replicas_table(runs),
     )
+
+
+def _concat_requests(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The runs' requests frames as one, the topology still a category (each run's frame has its
+    own, which a plain concatenation would turn into a column of strings)."""
+    if not frames:
+        return pd.DataFrame()
+    names = list(dict.fromkeys(str(f["topology"].iloc[0]) for f in frames if len(f)))
+    out = pd.concat(frames, ignore_index=True)
+    out["topology"] = pd.Categorical(out["topology"].astype(object), categories=names)
+    return out
 
 
 def _blast_radius(

@@ -283,7 +283,10 @@ def _effect_columns(run: TopologyRun) -> dict[str, np.ndarray]:
     """Per instance: its entries of each kind, and its applications still standing at the end."""
     total = run.total
     gid, _, kind, _ = _entries(run)
-    out = {name: np.bincount(gid[kind == code], minlength=total) for name, code in EFFECT_KINDS.items()}
+    out = {
+        name: np.bincount(gid[kind == code], minlength=total).astype(np.int32)
+        for name, code in EFFECT_KINDS.items()
+    }
     out["standing_effects"] = out["effects"] + out["duplicate_effects"] - out["undone_effects"]
     return out
 
@@ -291,16 +294,22 @@ def _effect_columns(run: TopologyRun) -> dict[str, np.ndarray]:
 def requests_frame(run: TopologyRun) -> pd.DataFrame:
     """One row per workflow instance of a run, in (workflow, id) order."""
     out = run.outcomes
-    workflow = np.concatenate([np.full(w.count, w.name, dtype=object) for w in run.workflows])
-    ids = np.concatenate([np.arange(w.count) for w in run.workflows])
-    step_names = {w.name: w.steps for w in run.workflows}
-    failed_at = [
-        step_names[w][k] if k >= 0 else None for w, k in zip(workflow.tolist(), out.failed_step.tolist())
-    ]
+    counts = [w.count for w in run.workflows]
+    n = sum(counts)
+    # Names as categories (a code per row, not a string): the frame of a long run stays small.
+    which = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    workflow = pd.Categorical.from_codes(which, list(dict.fromkeys(w.name for w in run.workflows)))
+    ids = np.concatenate([np.arange(c, dtype=np.int64) for c in counts]) if counts else np.empty(0, np.int64)
+    services = list(dict.fromkeys(s for w in run.workflows for s in w.steps))
+    # Per workflow, the code of the service of each step (and -1, no failure, at the end).
+    lookup = [np.array([services.index(s) for s in w.steps] + [-1], dtype=np.int32) for w in run.workflows]
+    failed = np.full(n, -1, dtype=np.int32)
+    for w, steps, start in zip(run.workflows, lookup, np.cumsum([0, *counts[:-1]]).tolist(), strict=True):
+        failed[start : start + w.count] = steps[out.failed_step[start : start + w.count]]
     return pd.DataFrame(
         {
-            "topology": run.topology,
-            "replication": np.full(len(ids), run.replication, dtype=np.int32),
+            "topology": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [run.topology]),
+            "replication": np.full(n, run.replication, dtype=np.int32),
             "workflow": workflow,
             "id": ids,
             "arrival": out.arrival,
@@ -309,7 +318,7 @@ def requests_frame(run: TopologyRun) -> pd.DataFrame:
                 out.status, [STATUS_NAMES[i] for i in range(len(STATUS_NAMES))]
             ),
             "latency": out.completion - out.arrival,
-            "failed_at": pd.array(failed_at, dtype="string"),
+            "failed_at": pd.Categorical.from_codes(failed, services),
             "inconsistency_start": out.inconsistency_start,
             "inconsistency_end": out.inconsistency_end,
             "async_completion": out.async_completion,

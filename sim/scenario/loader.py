@@ -420,7 +420,10 @@ def _prices(
         path = _checked_path(base_dir, include, allow_outside)
     except ValueError as exc:
         raise ScenarioError(source, [f"{where}.include: {exc}"]) from None
-    lists = _parse_yaml(_read_text(path, include), include)
+    try:
+        lists = _parse_yaml(_read_text(path, include), include)
+    except ScenarioError as exc:  # (the problem is the include's: say where it is named)
+        raise ScenarioError(source, [f"{where}.include: {include}: {p}" for p in exc.problems]) from None
     if not isinstance(lists, dict) or not all(isinstance(v, dict) for v in lists.values()):
         raise ScenarioError(include, ["a prices file maps price-list names to mappings of prices"])
     if use is None:

@@ -342,3 +342,32 @@ def test_autoscaling_reaches_the_run_folder_the_report_and_the_command_line(tmp_
     assert "Replicas over time" in html
     assert "a 1-10 replicas on utilization" in html
     assert "replicas max" in html
+
+
+def test_a_shard_on_its_way_to_a_host_scaled_in_meanwhile_moves_on() -> None:
+    """Shards handed over to a new engine host that is scaled in before they arrive move on to a
+    host that serves (the retiring host waits for them): no shard is left on a host that is gone,
+    so every workflow finishes."""
+    data = _scenario(
+        [(0, 20.0), (2, 0.0), (30, 2.0)],
+        0.01,
+        {"max": 2, "target": 0.5},
+        duration=60,
+        arrival="deterministic",
+        topologies={
+            "orchestration": {
+                "orchestrator": {
+                    "shards": 4,
+                    "decision_cpu": 0.04,
+                    "handover_time": 5,
+                    "autoscale": {"min": 1, "max": 2, "target": 0.1, "interval": 1, "stabilization_down": 0},
+                }
+            }
+        },
+    )
+    data["services"]["a"].pop("autoscale")
+    data["drain"] = 500
+    run = _runs(data)["orchestration"]
+    _, running, _ = _series(run, "orchestrator")
+    assert running.max() == 2 and run.counters["shard_moves"] >= 4
+    assert np.all(run.outcomes.status == 1)

@@ -136,7 +136,8 @@ class Engine:
                 lambda t0, t1, n: meter.busy(t0, t1) / (workers * (t1 - t0)),
                 lambda metric: float(sum(st.waiting for st in self.shards)),
             )
-            self.health.drain_checks.append(lambda r: r not in self.owner)
+            # A host has drained once it owns no shard and none is on its way to it.
+            self.health.drain_checks.append(lambda r: r not in self.owner and r not in self.handing.values())
         self.up = [True] * config.shards
         self.paused: list[list[tuple[Callable[[Any], None], Any]]] = [[] for _ in self.shards]
         """Engine actions waiting for their shard to come back."""
@@ -345,10 +346,20 @@ class Engine:
         self.world.after(self.config.handover_time, self._handed_over, s)
 
     def _handed_over(self, s: int) -> None:
+        """Shard ``s`` has reached its new owner; if that one is leaving or gone meanwhile (scaled
+        in while the shard was on its way), the shard moves on to a host that serves."""
+        health = self.health
         old = self.owner[s]
-        self.owner[s] = self.handing.pop(s)
-        self.health.apply()
-        self.health.replica_idle(old)
+        self.owner[s] = to = self.handing.pop(s)
+        if to in health.leaving or to in health.absent:
+            down = health.down_replicas()
+            serving = [r for r in health.present() if r not in down and r not in health.leaving]
+            if serving:
+                load = {r: sum(1 for o in self.owner if o == r) for r in serving}
+                self._hand_over(s, min(serving, key=lambda r: (load[r], r)))
+        health.apply()
+        health.replica_idle(old)
+        health.replica_idle(to)
 
     def _schedule_move(self, s: int) -> None:
         if s in self.moving:

@@ -90,3 +90,45 @@ def test_an_overdue_workflow_fails_and_is_compensated_in_every_topology() -> Non
     req = result.requests
     assert (req["failed_at"] == "ship").all()
     assert (req["inconsistency_end"] - req["arrival"]).to_numpy() == pytest.approx(1.5)
+
+
+def test_unlimited_retries_without_backoff_are_refused() -> None:
+    """A refusal (a full bulkhead, a full queue) retried without end and without backoff would
+    hold the clock at one instant: refused at validation, with the field and the reason."""
+    data = {
+        "name": "spin",
+        "duration": 60,
+        "services": {"s0": {"latency": 0.5, "retry": {"max_attempts": None, "initial": 0}, "queue_limit": 0}},
+        "workflows": {"w": {"steps": ["s0"]}},
+        "load": {"w": {"rate": 5}},
+        "topologies": {"orchestration": {}},
+    }
+    with pytest.raises(sim.ScenarioError, match=r"services\.s0\.retry: unlimited attempts"):
+        sim.scenario_from_dict(data)
+    data["services"]["s0"]["retry"]["initial"] = 0.01
+    sim.scenario_from_dict(data)
+
+
+def test_a_non_durable_engine_that_loses_workflows_gives_their_bulkhead_permits_back() -> None:
+    """Calls whose workflows a non-durable engine loses (their replies parked while the engine
+    is down, or their requests not yet sent) give back their bulkhead permits: after the outage
+    the bulkhead takes calls again and no workflow is left waiting for a permit forever."""
+    data = {
+        "name": "lost-permits",
+        "duration": 89,
+        "drain": 2000,
+        "services": {
+            "s0": {
+                "latency": {"dist": "lognormal", "median": 0.202, "sigma": 0.46},
+                "bulkhead": {"max_concurrent": 1, "max_waiting": 4},
+            }
+        },
+        "workflows": {"w0": {"steps": ["s0"]}, "w1": {"steps": ["s0"]}},
+        "load": {"w0": {"rate": 8.62}, "w1": {"rate": 11.83}},
+        "topologies": {"orchestration": {"orchestrator": {"durable": False}}},
+        "faults": [{"type": "outage", "target": "orchestrator", "at": 28.9, "duration": 1}],
+    }
+    requests = sim.run(sim.scenario_from_dict(data)).requests
+    assert (requests["status"] == "in_flight").sum() == 0
+    late = requests[requests["arrival"] > 40]
+    assert (late["status"] == "completed").sum() > 0.1 * len(late)  # the bulkhead works again

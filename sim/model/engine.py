@@ -102,6 +102,8 @@ class Engine:
         self.config = config
         self.saga = saga
         self.decided = decided
+        self.forgotten: Callable[[Any], None] | None = None
+        """Told of each action a non-durable engine drops with the workflows it loses."""
         env, immediate = world.env, world.immediate
         self.shards = [
             Station(
@@ -403,10 +405,14 @@ class Engine:
             self.world.immediate(fn, arg)
 
     def _lose(self, s: int) -> None:
-        """A non-durable engine forgets the workflows of a shard that went down."""
+        """A non-durable engine forgets the workflows of a shard that went down, and the actions
+        it had put off for them (their owner is told of each: ``forgotten``)."""
         lost, self.running[s] = self.running[s], {}
         for inst in lost.values():
             if not inst.finished:
                 self.saga.vanish(inst)
         self.shards[s].drop_queue()
-        self.paused[s].clear()
+        paused, self.paused[s] = self.paused[s], []
+        if self.forgotten is not None:
+            for _, arg in paused:
+                self.forgotten(arg)

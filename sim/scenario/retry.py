@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from sim.scenario.base import StrictModel
 from sim.scenario.limits import MAX_ATTEMPTS, MAX_SECONDS
@@ -63,3 +71,12 @@ class Retry(StrictModel):
         if value is False:
             return None
         return value
+
+    @model_validator(mode="after")
+    def _time_passes(self) -> Retry:
+        if self.max_attempts is None and self.initial == 0:
+            raise ValueError(
+                "unlimited attempts (max_attempts: null) need a backoff (initial > 0): a call refused "
+                "at once would otherwise be retried forever at one instant"
+            )
+        return self

@@ -135,6 +135,7 @@ class Orchestration(Coordinator):
         engine = config.orchestrator or Orchestrator()
         self.engine_config = engine
         self.engine = Engine(world, engine, self.saga, self.decided)
+        self.engine.forgotten = self._forgotten
         self.up = self.engine.up
         """Whether each shard of the engine is up (read on every reply: an engine action)."""
         self.poll = engine.dispatch == "poll"
@@ -363,10 +364,20 @@ class Orchestration(Coordinator):
             return inst.plan.compensation_work[k]()  # type: ignore[misc]
         return inst.work[k] if a.number == 1 else inst.plan.retry_work[k]()
 
+    def _forgotten(self, what: object) -> None:
+        """A non-durable engine dropped an action of a workflow it lost: a call that held a
+        bulkhead permit gives it back (the engine that held the permit is gone with the call)."""
+        if isinstance(what, tuple):  # a timer's (action, attempt)
+            what = what[1]
+        if isinstance(what, Attempt) and what.slot and what.open:
+            what.open = False
+            self.bulkheads[what.inst.plan.steps[what.k].service].release()
+
     def reach(self, a: Attempt) -> None:
         """Push: the request reaches the service: refused if it is down, else queued or rejected."""
         inst, k = a.inst, a.k
         if inst.finished and self.world.status[inst.gid] == LOST:
+            self._forgotten(a)
             return  # a non-durable engine lost the workflow before the command left it
         station: Station = inst.plan.steps[k].station
         if inst.marks is not None:
@@ -385,6 +396,7 @@ class Orchestration(Coordinator):
             return  # timed out (schedule-to-close) before it got there
         inst, k = a.inst, a.k
         if inst.finished and self.world.status[inst.gid] == LOST:
+            self._forgotten(a)
             return  # a non-durable engine lost the workflow before the command left it
         if inst.marks is not None:
             self.world.mark(inst, ("handle", k, a.number, a.undo))

@@ -371,3 +371,40 @@ def test_a_shard_on_its_way_to_a_host_scaled_in_meanwhile_moves_on() -> None:
     _, running, _ = _series(run, "orchestrator")
     assert running.max() == 2 and run.counters["shard_moves"] >= 4
     assert np.all(run.outcomes.status == 1)
+
+
+def test_shards_of_a_host_scaled_in_while_none_served_move_when_one_returns() -> None:
+    """Both engine hosts are lost; the autoscaler scales one in meanwhile, and its drain times out
+    with its shards still on it. When the other host returns, those shards move to it: no
+    workflow waits forever on a host that is gone."""
+    data = _scenario(
+        [(0, 20.0), (10, 0.0), (60, 0.5)],
+        0.01,
+        {"max": 2, "target": 0.5},
+        duration=100,
+        arrival="deterministic",
+        topologies={
+            "orchestration": {
+                "orchestrator": {
+                    "shards": 4,
+                    "replicas": 2,
+                    "decision_cpu": 0.04,
+                    "autoscale": {
+                        "min": 1,
+                        "max": 2,
+                        "target": 0.1,
+                        "interval": 1,
+                        "stabilization_down": 0,
+                        "drain_timeout": 5,
+                    },
+                }
+            }
+        },
+    )
+    data["services"]["a"].pop("autoscale")
+    data["drain"] = 500
+    data["faults"] = [
+        {"type": "capacity_loss", "target": "orchestrator", "at": 10, "duration": 30, "replicas": 2}
+    ]
+    run = _runs(data)["orchestration"]
+    assert np.all(run.outcomes.status == 1)

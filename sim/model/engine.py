@@ -310,11 +310,13 @@ class Engine:
 
     def _rebalance(self, health: Health, down: set[int]) -> None:
         """The replicas that serve changed (an autoscaler added or retired some): hand the shards
-        of retiring replicas over, and even out the shards over the serving ones, each move
+        of retiring or departed replicas over, and even out the shards over the serving ones, each move
         taking ``handover_time`` (Temporal's shard movement on a membership change, a graceful
         Zeebe leader hand-over). A crashed owner's shards are the failover's business."""
         serving = {r for r in health.present() if r not in down and r not in health.leaving}
-        if serving == self.serving or not serving:
+        gone = health.leaving | health.absent
+        orphans = any(o in gone and s not in self.handing for s, o in enumerate(self.owner))
+        if not serving or (serving == self.serving and not orphans):
             return
         self.serving = serving
         destination = {s: self.handing.get(s, o) for s, o in enumerate(self.owner)}
@@ -322,8 +324,8 @@ class Engine:
         for o in destination.values():
             if o in load:
                 load[o] += 1
-        for s, o in destination.items():
-            if o in health.leaving and s not in self.handing:
+        for s, o in destination.items():  # (a host scaled in while none served still owns some)
+            if o in gone and s not in self.handing:
                 to = min(serving, key=lambda r: (load[r], r))
                 load[to] += 1
                 self._hand_over(s, to)

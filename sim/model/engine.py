@@ -11,7 +11,10 @@ and failures:
   *s* mod *R*). A replica that goes down stalls the shards it owns; after ``failover_time`` the
   surviving replicas take them over (Temporal's shard movement, a Zeebe Raft election) and carry
   the extra load; with no survivor a standby takes over. A whole-engine outage stalls every
-  shard, an outage naming ``shards`` stalls only those.
+  shard, an outage naming ``shards`` stalls only those. An autoscaled engine
+  (:mod:`sim.model.autoscaler`) keeps its shards and moves them: when the replicas that serve
+  change, the shards of departing replicas and enough others to even the load are handed over,
+  each paused for ``handover_time`` (Temporal's shard movement on a membership change).
 * **Store.** A decision's work (``decision_cpu``) holds a shard worker; its writes then go, one
   after another, to the persistence store, a station of its own that can be the bottleneck.
   The decision's commands take effect only once the last write has committed. By default the

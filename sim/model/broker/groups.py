@@ -19,6 +19,8 @@ group's consumers, ``concurrency`` workers each). Two kinds, as the broker's ``k
   those in progress and those processed but not committed, which are delivered again
   (duplicates). A message older than ``retention`` when it is polled is gone. A lane whose
   partition has no leader (see :class:`~sim.model.broker.core.MessageBroker`) is not polled.
+  An autoscaled service's consumers join the group as its autoscaler starts them and leave it
+  as it retires them, each a rebalance; consumers beyond the partitions get none.
 * :class:`QueueGroup`, RabbitMQ or SQS competing consumers on one queue, no ordering. By default
   a consumer receives a message only when one of its workers is free, so the queue is exactly
   the station's FIFO queue (the textbook M/M/c); with ``prefetch`` each consumer holds up to that

@@ -132,3 +132,32 @@ def test_a_non_durable_engine_that_loses_workflows_gives_their_bulkhead_permits_
     assert (requests["status"] == "in_flight").sum() == 0
     late = requests[requests["arrival"] > 40]
     assert (late["status"] == "completed").sum() > 0.1 * len(late)  # the bulkhead works again
+
+
+def test_a_half_open_breakers_probes_always_come_back() -> None:
+    """A probe of a half-open breaker that a crash aborts counts as a failed call (a reset
+    connection to its caller): the breaker goes on judging its probes, opening and closing,
+    instead of refusing every call for good once its probes are spent."""
+    data = {
+        "name": "probes",
+        "seed": 4,
+        "duration": 60,
+        "drain": 2000,
+        "services": {
+            "s": {
+                "latency": 1.0,
+                "replicas": 2,
+                "error_probability": 0.3,
+                "retry": {"max_attempts": None, "initial": 0.1},
+                "circuit_breaker": {"window": 4, "minimum_calls": 4, "open_for": 5, "half_open_calls": 3},
+            }
+        },
+        "workflows": {"w": {"steps": ["s"]}},
+        "load": {"w": {"rate": 2}},
+        "topologies": {"choreography": {"broker": {"kind": "queue"}}},
+        "faults": [{"type": "crash", "target": "s", "mtbf": 1.5, "mttr": 0.3, "until": 100}],
+    }
+    result = sim.run(sim.scenario_from_dict(data))
+    row = result.summary.iloc[0]
+    assert row["run_in_flight"] == 0
+    assert row["breaker_openings"] > 1

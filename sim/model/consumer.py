@@ -245,6 +245,7 @@ class Consumer:
             r.visit = len(station.arrived)  # the visit submit gives it, read by on_start
             r.visit = station.submit(amount, self.served, r, self.interrupted, self.again_options)
             if r.visit < 0:
+                self._unanswered(r)
                 self._failed(r)
             return
         r.group.execute(r, amount, self.served, self.interrupted)
@@ -391,6 +392,18 @@ class Consumer:
                 return
             # the retry it sent after a timeout went to any replica, which crashed: a failed call
             if r.live:
+                self._unanswered(r)
                 self._failed(r)
             return
+        self._unanswered(r)
         r.group.aborted(r)
+
+    def _unanswered(self, r: Receipt) -> None:
+        """An attempt ended without an answer (a crash aborted it, a full queue refused it): its
+        breaker counts a failed call, as a caller sees a reset connection, so that a half-open
+        breaker's probe always comes back."""
+        if self.breakers:
+            breaker = self.breakers.get(r.message.item.inst.plan.steps[r.message.item.step].service)
+            if breaker is not None:
+                now = self.world.env.now
+                breaker.record(False, now, now - r.began)

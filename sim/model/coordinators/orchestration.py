@@ -365,13 +365,21 @@ class Orchestration(Coordinator):
         return inst.work[k] if a.number == 1 else inst.plan.retry_work[k]()
 
     def _forgotten(self, what: object) -> None:
-        """A non-durable engine dropped an action of a workflow it lost: a call that held a
-        bulkhead permit gives it back (the engine that held the permit is gone with the call)."""
+        """A non-durable engine dropped an action of a workflow it lost: a call still open is
+        over, unanswered. It gives its bulkhead permit back (the engine that held the permit is
+        gone with the call), and its breaker counts it failed (a half-open breaker's probe
+        always comes back)."""
         if isinstance(what, tuple):  # a timer's (action, attempt)
             what = what[1]
-        if isinstance(what, Attempt) and what.slot and what.open:
-            what.open = False
-            self.bulkheads[what.inst.plan.steps[what.k].service].release()
+        if not isinstance(what, Attempt) or not what.open:
+            return
+        what.open = False
+        service = what.inst.plan.steps[what.k].service
+        if what.slot:
+            self.bulkheads[service].release()
+        if what.sent and service in self.breakers:
+            now = self.world.env.now
+            self.breakers[service].record(False, now, now - what.began)
 
     def reach(self, a: Attempt) -> None:
         """Push: the request reaches the service: refused if it is down, else queued or rejected."""

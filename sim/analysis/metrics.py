@@ -54,6 +54,7 @@ from sim.analysis.costs import cost_figures
 from sim.analysis.replicas import autoscaled_hours, level
 from sim.model.outcomes import COMPLETED, IN_FLIGHT, STATUS_NAMES
 from sim.model.records import ComponentRecord, GroupRecord, TopologyRun
+from sim.scenario.engine import Orchestrator
 from sim.scenario.models import Scenario
 
 LATENCY_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
@@ -415,12 +416,9 @@ def _replicas(run: TopologyRun, scenario: Scenario, name: str, lo: float, hi: fl
     if name in scenario.services:
         n = float(scenario.services[name].replicas)
         return n, n
-    topology = scenario.topologies[run.topology]
-    if name == "orchestrator" and topology.orchestrator is not None:
-        n = float(topology.orchestrator.replicas)
-        return n, n
     if name == "orchestrator":
-        return 1.0, 1.0
+        n = float((scenario.topologies[run.topology].orchestrator or Orchestrator()).replicas)
+        return n, n
     return math.nan, math.nan
 
 

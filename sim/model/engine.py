@@ -309,14 +309,14 @@ class Engine:
             up = (health.masked or not owner_down) and health.shard_outages.get(s, 0) <= 0
             self._set_up(s, up and s not in self.handing)
         if self.config.autoscale is not None:
-            self._rebalance(health, down)
+            self._rebalance(health)
 
-    def _rebalance(self, health: Health, down: set[int]) -> None:
+    def _rebalance(self, health: Health) -> None:
         """The replicas that serve changed (an autoscaler added or retired some): hand the shards
         of retiring or departed replicas over, and even out the shards over the serving ones, each move
         taking ``handover_time`` (Temporal's shard movement on a membership change, a graceful
         Zeebe leader hand-over). A crashed owner's shards are the failover's business."""
-        serving = {r for r in health.present() if r not in down and r not in health.leaving}
+        serving = set(health.serving())
         gone = health.leaving | health.absent
         orphans = any(o in gone and s not in self.handing for s, o in enumerate(self.owner))
         if not serving or (serving == self.serving and not orphans):
@@ -359,11 +359,9 @@ class Engine:
         old = self.owner[s]
         self.owner[s] = to = self.handing.pop(s)
         if to in health.leaving or to in health.absent:
-            down = health.down_replicas()
-            serving = [r for r in health.present() if r not in down and r not in health.leaving]
+            serving = health.serving()
             if serving:
-                load = {r: sum(1 for o in self.owner if o == r) for r in serving}
-                self._hand_over(s, min(serving, key=lambda r: (load[r], r)))
+                self._hand_over(s, self._least_loaded(serving))
         health.apply()
         health.replica_idle(old)
         health.replica_idle(to)
@@ -383,14 +381,18 @@ class Engine:
         whole = health.outages > 0
         if not whole and self.owner[s] not in down:
             return  # its replica came back meanwhile
-        alive = [r for r in range(health.replicas) if r not in down and r not in health.leaving]
+        alive = health.serving()
         if whole or not alive:
             if not health.masked:
                 health.take_over()  # a standby takes over the whole engine
             return
-        load = {r: sum(1 for o in self.owner if o == r) for r in alive}
-        self.owner[s] = min(alive, key=lambda r: (load[r], r))
+        self.owner[s] = self._least_loaded(alive)
         health.apply()
+
+    def _least_loaded(self, replicas: list[int]) -> int:
+        """Of ``replicas``, the one that owns the fewest shards (the lowest-numbered on a tie)."""
+        load = {r: sum(1 for o in self.owner if o == r) for r in replicas}
+        return min(replicas, key=lambda r: (load[r], r))
 
     def _set_up(self, s: int, up: bool, graceful: bool = False) -> None:
         """Shard ``s`` goes down or comes back; one going down ``graceful``ly (handed over) finishes

@@ -108,6 +108,11 @@ class Health:
         """The replicas that exist now, by number."""
         return [r for r in range(self.replicas) if r not in self.absent]
 
+    def serving(self) -> list[int]:
+        """The replicas up and taking new work now, by number (a whole-component outage aside)."""
+        down = self.down_replicas()
+        return [r for r in range(self.replicas) if r not in down and r not in self.leaving]
+
     def down_replicas(self) -> set[int]:
         """The replicas down now, by number (a whole-component outage aside): crashed, restarting,
         absent or still starting, and as many of the highest-numbered others as capacity losses

@@ -63,9 +63,10 @@ def save_run_plots(frames: Evaluation, folder: str | Path, formats: Sequence[str
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
+    standard = set(standard_plots(frames))  # (with autoscaling, the replicas plot too)
     for name, make in _makers(frames).items():
         fig = make()
-        for fmt in wanted if name in STANDARD_PLOTS or name == "replicas" else ["png"]:
+        for fmt in wanted if name in standard else ["png"]:
             paths.append(save_figure(fig, folder / f"{name}.{fmt}"))
     return paths
 

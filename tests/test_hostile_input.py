@@ -311,6 +311,18 @@ def test_extreme_numbers_validate_and_run_or_fail_cleanly(name: str, data: st.Da
     check_hostile(scenario)
 
 
+def test_a_hundred_thousand_autoscaled_replicas_run_briefly() -> None:
+    """A huge ``autoscale.max`` must cost little per change of replicas and per request: with
+    100,000 possible consumers per service, a brief run once took minutes (quadratic checks)."""
+    scenario = copy.deepcopy(RAW["black-friday.yaml"])
+    for service in scenario["services"].values():  # (one YAML alias: all five at once)
+        service["autoscale"]["max"] = 99_999
+    short = briefly(scenario_from_dict(scenario, source="huge.yaml", base_dir=ROOT / "scenarios"))
+    with time_limit(BUDGET):
+        for topology in short.topologies:
+            assert simulate(Task(short, topology)).topology == topology
+
+
 def test_every_field_refuses_every_spelling_of_infinity_and_nan() -> None:
     """pydantic reads "inf", "Infinity", "nan" and "1e999" (text to YAML) as floats; every number
     of every shipped scenario must refuse them."""

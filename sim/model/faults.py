@@ -18,7 +18,7 @@ Crash processes draw from their own named stream.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Container, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,9 +127,18 @@ class Health:
             down.add(replica)
         return down
 
+    def down_now(self) -> Container[int]:
+        """The replicas down now, an outage of the whole component included: computed once for a
+        loop over thousands of replicas, which would be quadratic through :meth:`replica_down`."""
+        if self.masked:
+            return ()
+        if self.outages > 0:
+            return range(self.replicas)
+        return self.down_replicas()
+
     def replica_down(self, replica: int) -> bool:
         """Whether ``replica`` is down now (an outage of the whole component included)."""
-        return not self.masked and (self.outages > 0 or replica in self.down_replicas())
+        return replica in self.down_now()
 
     def apply(self) -> None:
         if self.masked and self.outages <= 0 and not self.crashed and self.lost <= 0:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -157,6 +158,9 @@ class Station:
         self.ravail: list[bool] = []
         """Whether each replica takes new requests (up, and not draining)."""
         self.rdown: list[bool] = []
+        self._open: list[int] = []
+        """The replicas that take new requests, in ascending order (a ring of thousands of
+        replicas, most of them absent under an autoscaler, is searched only where it is open)."""
         self._ring = 0
         self.on_idle: Callable[[int], None] | None = None
         """Called with a draining replica's number once its last request has ended."""
@@ -178,6 +182,7 @@ class Station:
             self.rbusy = [0] * self.replicas
             self.ravail = [True] * self.replicas
             self.rdown = [False] * self.replicas
+            self._open = list(range(self.replicas))
 
     def takes(self, replica: int) -> bool:
         """Whether ``replica`` takes new requests."""
@@ -186,14 +191,18 @@ class Station:
     def _pick(self) -> int:
         """The replica that serves a new request: the next one round the ring with a free server
         (the caller has checked that some replica has one)."""
-        rbusy, ravail, per, n = self.rbusy, self.ravail, self.per_replica, self.replicas
+        rbusy, per, open_ = self.rbusy, self.per_replica, self._open
         assert rbusy is not None
-        r = self._ring
-        for _ in range(n):
-            r = r + 1 if r + 1 < n else 0
-            if ravail[r] and rbusy[r] < per:
+        m = len(open_)
+        j = bisect_right(open_, self._ring)
+        for _ in range(m):
+            if j >= m:
+                j = 0
+            r = open_[j]
+            if rbusy[r] < per:
                 self._ring = r
                 return r
+            j += 1
         raise AssertionError(f"{self.name}: no replica has a free server")
 
     @property
@@ -461,7 +470,8 @@ class Station:
             elif avail and not self.ravail[r]:
                 self.busy += rbusy[r]
             self.ravail[r], self.rdown[r] = avail, is_down
-        up = sum(self.ravail)
+        self._open = [r for r in range(self.replicas) if self.ravail[r]]
+        up = len(self._open)
         self._capacity = 0 if up == 0 else min(self._full, self.per_replica * up)
         if self.on_idle is not None:
             for r in idle:

@@ -601,11 +601,12 @@ class LogGroup(Group):
     def _health(self, health: Health) -> None:
         """The service's replicas changed: consumers crash, drain, come back."""
         rejoined = False
+        down, leaving = health.down_now(), health.leaving
         for member in self.members:
             c = member.index
-            if health.replica_down(c):
+            if c in down:
                 state = DOWN
-            elif c in health.leaving:
+            elif c in leaving:
                 state = DRAINING if member.state in (UP, DRAINING) else member.state
             else:
                 state = UP
@@ -977,10 +978,11 @@ class QueueGroup(Group):
     def _health(self, health: Health) -> None:
         """Prefetch mode: a consumer that goes down loses its buffer (the messages come back when
         their leases run out); one that drains hands its unstarted messages back at once."""
+        down = health.down_now()
         for c in range(self.consumers):
             if self.station.takes(c) or not self.buffers[c]:
                 continue
-            back_now = not health.replica_down(c) or self.config.on_crash == "requeue"
+            back_now = c not in down or self.config.on_crash == "requeue"
             for r, _ in self.buffers[c]:
                 if not r.live:
                     continue

@@ -388,6 +388,36 @@ def test_deterministic_arrivals_are_evenly_spaced() -> None:
     np.testing.assert_allclose(sim.run(sc).requests["latency"], 0.01)
 
 
+def test_arrivals_come_in_time_order_whatever_the_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrivals of several workflows (one of them without any, two on the same deterministic
+    instants) merge in time order, ties in workflow order, however many are turned into Python
+    numbers at a time."""
+    sc = sim.scenario_from_dict(
+        {
+            "duration": 20,
+            "services": {"s": {"latency": 0.01}},
+            "workflows": {w: {"steps": ["s"]} for w in ("a", "none", "b", "c")},
+            "load": {
+                "a": {"arrival": "deterministic", "rate": 2},
+                "none": {"arrival": "poisson", "rate": 0.001},
+                "b": {"arrival": "poisson", "rate": 3},
+                "c": {"arrival": "deterministic", "rate": 2},
+            },
+            "topologies": {"orchestration": {}},
+        }
+    )
+    world = World(sc)
+    assert [len(times) for times in world.drawn][1] == 0
+    expected = sorted(
+        ((t, w, i) for w, times in enumerate(world.drawn) for i, t in enumerate(times.tolist())),
+        key=lambda x: (x[0], x[1]),
+    )
+    for chunk in (1, 7, 65_536):
+        monkeypatch.setattr("sim.model.world.ARRIVALS_CHUNK", chunk)
+        got = [(t, world.plans.index(plan), i) for t, plan, i in world.arrivals()]
+        assert got == expected
+
+
 def test_warmup_excludes_early_arrivals() -> None:
     sc = scenario({"s": {"latency": exp(0.01)}}, ["s"], rate=10, duration=100, warmup=40)
     row = sim.run(sc).summary.iloc[0]

@@ -510,15 +510,18 @@ class World:
 
     def arrivals(self) -> Iterator[tuple[float, WorkflowPlan, int]]:
         """All arrivals drawn up front, of all workflows, in time order (ties: workflow order,
-        then index)."""
+        then index). Turned into Python numbers a chunk at a time: a whole run's as lists would
+        take about 70 bytes an arrival for as long as arrivals go on."""
         sizes = [len(times) for times in self.drawn]
         starts = np.cumsum([0, *sizes[:-1]]).tolist()
+        ends = np.cumsum(sizes)
         order = np.argsort(self.arrival, kind="stable")
-        owners = np.concatenate([np.full(n, i) for i, n in enumerate(sizes)]) if self.plans else np.empty(0)
-        times = self.arrival[order].tolist()
-        for t, g in zip(times, order.tolist()):
-            i = int(owners[g])
-            yield t, self.plans[i], g - starts[i]
+        plans = self.plans
+        for lo in range(0, len(order), ARRIVALS_CHUNK):
+            gids = order[lo : lo + ARRIVALS_CHUNK]
+            owners = np.searchsorted(ends, gids, side="right").tolist()
+            for t, g, i in zip(self.arrival[gids].tolist(), gids.tolist(), owners, strict=True):
+                yield t, plans[i], g - starts[i]
 
     def source(self, arrive: Callable[[Instance], None]) -> Generator[simpy.Event, Any, None]:
         """The process that starts every workflow instance at its arrival instant."""
@@ -710,6 +713,10 @@ class World:
             groups=[g.record() for g in self.subscriptions],
             effects=effects,
         )
+
+
+ARRIVALS_CHUNK = 65_536
+"""Arrivals turned into Python numbers at a time (:meth:`World.arrivals`)."""
 
 
 def _view(values: array, dtype: type | np.dtype) -> np.ndarray:

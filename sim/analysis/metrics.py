@@ -191,10 +191,12 @@ def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float)
     mean_queue, max_queue = _levels(rec.arrived, np.where(np.isnan(started), end_time, started), lo, hi)
     served = ~np.isnan(started)
     served[rec.left] = False  # left the queue unserved: waited, but no service and no wait tally
-    ended = rec.ended[served]
-    mean_busy = _overlap(started[served], ended, lo, hi) / span
-    handled = int(np.count_nonzero((ended >= lo) & (ended < hi)))
-    del ended
+    inside = np.minimum(rec.ended, hi)  # each visit's service inside the window (_overlap's terms)
+    inside -= np.maximum(started, lo)
+    np.clip(inside, 0.0, None, out=inside)
+    mean_busy = float(np.sum(inside[served])) / span if served.any() else 0.0
+    del inside
+    handled = int(np.count_nonzero(served & (rec.ended >= lo) & (rec.ended < hi)))
     blocked = _overlap(rec.held_at, rec.ended[rec.held], lo, hi) / span
     served &= rec.arrived >= lo
     served &= rec.arrived < hi
@@ -294,23 +296,30 @@ EFFECT_KINDS = {"effects": 1, "duplicate_effects": 2, "absorbed_effects": 3, "un
 """Per-instance (and per-service) counts of the effect ledger's entries, by kind."""
 
 
-def _entries(run: TopologyRun) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The effect ledger's entries: instance (global index), step, kind, and the service."""
+def _entries(run: TopologyRun) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The effect ledger's entries: instance (global index), kind, and the service as a code
+    into the sorted service names returned beside them (a code, not a name, per entry: a long
+    run has tens of millions of entries)."""
     e = run.effects
     if e is None or e.gid.size == 0:
         empty = np.empty(0, dtype=np.int64)
-        return empty, empty, empty.astype(np.int8), np.empty(0, dtype=object)
-    service = np.empty(e.gid.size, dtype=object)
+        return empty, empty.astype(np.int8), empty.astype(np.int16), []
+    names = sorted({s for w in run.workflows for s in w.steps})
+    code = {name: i for i, name in enumerate(names)}
+    service = np.empty(e.gid.size, dtype=np.int16)
     for w in run.workflows:
         mine = (e.gid >= w.offset) & (e.gid < w.offset + w.count)
-        service[mine] = np.array(w.steps, dtype=object)[e.step[mine]]
-    return e.gid, e.step, e.kind, service
+        service[mine] = np.array([code[s] for s in w.steps], dtype=np.int16)[e.step[mine]]
+    return e.gid, e.kind, service, names
 
 
 def _effect_columns(run: TopologyRun) -> dict[str, np.ndarray]:
     """Per instance: its entries of each kind, and its applications still standing at the end."""
     total = run.total
-    gid, _, kind, _ = _entries(run)
+    e = run.effects
+    gid, kind = (
+        (e.gid, e.kind) if e is not None else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int8))
+    )
     out = {
         name: np.bincount(gid[kind == code], minlength=total).astype(np.int32)
         for name, code in EFFECT_KINDS.items()
@@ -453,20 +462,20 @@ def _service_effects(run: TopologyRun, lo: float, hi: float) -> dict[str, dict[s
     """Per service: the effect ledger's entries of the instances that arrived in [lo, hi), by
     kind, and ``orphan_effects``: their applications still standing at the end of the run in
     workflows that ended without completing."""
-    gid, _, kind, service = _entries(run)
+    gid, kind, service, names = _entries(run)
     if not gid.size:
         return {}
-    arrival = run.outcomes.arrival[gid]
-    cohort = (arrival >= lo) & (arrival < hi)
-    status = run.outcomes.status[gid]
-    failed = (status != COMPLETED) & (status != IN_FLIGHT)
-    sign = np.where((kind == 1) | (kind == 2), 1, np.where(kind == 4, -1, 0))
+    arrival = run.outcomes.arrival
+    cohort = ((arrival >= lo) & (arrival < hi))[gid]
+    status = run.outcomes.status
+    failed = ((status != COMPLETED) & (status != IN_FLIGHT))[gid]
+    sign = np.where((kind == 1) | (kind == 2), 1, np.where(kind == 4, -1, 0)).astype(np.int8)
     out: dict[str, dict[str, int]] = {}
-    for name in np.unique(service[cohort]).tolist():
-        mine = cohort & (service == name)
-        row = {col: int(np.count_nonzero(mine & (kind == code))) for col, code in EFFECT_KINDS.items()}
-        row["orphan_effects"] = int(sign[mine & failed].sum())
-        out[name] = row
+    for code in np.unique(service[cohort]).tolist():
+        mine = cohort & (service == code)
+        row = {col: int(np.count_nonzero(mine & (kind == k))) for col, k in EFFECT_KINDS.items()}
+        row["orphan_effects"] = int(sign[mine & failed].sum(dtype=np.int64))
+        out[names[code]] = row
     return out
 
 
@@ -558,9 +567,17 @@ def _window_maxima(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> n
 
 def _open_at(starts: np.ndarray, ends: np.ndarray, instants: np.ndarray) -> np.ndarray:
     """How many intervals [start, end) contain each instant."""
-    return np.searchsorted(np.sort(starts), instants, side="right") - np.searchsorted(
-        np.sort(ends), instants, side="right"
+    return np.searchsorted(_sorted(starts), instants, side="right") - np.searchsorted(
+        _sorted(ends), instants, side="right"
     )
+
+
+def _sorted(values: np.ndarray) -> np.ndarray:
+    """``values`` in ascending order (NaN last), copied only when they are not already: a
+    station's arrivals, and a single FIFO server's starts, come in order."""
+    if values.size < 2 or bool(np.all(values[1:] >= values[:-1])):
+        return values
+    return np.sort(values)
 
 
 def _edges(run: TopologyRun, width: float) -> np.ndarray:

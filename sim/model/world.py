@@ -160,6 +160,8 @@ class World:
         self.total = offset
         self.arrival = np.concatenate(self.drawn) if self.drawn else np.empty(0)
         """Arrival instants by global id (dynamic: those drawn up front, in workflow order)."""
+        bounds = np.cumsum([0, *(len(times) for times in self.drawn)]).tolist()
+        self.drawn = [self.arrival[a:b] for a, b in itertools.pairwise(bounds)]  # views, not a second copy
         self.created = array("d")
         """Dynamic: arrival instants by global id, as instances are created."""
         self.gids: dict[str, array] = {p.name: array("q") for p in self.plans} if self.dynamic else {}

@@ -21,11 +21,13 @@ replications, paired differences between topologies, the JSON summary and the pl
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from sim.analysis.costs import COST_FIGURES
@@ -528,14 +530,20 @@ def evaluate(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
 
 
 def _frames(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
-    requests = [requests_frame(r) for r in runs]
+    # Each run's requests are rows of the one frame kept (slices, not a second copy of them).
+    frames = [requests_frame(r) for r in runs]
+    sizes = [len(f) for f in frames]
+    all_requests = _concat_requests(frames)
+    del frames
+    bounds = np.cumsum([0, *sizes]).tolist()
+    requests = [all_requests.iloc[a:b] for a, b in itertools.pairwise(bounds)]
     components = components_table(runs, scenario)
     return Evaluation(
         scenario=scenario,
         seed=scenario.seed,
         summary=summary_table(runs, requests, scenario, components),
         components=components,
-        requests=_concat_requests(requests),
+        requests=all_requests,
         timeseries=timeseries_table(runs, requests, scenario),
         workflows=workflows_table(runs, requests, scenario),
         shards=parts_table(runs, scenario),

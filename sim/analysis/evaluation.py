@@ -555,13 +555,14 @@ def _frames(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
 
 def _concat_requests(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """The runs' requests frames as one, the topology still a category (each run's frame has its
-    own, which a plain concatenation would turn into a column of strings)."""
+    own categories, which a plain concatenation would turn into a column of strings: they are
+    made one set first, in place)."""
     if not frames:
         return pd.DataFrame()
     names = list(dict.fromkeys(str(f["topology"].iloc[0]) for f in frames if len(f)))
-    out = pd.concat(frames, ignore_index=True)
-    out["topology"] = pd.Categorical(out["topology"].astype(object), categories=names)
-    return out
+    for f in frames:  # one set of categories, so that the concatenation keeps them
+        f["topology"] = f["topology"].cat.set_categories(names)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _blast_radius(

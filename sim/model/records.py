@@ -6,6 +6,7 @@ turn them into frames without importing SimPy, and executors can send them betwe
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,3 +137,16 @@ class TopologyRun:
     def total(self) -> int:
         """Workflow instances that arrived in the run."""
         return int(self.outcomes.arrival.size)
+
+
+def as_array(values: array, dtype: type | np.dtype) -> np.ndarray:
+    """The recorded ``values`` as a numpy array, sharing their memory when the item types agree
+    (no copy of the largest records at the end of a run)."""
+    kind = np.dtype(dtype)
+    if len(values) and values.itemsize == kind.itemsize and values.typecode in TYPECODES[kind.kind]:
+        return np.frombuffer(values, dtype=kind)
+    return np.array(values, dtype=kind)
+
+
+TYPECODES = {"f": "d", "i": "bhilq"}
+"""array typecodes whose items read as numpy floats or signed integers of the same size."""

@@ -55,6 +55,7 @@ from sim.model.records import (
     OutcomeRecord,
     TopologyRun,
     WorkflowRecord,
+    as_array,
 )
 from sim.model.station import Immediate, Station
 from sim.model.tracing import Tracer, sample_indices
@@ -630,11 +631,11 @@ class World:
     def check_conservation(self) -> None:
         """Every arrival is completed, failed, compensated, inconsistent, lost or still in flight,
         exactly once; raise if not."""
-        status = np.array(self.status, dtype=np.int8)
+        status = np.frombuffer(self.status, dtype=np.int8)  # views: a long run's arrays are large
         counts = {code: int(np.count_nonzero(status == code)) for code in STATUS_NAMES}
         if sum(counts.values()) != self.total:
             raise AssertionError(f"conservation violated: {self.total} arrived, outcomes {counts}")
-        done = np.array(self.completion)
+        done = np.frombuffer(self.completion, dtype=float)
         finished = ~np.isnan(done)
         if int(finished.sum()) != sum(counts[c] for c in FINISHED):
             raise AssertionError("conservation violated: finished instances without an outcome")
@@ -658,16 +659,16 @@ class World:
         counters["lost_work"] = float(sum(st.lost_work for st in self.components))
         outcomes = OutcomeRecord(
             arrival=self.arrivals_by_gid(),
-            completion=_view(self.completion, float),
-            status=_view(self.status, np.int8),
-            failed_step=_view(self.failed_step, np.int32),
-            inconsistency_start=_view(self.undo_start, float),
-            inconsistency_end=_view(self.undo_end, float),
-            async_completion=_view(self.async_completion, float),
-            async_pending=_view(self.async_pending, np.int32),
-            async_failures=_view(self.async_failures, np.int32),
+            completion=as_array(self.completion, float),
+            status=as_array(self.status, np.int8),
+            failed_step=as_array(self.failed_step, np.int32),
+            inconsistency_start=as_array(self.undo_start, float),
+            inconsistency_end=as_array(self.undo_end, float),
+            async_completion=as_array(self.async_completion, float),
+            async_pending=as_array(self.async_pending, np.int32),
+            async_failures=as_array(self.async_failures, np.int32),
         )
-        effects = EffectRecord(*(np.array(column) for column in self.effects.columns()))
+        effects = EffectRecord(*self.effects.columns())
         offsets = [p.offset for p in self.plans]
         if self.dynamic:
             # Global ids in creation order → each workflow's instances contiguous, by index.
@@ -692,16 +693,16 @@ class World:
                     name=st.name,
                     kind=st.kind,
                     servers=st.servers,
-                    arrived=_view(st.arrived, float),
-                    started=_view(st.started, float),
-                    ended=_view(st.ended, float),
-                    rejected=_view(st.rejected, float),
-                    aborted=_view(st.aborted, float),
-                    errors=_view(st.errors, float),
-                    left=_view(st.left, np.int64),
+                    arrived=as_array(st.arrived, float),
+                    started=as_array(st.started, float),
+                    ended=as_array(st.ended, float),
+                    rejected=as_array(st.rejected, float),
+                    aborted=as_array(st.aborted, float),
+                    errors=as_array(st.errors, float),
+                    left=as_array(st.left, np.int64),
                     group=st.group,
-                    held=_view(st.held, np.int64),
-                    held_at=_view(st.held_at, float),
+                    held=as_array(st.held, np.int64),
+                    held_at=as_array(st.held_at, float),
                 )
                 for st in self.components
             ],
@@ -719,19 +720,6 @@ class World:
 
 ARRIVALS_CHUNK = 65_536
 """Arrivals turned into Python numbers at a time (:meth:`World.arrivals`)."""
-
-
-def _view(values: array, dtype: type | np.dtype) -> np.ndarray:
-    """The recorded ``values`` as a numpy array, sharing their memory when the item types agree
-    (no copy of the largest records at the end of a run)."""
-    kind = np.dtype(dtype)
-    if len(values) and values.itemsize == kind.itemsize and values.typecode in _TYPECODES[kind.kind]:
-        return np.frombuffer(values, dtype=kind)
-    return np.array(values, dtype=kind)
-
-
-_TYPECODES = {"f": "d", "i": "bhilq"}
-"""array typecodes whose items read as numpy floats or signed integers of the same size."""
 
 
 def _fire(event: Timeout) -> None:

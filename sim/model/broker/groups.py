@@ -48,7 +48,7 @@ import numpy as np
 
 from sim.model.consumer import Consumer, Message, Receipt, Work
 from sim.model.faults import Health
-from sim.model.records import GroupRecord
+from sim.model.records import GroupRecord, as_array
 from sim.model.station import JobOptions, Station
 from sim.model.world import World
 from sim.scenario.broker import Broker
@@ -124,11 +124,11 @@ class Group:
             consumers=self.consumers,
             concurrency=self.effective_concurrency(),
             max_in_flight=self.max_in_flight,
-            entered=np.array(self.entered, dtype=float),
-            left=np.array(self.left, dtype=float),
-            began=np.array(self.began, dtype=float),
-            lane=np.array(self.lane_of, dtype=np.int32),
-            how=np.array(self.how, dtype=np.int8),
+            entered=as_array(self.entered, float),  # (views: no copy of a long run's records)
+            left=as_array(self.left, float),
+            began=as_array(self.began, float),
+            lane=as_array(self.lane_of, np.int32),
+            how=as_array(self.how, np.int8),
         )
 
     def effective_concurrency(self) -> int:

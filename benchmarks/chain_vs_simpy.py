@@ -44,10 +44,11 @@ How to read it
 noisy machine: add repeats). ``workflows/s`` is workflows simulated per wall second.
 ``vs <bare>`` is the ratio of wall time per workflow, ours / bare (the same as the
 ratio of wall times when both simulate the same number of workflows): below 1 we are faster,
-above 1 slower. The target is at most 1.5 for every topology against each bare model; the
-verdict lines also give the ratio of the fastest runs, which a busy machine disturbs less than
-the median. ``mean latency`` is a sanity check that all models simulate the same network: the
-theory for four M/M/1 stations in tandem is 4 × 1 / (10 − 5) = 0.8 s. Below the table, a line
+above 1 slower. The target is at most 1.0 for every topology against ``simpy-resource`` (the
+ratio against ``simpy-store`` is for information); the verdict lines also give the ratio of the
+fastest runs, which a busy machine disturbs less than the median. ``mean latency`` is a sanity
+check that all models simulate the same network: the theory for four M/M/1 stations in tandem
+is 4 × 1 / (10 − 5) = 0.8 s. Below the table, a line
 per topology gives the time of ``simulate()`` together with turning its raw records into the
 requests frame: the price of a usable result, not counted in the comparison. Our models keep a
 record of every visit and every workflow, the bare ones only a list of latencies, which is most
@@ -74,8 +75,9 @@ MEAN_SERVICE = 0.1
 RATE = 5.0
 """Workflow arrivals per second."""
 THEORY_LATENCY = STATIONS / (1 / MEAN_SERVICE - RATE)
-TARGET = 1.5
-"""Our wall time per workflow may be at most this many times the bare SimPy model's."""
+TARGET = 1.0
+"""Our wall time per workflow may be at most this many times the bare ``simpy-resource`` model's
+(the ratio against ``simpy-store``, a faster idiom, is shown for information)."""
 
 OURS = ("orchestration", "choreography", "hybrid")
 BARE = ("simpy-resource", "simpy-store")
@@ -353,15 +355,15 @@ def main() -> None:
         )
     if ours and bare:
         print()
-        print(f"Target: wall time per workflow at most {TARGET:g}× the bare SimPy model's.")
+        print(f"Target: wall time per workflow at most {TARGET:.1f}× the bare simpy-resource model's.")
         for m in ours:
             for b in bare:
                 ratio = rows[m]["per_workflow"] / rows[b]["per_workflow"]
                 best = rows[m]["best_per_workflow"] / rows[b]["best_per_workflow"]
-                verdict = "meets" if ratio <= TARGET else "MISSES"
-                print(
-                    f"  {m:<13} vs {b:<14} {ratio:5.2f}×  {verdict} the target  (fastest runs: {best:.2f}×)"
-                )
+                verdict = ""
+                if b == "simpy-resource":
+                    verdict = ("meets" if ratio <= TARGET else "MISSES") + " the target"
+                print(f"  {m:<13} vs {b:<14} {ratio:5.2f}×  {verdict:<18} (fastest runs: {best:.2f}×)")
 
 
 def _cpu_count() -> int:

@@ -67,13 +67,10 @@ import sys
 import time
 from collections.abc import Callable
 
+import bare_chain
 import simpy
 
-STATIONS = 4
-MEAN_SERVICE = 0.1
-"""Mean service time of every station, in seconds."""
-RATE = 5.0
-"""Workflow arrivals per second."""
+STATIONS, MEAN_SERVICE, RATE = bare_chain.STATIONS, bare_chain.MEAN_SERVICE, bare_chain.RATE
 THEORY_LATENCY = STATIONS / (1 / MEAN_SERVICE - RATE)
 TARGET = 1.0
 """Our wall time per workflow may be at most this many times the bare ``simpy-resource`` model's
@@ -136,33 +133,9 @@ def run_ours(topology: str, customers: int, seed: int) -> dict:
 
 
 def run_simpy_resource(customers: int, seed: int) -> dict:
-    """The classic idiom: a process per customer, a ``Resource`` per station."""
+    """The classic idiom: a process per customer, a ``Resource`` per station (``bare_chain.py``)."""
     started = time.perf_counter()
-    env = simpy.Environment()
-    rng = random.Random(seed)
-    stations = [simpy.Resource(env, capacity=1) for _ in range(STATIONS)]
-    latencies: list[float] = []
-    arrived = 0
-
-    def customer():
-        arrival = env.now
-        for station in stations:
-            with station.request() as request:
-                yield request
-                yield env.timeout(rng.expovariate(1 / MEAN_SERVICE))
-        latencies.append(env.now - arrival)
-
-    def source(duration: float):
-        nonlocal arrived
-        t = rng.expovariate(RATE)
-        while t < duration:
-            yield env.timeout(t - env.now)
-            env.process(customer())
-            arrived += 1
-            t += rng.expovariate(RATE)
-
-    env.process(source(customers / RATE))
-    env.run()
+    arrived, latencies = bare_chain.simulate(customers, seed)
     wall = time.perf_counter() - started
     return _bare_result(arrived, latencies, wall)
 

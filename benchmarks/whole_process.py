@@ -50,7 +50,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chain_vs_simpy import MEAN_SERVICE, RATE, STATIONS, chain_scenario
+from chain_vs_simpy import chain_scenario
 
 TIME_TARGET = 1.2
 """Our whole process may take at most this many times the bare script's wall time."""
@@ -59,37 +59,6 @@ BYTES_TARGET = 200
 BIG = 10_000_000
 BIG_TARGET = 2.5 * 2**30
 """Peak RSS allowed for a run of BIG workflows."""
-
-BARE_SCRIPT = f"""
-import random, sys
-import simpy
-
-STATIONS, MEAN_SERVICE, RATE = {STATIONS}, {MEAN_SERVICE}, {RATE}
-customers, seed = int(sys.argv[1]), int(sys.argv[2])
-env = simpy.Environment()
-rng = random.Random(seed)
-stations = [simpy.Resource(env, capacity=1) for _ in range(STATIONS)]
-latencies = []
-
-def customer():
-    arrival = env.now
-    for station in stations:
-        with station.request() as request:
-            yield request
-            yield env.timeout(rng.expovariate(1 / MEAN_SERVICE))
-    latencies.append(env.now - arrival)
-
-def source(duration):
-    t = rng.expovariate(RATE)
-    while t < duration:
-        yield env.timeout(t - env.now)
-        env.process(customer())
-        t += rng.expovariate(RATE)
-
-env.process(source(customers / RATE))
-env.run()
-print(len(latencies), sum(latencies) / len(latencies))
-"""
 
 
 def measure(command: list[str]) -> tuple[float, float]:
@@ -121,8 +90,7 @@ def main() -> None:
         parser.error("give --workflows twice (two sizes), or not at all")
 
     with tempfile.TemporaryDirectory(prefix="sim-whole-process-") as tmp:
-        bare = Path(tmp) / "bare.py"
-        bare.write_text(BARE_SCRIPT, encoding="utf-8")
+        bare = Path(__file__).resolve().parent / "bare_chain.py"
         rows = []
         for n in sizes:
             data = chain_scenario(n, args.seed)

@@ -9,9 +9,9 @@ in fresh processes, one at a time:
 - ours: ``sim run <scenario> --no-plots --out <temporary folder> --quiet`` on the chain written
   as a scenario file with only that topology: interpreter start, imports, validation, the
   simulation, the analysis and the run folder, everything a user waits for;
-- bare: a minimal SimPy script of the same network (a process per customer, a ``Resource`` per
-  station, as ``simpy-resource`` in ``chain_vs_simpy.py``) that keeps a list of latencies and
-  prints their mean.
+- bare: ``bare_chain.py``, a minimal SimPy script of the same network (a process per customer,
+  a ``Resource`` per station, the ``simpy-resource`` model of ``chain_vs_simpy.py``) that keeps
+  a list of latencies and prints their mean.
 
 Wall time is measured from the parent with ``time.perf_counter``; peak memory is the child's
 maximum resident set size, read from ``os.wait4`` (what ``/usr/bin/time -f %M`` reports).

@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.analysis.metrics import _levels, _overlap
+from sim.analysis.metrics import _levels, _open_at, _overlap, combined, component_stats
+from sim.model.records import ComponentRecord
 
 INTERVALS = st.lists(
     st.tuples(st.integers(0, 30), st.integers(0, 12)), min_size=0, max_size=40
@@ -42,3 +43,62 @@ def test_overlap_clips_to_the_window() -> None:
     b = np.array([3.0, 4.0, 5.0, 12.0])
     assert _overlap(a, b, 1.0, 10.0) == 2.0 + 2.0 + 0.0 + 1.0
     assert _overlap(a[:0], b[:0], 1.0, 10.0) == 0.0
+
+
+def test_open_at_counts_intervals_whether_or_not_in_order() -> None:
+    rng = np.random.default_rng(3)
+    starts = np.sort(rng.uniform(0, 100, 500))
+    ends = starts + rng.exponential(5, 500)
+    ends[::7] = np.nan  # never ended
+    instants = np.linspace(0, 120, 49)
+    expected = np.array([np.sum((starts <= t) & ~(ends <= t)) for t in instants])
+    np.testing.assert_array_equal(_open_at(starts, ends, instants), expected)
+    shuffled = rng.permutation(500)
+    np.testing.assert_array_equal(_open_at(starts[shuffled], ends[shuffled], instants), expected)
+
+
+def test_a_single_part_lends_its_visits_and_gives_what_a_concatenation_gives() -> None:
+    rng = np.random.default_rng(4)
+    arrived = np.sort(rng.uniform(0, 50, 200))
+    started = arrived + rng.exponential(1, 200)
+    ended = started + rng.exponential(1, 200)
+    started[-5:] = ended[-5:] = np.nan
+    part = ComponentRecord(
+        name="orchestrator/0",
+        kind="shard",
+        servers=4,
+        arrived=arrived,
+        started=started,
+        ended=ended,
+        rejected=np.array([3.0, 9.0]),
+        errors=np.array([1.0]),
+        aborted=np.empty(0),
+        left=np.array([2, 11]),
+        group="orchestrator",
+        held=np.array([5]),
+        held_at=np.array([arrived[5] + 0.1]),
+    )
+    empty = ComponentRecord(
+        name="orchestrator/1",
+        kind="shard",
+        servers=0,
+        arrived=np.empty(0),
+        started=np.empty(0),
+        ended=np.empty(0),
+        rejected=np.empty(0),
+        errors=np.empty(0),
+        aborted=np.empty(0),
+        left=np.empty(0, dtype=np.int64),
+        group="orchestrator",
+        held=np.empty(0, dtype=np.int64),
+        held_at=np.empty(0),
+    )
+    lent = combined("orchestrator", "orchestrator", [part])
+    copied = combined("orchestrator", "orchestrator", [part, empty])
+    assert lent.arrived is part.arrived  # no copy
+    for name in ("name", "kind", "servers", "group"):
+        assert getattr(lent, name) == getattr(copied, name)
+    for name in ("arrived", "started", "ended", "rejected", "errors", "aborted", "left", "held", "held_at"):
+        np.testing.assert_array_equal(getattr(lent, name), getattr(copied, name))
+        assert getattr(lent, name).dtype == getattr(copied, name).dtype
+    assert component_stats(lent, 5.0, 45.0, 60.0) == component_stats(copied, 5.0, 45.0, 60.0)

@@ -64,12 +64,18 @@ class EffectLedger:
         self.code.append((inst.gid << _GID_SHIFT) | (k << _STEP_SHIFT) | kind)
 
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The entries as arrays: time, instance (global index), step, kind."""
+        """The entries as arrays: time (a view of the ledger's), instance (global index), step,
+        kind; each in the narrowest type that holds it (a long run has tens of millions)."""
         code = np.frombuffer(self.code, dtype=np.int64)
+        gid = code >> _GID_SHIFT
+        if len(self.standing) < 2**31:
+            gid = gid.astype(np.int32)
+        step = code >> _STEP_SHIFT
+        step &= _STEP_MASK
         return (
             np.frombuffer(self.time, dtype=float),
-            code >> _GID_SHIFT,
-            ((code >> _STEP_SHIFT) & _STEP_MASK).astype(np.int32),
+            gid,
+            step.astype(np.uint16),  # (_STEP_MASK: 16 bits)
             (code & _KIND_MASK).astype(np.int8),
         )
 

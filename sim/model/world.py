@@ -676,7 +676,7 @@ class World:
             outcomes = OutcomeRecord(**{k: v[order] for k, v in vars(outcomes).items()})
             renumber = np.empty(self.total, dtype=np.int64)
             renumber[order] = np.arange(self.total, dtype=np.int64)
-            effects.gid = renumber[effects.gid]
+            effects.gid = renumber[effects.gid].astype(effects.gid.dtype)
             offsets = np.cumsum([0, *(p.count for p in self.plans[:-1])]).tolist()
         return TopologyRun(
             topology=topology,

@@ -110,8 +110,8 @@ class Health:
 
     def serving(self) -> list[int]:
         """The replicas up and taking new work now, by number (a whole-component outage aside)."""
-        down = self.down_replicas()
-        return [r for r in range(self.replicas) if r not in down and r not in self.leaving]
+        down, leaving = self.down_replicas(), self.leaving
+        return [r for r in range(self.replicas) if r not in down and r not in leaving]
 
     def down_replicas(self) -> set[int]:
         """The replicas down now, by number (a whole-component outage aside): crashed, restarting,

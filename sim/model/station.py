@@ -215,6 +215,12 @@ class Station:
         """Requests waiting for a server."""
         return len(self.queue) - len(self.cancelled)
 
+    @property
+    def in_service(self) -> int:
+        """Requests being served, those a draining replica finishes included (``busy`` counts only
+        the servers that take work)."""
+        return self.busy if self.rbusy is None else sum(self.rbusy)
+
     def submit(
         self,
         service_time: float,

@@ -266,8 +266,7 @@ class World:
         backlog and the tasks its workers hold)."""
         if metric == "queue":
             return float(station.waiting)
-        held = station.busy if station.rbusy is None else sum(station.rbusy)
-        return float(station.waiting + held)
+        return float(station.waiting + station.in_service)
 
     def add_station(self, name: str, kind: str, servers: int | None) -> Station:
         """A station of a coordination component whose owner handles its faults itself."""

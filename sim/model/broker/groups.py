@@ -145,9 +145,7 @@ class Group:
         lag = int(np.count_nonzero(pending))
         if metric == "lag":
             return float(lag)
-        rbusy = self.station.rbusy
-        working = self.station.busy if rbusy is None else sum(rbusy)
-        return float(max(0, lag - working))
+        return float(max(0, lag - self.station.in_service))
 
     def _message(self, work: Work, lane: int, hop: float) -> Message:
         now = self.world.env.now

@@ -5,14 +5,17 @@ of the plots is tested in ``test_report.py``.)"""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
+from matplotlib.backend_bases import DrawEvent
 from matplotlib.figure import Figure
 
 import sim
 from sim.analysis import plots
+from sim.analysis.heap import older_objects_frozen
 from sim.analysis.plots import standard
 from sim.analysis.plots.standard import save_standard_plots
 from tests.helpers import small_scenario
@@ -149,3 +152,60 @@ def test_save_standard_plots_default_is_png_only(
     assert sorted(p.name for p in paths) == sorted(f"{n}.png" for n in plots.STANDARD_PLOTS)
     with pytest.raises(ValueError, match="unsupported plot format"):
         save_standard_plots(single, tmp_path, formats=("bmpx",))
+
+
+def test_log_axis_labels_are_plain_decimals() -> None:
+    fig, ax = plots.style.subplots(figsize=(5, 3))
+    ax.plot([0.002, 40.0], [0, 1])
+    ax.set_xscale("log")
+    plots.style.decimal_log_labels(ax.xaxis)
+    fig.canvas.draw()
+    major = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert major == ["0.001", "0.01", "0.1", "1", "10", "100"]
+    narrow, nax = plots.style.subplots(figsize=(5, 3))
+    nax.plot([0.2, 0.5], [0, 1])
+    nax.set_xscale("log")
+    plots.style.decimal_log_labels(nax.xaxis)
+    narrow.canvas.draw()  # (within a decade, the minor ticks are labelled too)
+    assert [t.get_text() for t in nax.get_xticklabels(minor=True) if t.get_text()] == [
+        "0.2",
+        "0.3",
+        "0.4",
+        "0.6",
+    ]
+
+
+def test_a_laid_out_figure_is_drawn_once_when_saved(single: sim.RunResult, tmp_path: Path) -> None:
+    fig = plots.latency_cdf(single.requests)
+    draws: list[DrawEvent] = []
+    fig.canvas.mpl_connect("draw_event", draws.append)
+    plots.save_figure(fig, tmp_path / "cdf.png")
+    assert len(draws) == 1
+    plots.save_figure(fig, tmp_path / "cdf.svg")
+    assert (tmp_path / "cdf.png").read_bytes().startswith(b"\x89PNG")
+    assert b"<svg" in (tmp_path / "cdf.svg").read_bytes()[:2000]
+
+
+def test_plots_are_drawn_with_older_objects_frozen(
+    single: sim.RunResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+    real = plots.save_figure
+
+    def save(fig: Figure, path: Path) -> Path:
+        seen.append(gc.get_freeze_count())
+        return real(fig, path)
+
+    monkeypatch.setattr(plots, "save_figure", save)
+    plots.save_run_plots(single, tmp_path)
+    assert seen and all(count > 0 for count in seen)
+    assert gc.get_freeze_count() == 0  # (everything handed back to the collector)
+    kept = [object()]
+    gc.freeze()  # a program that froze objects itself keeps them frozen
+    try:
+        with older_objects_frozen():
+            pass
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert kept

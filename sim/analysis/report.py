@@ -38,7 +38,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sim.analysis.blast_radius import blast_radius_summary_lines
 from sim.analysis.formatting import MINUS, as_stated, cell, count, factor, margin, missing, quantity, target
 from sim.analysis.plots import blast_radius_bars, fault_timelines, standard_plots, topology_colours
-from sim.analysis.plots.style import PNG_DPI
+from sim.analysis.plots.style import write_figure
 from sim.analysis.statistics import format_difference
 from sim.analysis.tables import WORKFLOW_DETAIL_ROWS, bottleneck_mode, side_by_side_rows, workflow_rows
 from sim.scenario.models import Scenario
@@ -653,12 +653,8 @@ def _faults(result: ReportFrames, images: str) -> FaultSection:
 def _figure_uri(fig: Figure, images: str) -> str:
     """The figure as a ``data:`` URI (base64 text, which needs no escaping)."""
     buffer = io.BytesIO()
-    if images == "svg":
-        fig.savefig(buffer, format="svg", metadata={"Date": None})
-        mime = "image/svg+xml"
-    else:
-        fig.savefig(buffer, format="png", dpi=PNG_DPI)
-        mime = "image/png"
+    write_figure(fig, buffer, images)
+    mime = "image/svg+xml" if images == "svg" else "image/png"
     return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 

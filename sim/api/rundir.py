@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from sim.analysis.evaluation import Evaluation
+from sim.analysis.heap import older_objects_frozen
 from sim.analysis.traces import chrome_trace, observability, otlp_trace
 from sim.api.folders import check_output, files_of, install, safe_component, temporary_folder, write_marker
 from sim.api.results import RunResult, summary_json
@@ -79,9 +80,10 @@ def write_run(
             result.blast_radius.to_csv(tmp / "blast_radius.csv", index=False)
             result.faults.to_csv(tmp / "faults.csv", index=False)
         if plots:
-            from sim.analysis.plots import save_run_plots  # (matplotlib: only when plots are asked for)
+            with older_objects_frozen():
+                from sim.analysis.plots import save_run_plots  # (matplotlib: only when plots are asked for)
 
-            save_run_plots(result, tmp / "plots", formats=formats)
+                save_run_plots(result, tmp / "plots", formats=formats)
         write_marker(tmp, "run", files_of(tmp))
         install(tmp, folder)
     except BaseException:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
+from sim.analysis.heap import older_objects_frozen
 from sim.analysis.plots.faults import blast_radius_bars, fault_timelines
 from sim.analysis.plots.standard import (
     STANDARD_PLOTS,
@@ -64,10 +65,11 @@ def save_run_plots(frames: Evaluation, folder: str | Path, formats: Sequence[str
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     standard = set(standard_plots(frames))  # (with autoscaling, the replicas plot too)
-    for name, make in _makers(frames).items():
-        fig = make()
-        for fmt in wanted if name in standard else ["png"]:
-            paths.append(save_figure(fig, folder / f"{name}.{fmt}"))
+    with older_objects_frozen():
+        for name, make in _makers(frames).items():
+            fig = make()
+            for fmt in wanted if name in standard else ["png"]:
+                paths.append(save_figure(fig, folder / f"{name}.{fmt}"))
     return paths
 
 

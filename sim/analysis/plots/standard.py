@@ -20,6 +20,7 @@ from matplotlib.ticker import PercentFormatter
 from sim.analysis.plots.style import (
     FAULT_COLOUR,
     check_formats,
+    decimal_log_labels,
     save_figure,
     styled,
     subplots,
@@ -57,6 +58,7 @@ def latency_cdf(requests: pd.DataFrame, warmup: float = 0.0, duration: float = n
             lat, rank = lat[keep], rank[keep]
         ax.plot(lat, rank / rank[-1], label=name, color=colours[name])
     ax.set_xscale("log")
+    decimal_log_labels(ax.xaxis)
     ax.set_xlabel("workflow latency (s)")
     ax.set_ylabel("fraction of completed workflows")
     ax.set_title("Latency distribution")

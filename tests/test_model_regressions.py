@@ -150,3 +150,139 @@ def test_a_producers_second_send_is_never_a_lost_event() -> None:
     assert loose["republished"] > 0
     assert loose["lost_events"] == safe["lost_events"] > 0
     assert loose["run_inconsistent"] == safe["run_inconsistent"]
+
+
+# --- what a service can do at once -----------------------------------------------------------------
+
+
+def _components(data: dict[str, Any]) -> Any:
+    result = _ends(data)
+    return result.components.set_index(["topology", "name"])
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [{"kind": "log", "partitions": 12}, {"kind": "queue"}, {"kind": "queue", "prefetch": 4}],
+    ids=["log", "queue", "queue-prefetch"],
+)
+def test_work_a_consumer_gave_up_on_keeps_its_server(broker: dict[str, Any]) -> None:
+    """A consumer's attempt past the service's timeout fails and is retried, but its work goes
+    on and holds a server: the group must not start more work than the servers left (the log
+    group once counted the worker free, and the service worked on more than its servers)."""
+    comps = _components(
+        {
+            "name": "util",
+            "duration": 60,
+            "services": {
+                "s1": {
+                    "latency": 0.25,
+                    "concurrency": 2,
+                    "timeout": 0.05,
+                    "retry": {"max_attempts": 3, "initial": 0.01, "jitter": "none"},
+                }
+            },
+            "workflows": {"w0": {"steps": ["s1"]}},
+            "load": {"w0": {"rate": 4}},
+            "topologies": {"choreography": {"broker": broker}, "orchestration": {}},
+        }
+    )
+    for topology in ("choreography", "orchestration"):
+        row = comps.loc[(topology, "s1")]
+        assert row["mean_busy"] <= 2 + 1e-9
+        assert row["utilization"] <= 1 + 1e-9
+
+
+def test_a_service_the_engine_also_calls_shares_its_servers_with_its_group() -> None:
+    """A hybrid's service called by the engine (an orchestrated workflow) and read by a consumer
+    group (a choreographed one): its utilization is its busy servers over all its servers, not
+    over what the group's one partition allows."""
+    comps = _components(
+        {
+            "name": "hybutil",
+            "duration": 60,
+            "services": {"s1": {"latency": 0.1, "replicas": 4, "concurrency": 4}},
+            "workflows": {"a": {"steps": ["s1"]}, "b": {"steps": ["s1"]}},
+            "load": {"a": {"rate": 40}, "b": {"rate": 2}},
+            "topologies": {
+                "hybrid": {
+                    "broker": {"kind": "log", "partitions": 1},
+                    "hybrid": {"coordination": {"a": "orchestration", "b": "choreography"}},
+                }
+            },
+        }
+    )
+    row = comps.loc[("hybrid", "s1")]
+    assert row["concurrency"] == 1  # (the group's own bound)
+    assert row["utilization"] == pytest.approx(row["mean_busy"] / 16)
+    assert 0.2 < row["utilization"] < 0.35  # about 42 × 0.1 / 16
+
+
+def test_a_compensating_service_reads_two_topics() -> None:
+    """A service with a compensation reads its step events and the failure events, each topic
+    with its own partitions: on one partition per topic it may work on two events at once,
+    and its utilization is over both."""
+    comps = _components(
+        {
+            "name": "comp",
+            "duration": 60,
+            "services": {
+                "s0": {
+                    "latency": 0.05,
+                    "concurrency": 16,
+                    "error_probability": 0.2,
+                    "compensation": {"latency": 0.05},
+                },
+                "s1": {"latency": 0.01, "concurrency": 16},
+            },
+            "workflows": {"w": {"steps": ["s0", "s0", "s0", "s1"]}},
+            "load": {"w": {"rate": 9}},
+            "topologies": {"choreography": {"broker": {"kind": "log", "partitions": 1}}},
+        }
+    )
+    s0, s1 = comps.loc[("choreography", "s0")], comps.loc[("choreography", "s1")]
+    assert s0["concurrency"] == 2 and s1["concurrency"] == 1
+    assert s0["mean_busy"] > 1  # (step and failure events at once)
+    assert s0["utilization"] == pytest.approx(s0["mean_busy"] / 2)
+    assert s0["hottest_partition_utilization"] <= 1 + 1e-9
+
+
+def test_a_full_queue_shared_with_the_engine_drops_only_messages() -> None:
+    """A hybrid whose service is called by the engine and reads a bounded queue: a full queue
+    dead-letters its oldest message; the engine's calls waiting at the same service are neither
+    counted against the queue's length nor dropped (this once raised)."""
+    result = _ends(
+        {
+            "name": "drop",
+            "duration": 20,
+            "services": {"s": {"latency": 0.2}},
+            "workflows": {"a": {"steps": ["s"]}, "b": {"steps": ["s"]}},
+            "load": {"a": {"rate": 4}, "b": {"rate": 4}},
+            "topologies": {
+                "hybrid": {
+                    "broker": {"kind": "queue", "max_length": 1, "overflow": "dead_letter"},
+                    "hybrid": {"coordination": {"b": "choreography"}},
+                }
+            },
+        }
+    )
+    assert result.components.set_index("name").loc["s", "dead_lettered"] > 0
+    workflows = result.workflows.set_index("workflow")
+    assert workflows.loc["a", "failed"] == 0  # the engine's calls all waited their turn
+    assert workflows.loc["b", "failed"] > 0
+
+
+def test_a_resolved_scenario_keeps_unlimited_retries() -> None:
+    """``max_attempts: null`` (unlimited) differs from the default (3): a resolved scenario, which
+    leaves nulls out, must still write it, or running the resolved file would not repeat the run."""
+    data = {
+        "name": "unlimited",
+        "duration": 10,
+        "services": {"s1": {"latency": 0.02, "error_probability": 0.5, "retry": {"max_attempts": None}}},
+        "workflows": {"w": {"steps": ["s1"]}},
+        "load": {"w": {"rate": 5}},
+        "topologies": {"orchestration": {}},
+    }
+    sc = sim.scenario_from_dict(data)
+    resolved = sc.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert resolved["services"]["s1"]["retry"]["max_attempts"] is None
+    assert sim.scenario_from_dict(resolved) == sc

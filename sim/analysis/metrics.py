@@ -17,8 +17,10 @@
 * per consumer group (a service reading a broker), over the window: **lag_mean** / **lag_max** =
   time-average / largest number of its messages committed to its subscription and not yet
   processed (Kafka's consumer lag: log end offset minus committed offset; a queue's ready plus
-  in-flight messages); **concurrency** = what it can process at once, min(servers, partitions ×
-  max_in_flight) for a log, and its **utilization** is mean_busy / concurrency;
+  in-flight messages); **concurrency** = what it can process at once, min(servers, topics ×
+  partitions × max_in_flight) for a log (two topics for a service that compensates), and its
+  **utilization** is mean_busy / concurrency (mean_busy / servers for a hybrid's service that
+  the engine calls too, :func:`engine_calls`);
   **hottest_partition_utilization** = the busiest partition's share of time spent processing
   (from a message's start to its commit), of its max_in_flight; per partition the same lag and
   utilization, and the partition's share of the messages (``partitions.csv``).
@@ -147,7 +149,8 @@ def group_stats(g: GroupRecord, lo: float, hi: float, end_time: float) -> dict[s
     hottest = math.nan
     if g.kind == "log":
         hottest = max(
-            (_lane_utilization(g, lane, lo, hi, end_time) for lane in range(g.partitions)), default=0.0
+            (_lane_utilization(g, lane, lo, hi, end_time) for lane in range(g.topics * g.partitions)),
+            default=0.0,
         )
     return {
         "lag_mean": lag_mean,
@@ -380,6 +383,25 @@ def spans_frame(runs: Sequence[TopologyRun]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def engine_calls(scenario: Scenario, topology: str) -> set[str]:
+    """The services a hybrid's engine calls itself: every service of an orchestrated workflow but
+    its asynchronous ones, and those too when they have a compensation (the saga calls it). A
+    consumer group that shares such a service shares its servers with the engine's calls."""
+    if scenario.topology_kind(topology) != "hybrid":
+        return set()
+    config = scenario.topologies[topology]
+    asynchronous = set(config.async_services)
+    called: set[str] = set()
+    for name, workflow in scenario.workflows.items():
+        if config.coordination(name) == "orchestration":
+            called.update(
+                s
+                for s in workflow.services()
+                if s not in asynchronous or scenario.services[s].compensation is not None
+            )
+    return called
+
+
 def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
     """One row per (topology, replication, component); an engine's shards form one row, with
     the utilization of its busiest shard beside the mean (``hottest_shard_utilization``)."""
@@ -392,6 +414,7 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                 util = float(component_stats(rec, lo, hi, run.end_time)["utilization"])  # type: ignore[arg-type]
                 hottest[rec.group] = max(hottest.get(rec.group, 0.0), util)
         groups = {g.service: g for g in run.groups}
+        called = engine_calls(scenario, run.topology)
         effects = _service_effects(run, lo, hi)
         for rec in component_records(run):
             group = groups.get(rec.name)
@@ -400,23 +423,24 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
             ready = level(run, "ready", rec.name, lo, hi)
             if group is not None:
                 grouped = group_stats(group, lo, hi, run.end_time)
+            else:
+                grouped = {**NO_GROUP, "concurrency": rec.servers if rec.servers is not None else pd.NA}
+            busy = float(stats["mean_busy"])  # type: ignore[arg-type]
+            if group is not None and rec.name not in called:
                 # A consumer group can do no more at once than its partitions allow.
                 concurrency = float(group.concurrency)
                 if ready is not None:  # ... nor than its consumers serving on average
                     if group.kind == "log":
-                        lanes = group.partitions * group.max_in_flight
+                        lanes = group.topics * group.partitions * group.max_in_flight
                         concurrency = min(ready[0] * scenario.services[rec.name].concurrency, lanes)
                     else:
                         concurrency = ready[0] * group.concurrency / group.consumers
-                busy = float(stats["mean_busy"])  # type: ignore[arg-type]
                 stats["utilization"] = busy / concurrency if concurrency else math.nan
-            else:
-                grouped = {**NO_GROUP, "concurrency": rec.servers if rec.servers is not None else pd.NA}
-                if ready is not None and rec.kind == "service" and rec.servers:
-                    # An autoscaled service's servers are those of its replicas serving on average.
-                    servers = ready[0] * scenario.services[rec.name].concurrency
-                    busy = float(stats["mean_busy"])  # type: ignore[arg-type]
-                    stats["utilization"] = busy / servers if servers else math.nan
+            elif ready is not None and rec.kind == "service" and rec.servers:
+                # An autoscaled service's servers are those of its replicas serving on average (a
+                # service the engine calls too shares them with its consumer group).
+                servers = ready[0] * scenario.services[rec.name].concurrency
+                stats["utilization"] = busy / servers if servers else math.nan
             rows.append(
                 {
                     "topology": run.topology,

@@ -287,6 +287,7 @@ class Consumer:
         if r.abandoned is None:
             r.abandoned = {}
         r.abandoned[visit] = r.attempt
+        r.group.hold(r, True)
         r.visit = -1
         breaker = self.breakers.get(step.service) if self.breakers else None
         if breaker is not None:
@@ -308,6 +309,7 @@ class Consumer:
         if r.abandoned is not None:
             attempt = r.abandoned.pop(inst.plan.steps[k].station.ending, 0)
             if attempt:
+                r.group.hold(r, False)
                 self._late(r, attempt)
                 return
         # (a success takes effect, whichever delivery this is)
@@ -386,9 +388,11 @@ class Consumer:
         (a crash of work the consumer had given up on just ends it)."""
         if r.abandoned is not None:
             station = r.message.item.inst.plan.steps[r.message.item.step].station
-            if r.visit < 0 or station.ended[r.visit] != self.world.env.now:
-                for visit in [v for v in r.abandoned if station.ended[v] == self.world.env.now]:
-                    del r.abandoned[visit]
+            now = self.world.env.now
+            for visit in [v for v in r.abandoned if station.ended[v] == now]:
+                del r.abandoned[visit]  # (the crash ended work it had given up on)
+                r.group.hold(r, False)
+            if r.visit < 0 or station.ended[r.visit] != now:
                 return
             # the retry it sent after a timeout went to any replica, which crashed: a failed call
             if r.live:

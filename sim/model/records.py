@@ -48,8 +48,9 @@ class GroupRecord:
     3 dropped by retention, 0 still there), ``began`` when the processing of its last delivery
     began (NaN if none did), and ``lane``, its partition (a log: failure events of the
     compensation topic come after the ``partitions`` of the step events; a queue: 0).
-    ``concurrency`` is what the group can process at once: min(servers, partitions ×
-    max_in_flight) for a log."""
+    ``topics`` is how many topics a log group reads (2 for a service that compensates: its step
+    events and the failure events; else 1). ``concurrency`` is what the group can process at
+    once: min(servers, topics × partitions × max_in_flight) for a log."""
 
     service: str
     kind: str
@@ -62,6 +63,7 @@ class GroupRecord:
     began: np.ndarray
     lane: np.ndarray
     how: np.ndarray
+    topics: int = 1
 
 
 @dataclass

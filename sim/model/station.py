@@ -77,13 +77,18 @@ replica; 0 unless replicas are tracked)."""
 
 class JobOptions:
     """What few requests need: holding the server after the work, a hook when service starts
-    (``on_start(payload)``; if it returns False the request leaves unserved instead)."""
+    (``on_start(payload)``; if it returns False the request leaves unserved instead).
 
-    __slots__ = ("hold", "on_start")
+    ``waiting`` counts the requests submitted with these options that are in the queue (a
+    cancelled one until the queue discards it): an owner that shares the station with others,
+    such as a broker queue whose service the engine also calls, counts its own requests."""
+
+    __slots__ = ("hold", "on_start", "waiting")
 
     def __init__(self, hold: bool = False, on_start: Callable[[Any], bool | None] | None = None) -> None:
         self.hold = hold
         self.on_start = on_start
+        self.waiting = 0
 
 
 NAN = math.nan
@@ -267,6 +272,8 @@ class Station:
         self.started.append(NAN)
         self.ended.append(NAN)
         self.queue.append((service_time, done, payload, abort, visit, options, 0))
+        if options is not None:
+            options.waiting += 1
         return visit
 
     def enter(self, at: float | None = None) -> int:
@@ -327,17 +334,17 @@ class Station:
         self.ended[visit] = now
         self.left.append(visit)
 
-    def drop_oldest(self) -> Job | None:
-        """Take the oldest waiting request out of the queue, recorded as leaving unserved now
-        (a full queue that drops its head); None if nothing waits."""
-        queue = self.queue
-        while queue:
-            job = queue.popleft()
-            if self.cancelled and job[4] in self.cancelled:
-                self.cancelled.discard(job[4])
-                continue
-            self.leave(job[4])
-            return job
+    def drop_oldest(self, options: JobOptions) -> Job | None:
+        """Take the oldest waiting request submitted with ``options`` out of the queue, recorded
+        as leaving unserved now (a full queue that drops its head); None if none waits. Requests
+        of other owners keep their places."""
+        queue, cancelled = self.queue, self.cancelled
+        for i, job in enumerate(queue):
+            if job[5] is options and not (cancelled and job[4] in cancelled):
+                del queue[i]
+                options.waiting -= 1
+                self.leave(job[4])
+                return job
         return None
 
     def _start(self, now: float, job: Job) -> None:
@@ -410,6 +417,8 @@ class Station:
         queue = self.queue
         while queue and self.busy < self._capacity:
             job = queue.popleft()
+            if job[5] is not None:
+                job[5].waiting -= 1
             if self.cancelled and job[4] in self.cancelled:
                 self.cancelled.discard(job[4])
                 continue
@@ -501,6 +510,9 @@ class Station:
     def drop_queue(self) -> list[Job]:
         """Remove and return every waiting request (an engine that loses its memory). They are
         recorded as leaving the queue now, with no service."""
+        for job in self.queue:
+            if job[5] is not None:
+                job[5].waiting -= 1
         jobs = [job for job in self.queue if job[4] not in self.cancelled]
         self.queue.clear()
         self.cancelled.clear()

@@ -11,7 +11,9 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -71,6 +73,15 @@ class Retry(StrictModel):
         if value is False:
             return None
         return value
+
+    @model_serializer(mode="wrap")
+    def _keep_unlimited(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``max_attempts: null`` (unlimited) is written even when nulls are left out (as in a
+        resolved scenario): without it, the file would read back as the default 3 attempts."""
+        data: dict[str, Any] = handler(self)
+        if self.max_attempts is None:
+            data = {"max_attempts": None, **data}  # (in its place: the first field)
+        return data
 
     @model_validator(mode="after")
     def _time_passes(self) -> Retry:

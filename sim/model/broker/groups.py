@@ -64,8 +64,8 @@ PROCESSED, DEAD, EXPIRED = 1, 2, 3
 NAN = math.nan
 
 TOPICS = 2
-"""Topics a consuming service reads: its step events (lanes 0..P-1) and, in a choreography, the
-failure events it compensates (lanes P..2P-1)."""
+"""Topics a consuming service may read: its step events (lanes 0..P-1) and, when it has a
+compensation, the failure events it compensates (lanes P..2P-1)."""
 
 
 class Group:
@@ -99,6 +99,8 @@ class Group:
         self.retention = self.config.retention_seconds
         self.immediate_ready = self.config.delivery_latency.is_zero
         self.lanes = 1
+        self.topics = 1
+        """Topics the service reads (a log: the failure events too, if it compensates)."""
         self.max_in_flight = 1
         """Messages of one lane processed at once (a queue's one lane: no limit of its own)."""
         # Records, one slot per message: entered (committed to the subscription), left (its lag
@@ -124,6 +126,7 @@ class Group:
             consumers=self.consumers,
             concurrency=self.effective_concurrency(),
             max_in_flight=self.max_in_flight,
+            topics=self.topics,
             entered=as_array(self.entered, float),  # (views: no copy of a long run's records)
             left=as_array(self.left, float),
             began=as_array(self.began, float),
@@ -180,6 +183,12 @@ class Group:
 
     def retrying(self, r: Receipt) -> None:
         """``r``'s work failed and will be tried again after a backoff."""
+
+    def hold(self, r: Receipt, held: bool) -> None:
+        """Work of ``r`` its consumer gave up on at a timeout goes on, holding a server of the
+        station that the group's workers no longer count (``held``), or it has ended (not
+        ``held``). A group that starts work on the station's servers itself counts it as a busy
+        worker meanwhile, so that it never starts more work than the servers left."""
 
     def done(self, r: Receipt, dead: bool = False) -> None:
         """``r`` is over (processed, or sent to the dead-letter queue): acknowledge it."""
@@ -294,6 +303,7 @@ class LogGroup(Group):
         self.partitions = config.partitions
         self.lanes = TOPICS * self.partitions
         self.lane = [Lane(i, i % self.partitions) for i in range(self.lanes)]
+        self.topics = TOPICS if world.scenario.services[service].compensation is not None else 1
         self.max_in_flight = config.max_in_flight
         self.max_poll = config.max_poll_records
         self.members = [Member(c) for c in range(self.consumers)]
@@ -539,6 +549,17 @@ class LogGroup(Group):
         elif member.state == DRAINING and member.busy == 0:
             self._leave(member)
 
+    def hold(self, r: Receipt, held: bool) -> None:
+        member = self.members[r.consumer]
+        if held:
+            member.busy += 1
+            return
+        member.busy -= 1
+        if member.state == UP:
+            self._work(member)
+        elif member.state == DRAINING and member.busy == 0:
+            self._leave(member)
+
     def aborted(self, r: Receipt) -> None:
         """The consumer crashed: what it held goes back to the lanes when the group hears of
         the crash (:meth:`_health`), this receipt with what it had not committed."""
@@ -702,8 +723,9 @@ class LogGroup(Group):
             member.waiting = sum(len(self.lane[lane].log) for lane in member.lanes)
 
     def effective_concurrency(self) -> int:
-        """Messages the group can process at once: min(servers, partitions × max_in_flight)."""
-        return min(self.consumers * self.workers, self.partitions * self.max_in_flight)
+        """Messages the group can process at once: min(servers, topics × partitions ×
+        max_in_flight), each partition of each topic it reads processing up to max_in_flight."""
+        return min(self.consumers * self.workers, self.topics * self.partitions * self.max_in_flight)
 
 
 def _ranges(lanes: list[Lane], ids: list[int]) -> list[int]:
@@ -812,12 +834,14 @@ class QueueGroup(Group):
             self._dispatch()
 
     def _waiting(self) -> int:
-        return self.station.waiting if self.prefetch is None else len(self.visible)
+        """Messages waiting for a worker (in the station's queue, without prefetching, where
+        the engine's calls of a hybrid may wait beside them: only the messages count)."""
+        return self.options.waiting if self.prefetch is None else len(self.visible)
 
     def _drop_oldest(self) -> None:
         """A full queue drops its head to the dead-letter queue."""
         if self.prefetch is None:
-            job = self.station.drop_oldest()
+            job = self.station.drop_oldest(self.options)
             if job is not None:
                 r: Receipt = job[2]
                 r.live = True
@@ -880,6 +904,15 @@ class QueueGroup(Group):
         if self.prefetch is not None:  # the worker is free during the backoff
             self.busy[r.consumer] -= 1
             self._run(r.consumer)
+
+    def hold(self, r: Receipt, held: bool) -> None:
+        if self.prefetch is None:  # (the station's own queue starts work on free servers only)
+            return
+        if held:
+            self.busy[r.consumer] += 1
+            return
+        self.busy[r.consumer] -= 1
+        self._refill(r.consumer)
 
     def done(self, r: Receipt, dead: bool = False) -> None:
         """The message is acknowledged (deleted), whichever receipt did it."""

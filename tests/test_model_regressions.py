@@ -286,3 +286,38 @@ def test_a_resolved_scenario_keeps_unlimited_retries() -> None:
     resolved = sc.model_dump(mode="json", by_alias=True, exclude_none=True)
     assert resolved["services"]["s1"]["retry"]["max_attempts"] is None
     assert sim.scenario_from_dict(resolved) == sc
+
+
+def _most_in_service(started: Any, ended: Any) -> int:
+    """The most requests a station served at once, from its visits' start and end instants."""
+    import numpy as np
+
+    served = ~np.isnan(started) & (ended > started)
+    instants = np.concatenate([started[served], ended[served]])
+    steps = np.concatenate([np.ones(served.sum(), dtype=int), -np.ones(served.sum(), dtype=int)])
+    order = np.lexsort((steps, instants))  # (at one instant, ends before starts)
+    return int(np.cumsum(steps[order]).max(initial=0))
+
+
+@pytest.mark.parametrize("broker", [{"kind": "log", "partitions": 4}, {"kind": "queue", "prefetch": 1}])
+def test_a_consumer_waits_for_a_server_the_engine_holds(broker: dict[str, Any]) -> None:
+    """A hybrid's service that the engine calls and a consumer group reads: a consumer that takes
+    a message while the engine's calls hold every server waits for one, in turn, instead of
+    working on more requests than the service has servers."""
+    from sim.running.simulate import Task, simulate
+
+    sc = sim.scenario_from_dict(
+        {
+            "name": "shared",
+            "duration": 60,
+            "services": {"s1": {"latency": exp(0.2)}},
+            "workflows": {"a": {"steps": ["s1"]}, "b": {"steps": ["s1"]}},
+            "load": {"a": {"rate": 1.5}, "b": {"rate": 1.5}},
+            "topologies": {
+                "hybrid": {"broker": broker, "hybrid": {"coordination": {"b": "choreography"}}},
+            },
+        }
+    )
+    run = simulate(Task(sc, "hybrid"))
+    (s1,) = [c for c in run.components if c.name == "s1"]
+    assert _most_in_service(s1.started, s1.ended) == 1

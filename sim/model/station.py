@@ -293,12 +293,32 @@ class Station:
         payload: Any,
         abort: Callable[[Any], None] | None = None,
         replica: int = -1,
+        on_start: Callable[[Any], bool | None] | None = None,
     ) -> int:
         """Start the service of an entered visit now (``visit`` -1: of a request arriving now,
-        which waited nowhere), on ``replica`` (-1: any with a free server); the owner has made
-        sure that it has one (a draining replica may still go on with work it holds, such as a
-        retry). Return the visit."""
+        which waited nowhere), on ``replica`` (-1: any with a free server); a draining replica
+        may still go on with work it holds, such as a retry. Return the visit.
+
+        The owner has counted a free worker of its own (a consumer's), but the servers may be
+        shared with other callers (a hybrid's engine calls the same service) or still held by
+        work the owner gave up on: with none free, the request waits in the queue like any other,
+        on any replica, and ``on_start(payload)`` is called when it starts."""
         now = self.env.now
+        if (
+            self.busy >= self._capacity
+            if self.rbusy is None or replica < 0
+            else self.rbusy[replica] >= self.per_replica
+        ) and service_time * self.slowdown != 0:
+            if visit < 0:
+                visit = len(self.arrived)
+                self.arrived.append(now)
+                self.started.append(NAN)
+                self.ended.append(NAN)
+            options = None if on_start is None else JobOptions(on_start=on_start)
+            self.queue.append((service_time, done, payload, abort, visit, options, 0))
+            if options is not None:
+                options.waiting += 1
+            return visit
         service_time *= self.slowdown
         if visit < 0:
             visit = len(self.arrived)

@@ -90,6 +90,9 @@ class Group:
         self.service = service
         self.station = station
         self.consumer = consumer
+        self.on_start = consumer.begun if consumer.timeouts else None
+        """What the station calls when work that waited for a shared server starts (the
+        consumer's timeout clock)."""
         self.health = health
         self.counters = world.counters
         svc = world.scenario.services[service]
@@ -517,7 +520,7 @@ class LogGroup(Group):
         # A first attempt starts the visit its poll entered (a message taken at once, and a
         # retry in place, start one of their own, on the same worker).
         visit = r.visit if r.attempt == 1 else -1
-        r.visit = self.station.begin(visit, amount, served, r, aborted, r.consumer)
+        r.visit = self.station.begin(visit, amount, served, r, aborted, r.consumer, self.on_start)
 
     def done(self, r: Receipt, dead: bool = False) -> None:
         if not r.live:
@@ -895,7 +898,7 @@ class QueueGroup(Group):
             return
         self.serve = (served, aborted)
         if r.attempt == 1:
-            self.station.begin(r.visit, amount, served, r, aborted, r.consumer)
+            self.station.begin(r.visit, amount, served, r, aborted, r.consumer, self.on_start)
         else:  # a retry waits at the front of its consumer's buffer, for a free worker
             self.buffers[r.consumer].appendleft((r, amount))
             self._run(r.consumer)
@@ -1004,7 +1007,7 @@ class QueueGroup(Group):
                 assert self.serve is not None
                 r.visit = self.station.enter()
                 served, aborted = self.serve
-                self.station.begin(r.visit, amount, served, r, aborted, c)
+                self.station.begin(r.visit, amount, served, r, aborted, c, self.on_start)
 
     def _health(self, health: Health) -> None:
         """Prefetch mode: a consumer that goes down loses its buffer (the messages come back when

@@ -321,3 +321,24 @@ def test_a_consumer_waits_for_a_server_the_engine_holds(broker: dict[str, Any]) 
     run = simulate(Task(sc, "hybrid"))
     (s1,) = [c for c in run.components if c.name == "s1"]
     assert _most_in_service(s1.started, s1.ended) == 1
+
+
+@pytest.mark.parametrize("election", [0, 0.5])
+def test_no_election_while_every_broker_node_is_down(election: float) -> None:
+    """With every node of the broker down there is no node to lead a partition: the election
+    waits for one to come back (an immediate election once re-ran itself forever, at one
+    instant), and the events published meanwhile go through after it."""
+    result = _ends(
+        {
+            "name": "elect",
+            "duration": 30,
+            "services": {"s": {"latency": 0.01}},
+            "workflows": {"w": {"steps": ["s"]}},
+            "load": {"w": {"rate": 5}},
+            "topologies": {
+                "choreography": {"broker": {"kind": "log", "brokers": 1, "leader_election": election}}
+            },
+            "faults": [{"type": "capacity_loss", "target": "broker", "at": 10, "duration": 5, "replicas": 1}],
+        }
+    )
+    assert (result.summary["completed"] == result.summary["arrived"]).all()

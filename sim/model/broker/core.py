@@ -273,10 +273,13 @@ class MessageBroker:
             group.resume()
 
     def _leaders(self, health: Health) -> None:
+        """Partitions whose leader is down elect another after ``leader_election``; with every
+        node down there is none to elect: the election waits for a node to come back."""
         outage = health.outages > 0
         down = health.down_replicas()
+        electable = not outage and len(down) < self.config.brokers
         for p in range(self.partitions):
-            if not outage and self.leader[p] in down and p not in self.electing:
+            if electable and self.leader[p] in down and p not in self.electing:
                 self.electing.add(p)
                 self.world.after(self.config.leader_election, self._elect, p)
             self.available[p] = (

@@ -43,6 +43,30 @@ def test_run_folder_round_trip(result: sim.RunResult, tmp_path) -> None:
     assert json.loads((folder / "summary.json").read_text()) == result.to_dict()
 
 
+def test_a_run_where_nothing_arrives_reads_back_and_plots_quietly(tmp_path) -> None:
+    """No workflow arrives within the run: no bottleneck (None, also read back), and the plots
+    draw without a warning (an empty latency curve has no legend)."""
+    import warnings
+
+    sc = sim.scenario_from_dict(
+        {
+            "name": "nothing",
+            "duration": 20,
+            "services": {"s": {"latency": 0.01}},
+            "workflows": {"w": {"steps": ["s"]}},
+            "load": {"w": {"arrival": "trace", "times": [100.0]}},
+            "topologies": {"orchestration": {}},
+        }
+    )
+    result = sim.run(sc)
+    assert result.summary["bottleneck"].tolist() == [None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        folder = result.save(tmp_path / "run")
+    back = sim.read_run(folder)
+    pd.testing.assert_frame_equal(back.summary, result.summary, check_dtype=False)
+
+
 def test_resolved_scenario_reruns_identically(result: sim.RunResult, tmp_path) -> None:
     folder = result.save(tmp_path / "run", plots=False)
     again = sim.run(folder / "scenario.yaml")

@@ -112,10 +112,14 @@ def _read_frames(folder: Path, prefix: str, scenario: Scenario, meta: dict) -> R
     components = pd.read_csv(folder / f"{prefix}components.csv")
     components["servers"] = components["servers"].astype("Int64")
     workflows = folder / f"{prefix}workflows.csv"  # absent from run folders of earlier versions
+    summary = pd.read_csv(folder / f"{prefix}summary.csv")
+    if "bottleneck" in summary:  # (no bottleneck: None, as the run gives it, not NaN)
+        neck = summary["bottleneck"]
+        summary["bottleneck"] = neck.astype(object).where(neck.notna(), None)
     return RunResult(
         scenario=scenario,
         seed=int(meta["seed"]),
-        summary=pd.read_csv(folder / f"{prefix}summary.csv"),
+        summary=summary,
         components=components,
         requests=pd.read_parquet(folder / f"{prefix}requests.parquet"),
         timeseries=pd.read_csv(folder / f"{prefix}timeseries.csv"),

@@ -63,7 +63,8 @@ def latency_cdf(requests: pd.DataFrame, warmup: float = 0.0, duration: float = n
     ax.set_ylabel("fraction of completed workflows")
     ax.set_title("Latency distribution")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    if ax.lines:  # (none when nothing completed)
+        ax.legend()
     fig.tight_layout()
     return fig
 

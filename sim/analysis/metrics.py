@@ -20,7 +20,8 @@
   in-flight messages); **concurrency** = what it can process at once, min(servers, topics ×
   partitions × max_in_flight) for a log (two topics for a service that compensates), and its
   **utilization** is mean_busy / concurrency (mean_busy / servers for a hybrid's service that
-  the engine calls too, :func:`engine_calls`);
+  the engine calls too, :func:`engine_calls`; above 1 when work a consumer gave up on at its
+  timeout goes on, holding servers but no partition);
   **hottest_partition_utilization** = the busiest partition's share of time spent processing
   (from a message's start to its commit), of its max_in_flight; per partition the same lag and
   utilization, and the partition's share of the messages (``partitions.csv``).

@@ -63,8 +63,11 @@ def latency_cdf(requests: pd.DataFrame, warmup: float = 0.0, duration: float = n
     ax.set_ylabel("fraction of completed workflows")
     ax.set_title("Latency distribution")
     ax.grid(True, which="both", alpha=0.3)
-    if ax.lines:  # (none when nothing completed)
+    if ax.lines:
         ax.legend()
+    else:
+        note = "no workflow completed"
+        ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes, color="#555555")
     fig.tight_layout()
     return fig
 

@@ -342,3 +342,24 @@ def test_no_election_while_every_broker_node_is_down(election: float) -> None:
         }
     )
     assert (result.summary["completed"] == result.summary["arrived"]).all()
+
+
+def test_a_fault_from_the_last_instant_of_arrivals() -> None:
+    """A partition that begins as arrivals stop leaves an impact window of no length: nothing
+    to compare there, and no component counted as affected (its statistics once divided by the
+    window's zero length)."""
+    result = _ends(
+        {
+            "name": "fault-at-end",
+            "duration": 10,
+            "warmup": 0,
+            "services": {"s0": {"latency": 0.01}},
+            "workflows": {"wf": {"steps": ["s0"]}},
+            "load": {"wf": {"rate": 5}},
+            "topologies": {"choreography": {"broker": {"kind": "queue"}}},
+            "faults": [
+                {"type": "partition", "between": ["broker", "s0"], "at": 10, "duration": 5, "mode": "hold"}
+            ],
+        }
+    )
+    assert result.blast_radius["affected_component_count"].tolist() == [0]

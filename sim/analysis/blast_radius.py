@@ -577,8 +577,11 @@ def blast_radius(
         }
 
         if component_stats is not None and math.isfinite(impact_end):
-            b_comp = component_stats(baseline, topology, replication, fault_start, impact_end)
-            f_comp = component_stats(faulted, topology, replication, fault_start, impact_end)
+            if impact_end > fault_start:
+                b_comp = component_stats(baseline, topology, replication, fault_start, impact_end)
+                f_comp = component_stats(faulted, topology, replication, fault_start, impact_end)
+            else:  # a fault from the last instant on: its impact window holds nothing to compare
+                b_comp = f_comp = empty
         else:
             b_comp, f_comp = b_comps.get(key, empty), f_comps.get(key, empty)
         dev = component_deviations(b_comp, f_comp, band)

@@ -363,3 +363,34 @@ def test_a_fault_from_the_last_instant_of_arrivals() -> None:
         }
     )
     assert result.blast_radius["affected_component_count"].tolist() == [0]
+
+
+def test_a_root_span_says_how_its_instance_finally_ended() -> None:
+    """An attempt the engine gave up on at its timeout succeeds after its workflow failed: the
+    instance ends inconsistent, and its trace's root span says so (it once kept `failed`)."""
+    result = sim.run(
+        sim.scenario_from_dict(
+            {
+                "name": "trace-late-effect",
+                "seed": 7,
+                "duration": 20,
+                "warmup": 0,
+                "services": {
+                    "s1": {
+                        "latency": {"dist": "uniform", "low": 0.1, "high": 0.2},
+                        "error_probability": 0.3,
+                        "timeout": 0.05,
+                        "retry": {"max_attempts": 3, "initial": 0.1},
+                    }
+                },
+                "workflows": {"wf": {"steps": ["s1"]}},
+                "load": {"wf": {"arrival": "deterministic", "rate": 5}},
+                "topologies": {"orchestration": {}},
+            }
+        ),
+        trace=5,
+    )
+    roots = result.spans[result.spans["parent"] == -1].set_index("instance")["status"]
+    statuses = result.requests.set_index("id")["status"].astype(str)  # (one workflow: id = instance)
+    assert (roots == statuses.loc[roots.index]).all()
+    assert (roots == "inconsistent").any()

@@ -576,7 +576,16 @@ class World:
         self.reconcile_effects()
         self.check_conservation()
         self.effects.check()
-        if self.tracer is not None:  # sampled instances still running get an open-ended root span
+        if self.tracer is not None:
+            # A root span says how its instance ended, as finally counted: a late effect may
+            # have turned a failed instance inconsistent since its span was written.
+            plans = {p.name: p for p in self.plans}
+            for span in self.tracer.spans:
+                if span.parent == -1:
+                    plan = plans[span.workflow]
+                    gid = self.gids[plan.name][span.instance] if self.dynamic else plan.offset + span.instance
+                    span.status = STATUS_NAMES[self.status[gid]]
+            # Sampled instances still running get an open-ended root span.
             arrivals = self.arrivals_by_gid()
             for plan in self.plans:
                 for index in sorted(self.tracer.sampled.get(plan.name, ())):

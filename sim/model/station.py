@@ -271,10 +271,14 @@ class Station:
         self.arrived.append(now)
         self.started.append(NAN)
         self.ended.append(NAN)
-        self.queue.append((service_time, done, payload, abort, visit, options, 0))
-        if options is not None:
-            options.waiting += 1
+        self._wait((service_time, done, payload, abort, visit, options, 0))
         return visit
+
+    def _wait(self, job: Job) -> None:
+        """``job`` waits in the queue (counted among its options' waiting requests)."""
+        self.queue.append(job)
+        if job[5] is not None:
+            job[5].waiting += 1
 
     def enter(self, at: float | None = None) -> int:
         """Record the arrival of a request its owner will start with :meth:`begin` (``at``: when
@@ -310,14 +314,9 @@ class Station:
             else self.rbusy[replica] >= self.per_replica
         ) and service_time * self.slowdown != 0:
             if visit < 0:
-                visit = len(self.arrived)
-                self.arrived.append(now)
-                self.started.append(NAN)
-                self.ended.append(NAN)
+                visit = self.enter()
             options = None if on_start is None else JobOptions(on_start=on_start)
-            self.queue.append((service_time, done, payload, abort, visit, options, 0))
-            if options is not None:
-                options.waiting += 1
+            self._wait((service_time, done, payload, abort, visit, options, 0))
             return visit
         service_time *= self.slowdown
         if visit < 0:

@@ -582,17 +582,19 @@ class World:
             plans = {p.name: p for p in self.plans}
             for span in self.tracer.spans:
                 if span.parent == -1:
-                    plan = plans[span.workflow]
-                    gid = self.gids[plan.name][span.instance] if self.dynamic else plan.offset + span.instance
-                    span.status = STATUS_NAMES[self.status[gid]]
+                    span.status = STATUS_NAMES[self.status[self._gid(plans[span.workflow], span.instance)]]
             # Sampled instances still running get an open-ended root span.
             arrivals = self.arrivals_by_gid()
             for plan in self.plans:
                 for index in sorted(self.tracer.sampled.get(plan.name, ())):
-                    gid = self.gids[plan.name][index] if self.dynamic else plan.offset + index
+                    gid = self._gid(plan, index)
                     if self.status[gid] == IN_FLIGHT:
                         arrival = float(arrivals[gid])
                         self.tracer.root(plan.name, index, arrival, float(env.now), "in_flight")
+
+    def _gid(self, plan: WorkflowPlan, index: int) -> int:
+        """The global id of instance ``index`` of ``plan`` (one that has arrived)."""
+        return self.gids[plan.name][index] if self.dynamic else plan.offset + index
 
     def arrivals_by_gid(self) -> np.ndarray:
         """The arrival instant of every instance, by global id (dynamic: a copy, so the array

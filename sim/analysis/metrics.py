@@ -20,8 +20,8 @@
   in-flight messages); **concurrency** = what it can process at once, min(servers, topics ×
   partitions × max_in_flight) for a log (two topics for a service that compensates), and its
   **utilization** is mean_busy / concurrency (mean_busy / servers for a hybrid's service that
-  the engine calls too, :func:`engine_calls`; above 1 when work a consumer gave up on at its
-  timeout goes on, holding servers but no partition);
+  the engine calls too; above 1 when work a consumer gave up on at its timeout goes on, holding
+  servers but no partition);
   **hottest_partition_utilization** = the busiest partition's share of time spent processing
   (from a message's start to its commit), of its max_in_flight; per partition the same lag and
   utilization, and the partition's share of the messages (``partitions.csv``).
@@ -384,25 +384,6 @@ def spans_frame(runs: Sequence[TopologyRun]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def engine_calls(scenario: Scenario, topology: str) -> set[str]:
-    """The services a hybrid's engine calls itself: every service of an orchestrated workflow but
-    its asynchronous ones, and those too when they have a compensation (the saga calls it). A
-    consumer group that shares such a service shares its servers with the engine's calls."""
-    if scenario.topology_kind(topology) != "hybrid":
-        return set()
-    config = scenario.topologies[topology]
-    asynchronous = set(config.async_services)
-    called: set[str] = set()
-    for name, workflow in scenario.workflows.items():
-        if config.coordination(name) == "orchestration":
-            called.update(
-                s
-                for s in workflow.services()
-                if s not in asynchronous or scenario.services[s].compensation is not None
-            )
-    return called
-
-
 def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
     """One row per (topology, replication, component); an engine's shards form one row, with
     the utilization of its busiest shard beside the mean (``hottest_shard_utilization``)."""
@@ -415,7 +396,6 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                 util = float(component_stats(rec, lo, hi, run.end_time)["utilization"])  # type: ignore[arg-type]
                 hottest[rec.group] = max(hottest.get(rec.group, 0.0), util)
         groups = {g.service: g for g in run.groups}
-        called = engine_calls(scenario, run.topology)
         effects = _service_effects(run, lo, hi)
         for rec in component_records(run):
             group = groups.get(rec.name)
@@ -427,7 +407,7 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
             else:
                 grouped = {**NO_GROUP, "concurrency": rec.servers if rec.servers is not None else pd.NA}
             busy = float(stats["mean_busy"])  # type: ignore[arg-type]
-            if group is not None and rec.name not in called:
+            if group is not None and not group.shared:
                 # A consumer group can do no more at once than its partitions allow.
                 concurrency = float(group.concurrency)
                 if ready is not None:  # ... nor than its consumers serving on average

@@ -50,7 +50,9 @@ class GroupRecord:
     compensation topic come after the ``partitions`` of the step events; a queue: 0).
     ``topics`` is how many topics a log group reads (2 for a service that compensates: its step
     events and the failure events; else 1). ``concurrency`` is what the group can process at
-    once: min(servers, topics × partitions × max_in_flight) for a log."""
+    once: min(servers, topics × partitions × max_in_flight) for a log. ``shared``: the engine
+    calls the service too (a hybrid), so the group has its servers only when the engine's calls
+    leave them."""
 
     service: str
     kind: str
@@ -64,6 +66,7 @@ class GroupRecord:
     lane: np.ndarray
     how: np.ndarray
     topics: int = 1
+    shared: bool = False
 
 
 @dataclass

@@ -31,7 +31,7 @@ from sim.model.records import (
 from sim.model.tracing import Span
 from sim.running.simulate import Task, simulate
 
-FORMAT = 6
+FORMAT = 7
 """Version of the file layout; files of another version are not read."""
 
 _OUTCOMES = list(OutcomeRecord.__dataclass_fields__)
@@ -47,7 +47,16 @@ _COMPONENT_ARRAYS = [
     "held_at",
 ]
 _GROUP_ARRAYS = ["entered", "left", "began", "lane", "how"]
-_GROUP_FIELDS = ["service", "kind", "partitions", "consumers", "concurrency", "max_in_flight", "topics"]
+_GROUP_FIELDS = [
+    "service",
+    "kind",
+    "partitions",
+    "consumers",
+    "concurrency",
+    "max_in_flight",
+    "topics",
+    "shared",
+]
 _EFFECT_ARRAYS = list(EffectRecord.__dataclass_fields__)
 
 

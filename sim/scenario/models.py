@@ -297,17 +297,6 @@ class Workflow(_Model):
         "running then fails and its saga undoes what took effect. Omit: none.",
     )
 
-    def services(self) -> list[str]:
-        """The service of every step, in order (a parallel stage's branches one after another)."""
-        out: list[str] = []
-        for step in self.steps:
-            if isinstance(step, Parallel):
-                for branch in step.parallel:
-                    out.extend([branch] if isinstance(branch, str) else branch)
-            else:
-                out.append(step)
-        return out
-
     @model_validator(mode="after")
     def _not_too_long(self) -> Workflow:
         count = 0

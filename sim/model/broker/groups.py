@@ -104,6 +104,8 @@ class Group:
         self.lanes = 1
         self.topics = 1
         """Topics the service reads (a log: the failure events too, if it compensates)."""
+        self.shared = False
+        """Whether the engine calls the service too (a hybrid): its servers serve both."""
         self.max_in_flight = 1
         """Messages of one lane processed at once (a queue's one lane: no limit of its own)."""
         # Records, one slot per message: entered (committed to the subscription), left (its lag
@@ -130,6 +132,7 @@ class Group:
             concurrency=self.effective_concurrency(),
             max_in_flight=self.max_in_flight,
             topics=self.topics,
+            shared=self.shared,
             entered=as_array(self.entered, float),  # (views: no copy of a long run's records)
             left=as_array(self.left, float),
             began=as_array(self.began, float),

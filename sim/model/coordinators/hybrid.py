@@ -110,6 +110,16 @@ class Hybrid(Orchestration):
         owner = Steps(AsyncSteps(world), self.choreographed)
         consumer = Consumer(world, self.retries, owner, operation="handle (async)")
         self.groups: dict[str, Group] = {n: self.broker.group(n, consumer) for n in sorted(consumed)}
+        # A consumed service the engine calls too shares its servers: the engine calls the steps
+        # of its workflows that it awaits, and the compensations of all their steps (the saga).
+        services = world.scenario.services
+        for plan in world.plans:
+            if plan.name in self.choreographed:
+                continue
+            for st in plan.steps:
+                called = st.service not in self.asynchronous or services[st.service].compensation is not None
+                if called and st.service in self.groups:
+                    self.groups[st.service].shared = True
         self.choreography: Choreography | None = None
         if self.choreographed:
             self.choreography = Choreography(world, name, config, (self.broker, self.groups, self.retries))

@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.analysis.chunked import LevelPeak
 from sim.analysis.metrics import _levels, _open_at, _overlap, combined, component_stats
 from sim.model.records import ComponentRecord
 
@@ -102,3 +103,11 @@ def test_a_single_part_lends_its_visits_and_gives_what_a_concatenation_gives() -
         np.testing.assert_array_equal(getattr(lent, name), getattr(copied, name))
         assert getattr(lent, name).dtype == getattr(copied, name).dtype
     assert component_stats(lent, 5.0, 45.0, 60.0) == component_stats(copied, 5.0, 45.0, 60.0)
+
+
+def test_intervals_closing_as_a_window_starts_do_not_count_in_its_largest_level() -> None:
+    # Two intervals close at 4, where the second window starts: within [4, 6) one is open.
+    # (Counting the level between the two closings, at the same instant, said 2.)
+    peak = LevelPeak(np.array([0.0, 4.0, 6.0]))
+    peak.add(np.array([1.0, 2.0, 3.0]), np.array([4.0, 4.0, 8.0]), np.inf)
+    assert peak.result().tolist() == [3, 1]

@@ -48,12 +48,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
+from sim.analysis.chunked import LevelPeak, quantile
 from sim.analysis.costs import cost_figures
 from sim.analysis.replicas import autoscaled_hours, level
 from sim.model.outcomes import COMPLETED, IN_FLIGHT, STATUS_NAMES
@@ -113,64 +114,73 @@ def _overlap(a: np.ndarray, b: np.ndarray, lo: float, hi: float) -> float:
 
 
 def _levels(starts: np.ndarray, ends: np.ndarray, lo: float, hi: float) -> tuple[float, int]:
-    """Time-average and largest number of the intervals [start, end) open during [lo, hi).
-
-    The largest is reached just after an opening (at equal instants, closings come first): at
-    an opening instant t it is #(starts <= t) - #(ends <= t), read off the sorted starts and ends
-    rather than from a merged, sorted sequence of events (a quarter of the memory)."""
-    mean = _overlap(starts, ends, lo, hi) / (hi - lo)
-    open_ = ends > starts
-    opened = starts[open_]
-    closed = ends[open_]
-    del open_
-    if not opened.size:
-        return mean, 0
-    opened.sort()
-    closed.sort()
-    at_lo = int(np.searchsorted(opened, lo, side="right") - np.searchsorted(closed, lo, side="right"))
-    first, last = np.searchsorted(opened, [lo, hi], side="left")
-    if last <= first:
-        return mean, max(at_lo, 0)
-    t = opened[first:last]
-    peak = int((np.searchsorted(opened, t, side="right") - np.searchsorted(closed, t, side="right")).max())
-    return mean, max(at_lo, peak, 0)
+    """Time-average and largest number of the intervals [start, end) open during [lo, hi)."""
+    peak = LevelPeak(np.array([lo, hi]))
+    peak.add(starts, ends, math.inf)
+    return _overlap(starts, ends, lo, hi) / (hi - lo), int(peak.result()[0])
 
 
-def _lag_intervals(g: GroupRecord, end_time: float) -> tuple[np.ndarray, np.ndarray]:
-    """When each message entered the subscription and left it (the run's end if it did not)."""
-    return g.entered, np.where(np.isnan(g.left), end_time, g.left)
+def _lag_chunks(
+    g: GroupRecord, end_time: float
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The group's messages a chunk at a time: when each entered the subscription and left it
+    (the run's end if it did not), when its processing began, its lane and how it left."""
+    for _, entered, left, began, lane, how in g.chunks():
+        yield entered, np.where(np.isnan(left), end_time, left), began, lane, how
+
+
+class _Lag:
+    """The lag of a subscription (or of one partition) over a window, fed its messages a
+    chunk at a time, in order: its time-average, its largest value and the messages that left
+    the window in each way. Each partition's processing time: from the start of a message's
+    processing to its commit (a retry's backoff holds the partition too)."""
+
+    def __init__(self, lo: float, hi: float, lanes: int) -> None:
+        self.lo, self.hi = lo, hi
+        self.area = 0.0
+        self.peak = LevelPeak(np.array([lo, hi]))
+        self.left_as = {2: 0, 3: 0}
+        self.busy = [0.0] * lanes
+
+    def add(
+        self, entered: np.ndarray, left: np.ndarray, began: np.ndarray, lane: np.ndarray, how: np.ndarray
+    ) -> None:
+        lo, hi = self.lo, self.hi
+        self.area += _overlap(entered, left, lo, hi)
+        # (entered come in order: no later chunk has an earlier one)
+        self.peak.add(entered, left, float(entered[-1]) if entered.size else -math.inf)
+        left_in = (left >= lo) & (left < hi)  # (the run's end is never inside the window)
+        for code in self.left_as:
+            self.left_as[code] += int((left_in & (how == code)).sum())
+        for k in range(len(self.busy)):
+            mine = (lane == k) & ~np.isnan(began)
+            self.busy[k] += _overlap(began[mine], left[mine], lo, hi)
+
+    def levels(self) -> tuple[float, int]:
+        """Time-average and largest lag (the peak read once every chunk is in)."""
+        self.peak.add(np.empty(0), np.empty(0), math.inf)
+        return self.area / (self.hi - self.lo), int(self.peak.result()[0])
 
 
 def group_stats(g: GroupRecord, lo: float, hi: float, end_time: float) -> dict[str, object]:
     """Lag and outcomes of a consumer group over the window [lo, hi), and (a log) the
     utilization of its busiest partition."""
-    entered, left = _lag_intervals(g, end_time)
-    lag_mean, lag_max = _levels(entered, left, lo, hi)
-    left_in = (g.left >= lo) & (g.left < hi)
+    lag = _Lag(lo, hi, g.topics * g.partitions if g.kind == "log" else 0)
+    for chunk in _lag_chunks(g, end_time):
+        lag.add(*chunk)
+    lag_mean, lag_max = lag.levels()
     hottest = math.nan
     if g.kind == "log":
-        hottest = max(
-            (_lane_utilization(g, lane, lo, hi, end_time) for lane in range(g.topics * g.partitions)),
-            default=0.0,
-        )
+        hottest = max((busy / ((hi - lo) * g.max_in_flight) for busy in lag.busy), default=0.0)
     return {
         "lag_mean": lag_mean,
         "lag_max": lag_max,
         "partitions": g.partitions if g.kind == "log" else pd.NA,
         "concurrency": g.concurrency,
         "hottest_partition_utilization": hottest,
-        "dead_lettered": int((left_in & (g.how == 2)).sum()),
-        "expired": int((left_in & (g.how == 3)).sum()),
+        "dead_lettered": lag.left_as[2],
+        "expired": lag.left_as[3],
     }
-
-
-def _lane_utilization(g: GroupRecord, lane: int, lo: float, hi: float, end_time: float) -> float:
-    """Share of [lo, hi) a partition spends processing, of what its max_in_flight allows: from
-    the start of a message's processing to its commit (a retry's backoff holds the partition
-    too)."""
-    mine = (g.lane == lane) & ~np.isnan(g.began)
-    ends = np.where(np.isnan(g.left[mine]), end_time, g.left[mine])
-    return _overlap(g.began[mine], ends, lo, hi) / ((hi - lo) * g.max_in_flight)
 
 
 NO_GROUP: dict[str, object] = {
@@ -184,49 +194,117 @@ NO_GROUP: dict[str, object] = {
 """The group columns of a component that reads no broker."""
 
 
-def component_stats(rec: ComponentRecord, lo: float, hi: float, end_time: float) -> dict[str, object]:
+@dataclasses.dataclass
+class Grouped:
+    """A component made of parts (an engine's shards) whose visits were written out of memory
+    during the run, in part: read part by part, chunk by chunk, never all at once."""
+
+    name: str
+    kind: str
+    servers: int | None
+    parts: list[ComponentRecord]
+
+
+def component_stats(
+    rec: ComponentRecord | Grouped, lo: float, hi: float, end_time: float
+) -> dict[str, object]:
     """Statistics of one component over the window [lo, hi) (see the module docstring)."""
-    # Temporaries are made one at a time and dropped early: a long run's engine holds tens of
-    # millions of visits.
+    parts = rec.parts if isinstance(rec, Grouped) else [rec]
+    return _chunked_stats(rec.name, rec.kind, rec.servers, parts, lo, hi, end_time)
+
+
+def _chunked_stats(
+    name: str,
+    kind: str,
+    servers: int | None,
+    parts: Sequence[ComponentRecord],
+    lo: float,
+    hi: float,
+    end_time: float,
+) -> dict[str, object]:
+    """:func:`component_stats` of the visits of ``parts``, read a chunk at a time: one chunk
+    when they are all in memory, else the chunks of every part in the order of their earliest
+    arrival (for the largest queue), the waits' p99 reading them a few times more. Sums are
+    added chunk by chunk: they may differ in their last bits from one sum over every visit."""
     span = hi - lo
-    started = rec.started
-    # Queue intervals: from arrival to start (or to leaving), or to the end of the run for the
-    # requests still waiting.
-    mean_queue, max_queue = _levels(rec.arrived, np.where(np.isnan(started), end_time, started), lo, hi)
-    served = ~np.isnan(started)
-    served[rec.left] = False  # left the queue unserved: waited, but no service and no wait tally
-    inside = np.minimum(rec.ended, hi)  # each visit's service inside the window (_overlap's terms)
-    inside -= np.maximum(started, lo)
-    np.clip(inside, 0.0, None, out=inside)
-    mean_busy = float(np.sum(inside[served])) / span if served.any() else 0.0
-    del inside
-    handled = int(np.count_nonzero(served & (rec.ended >= lo) & (rec.ended < hi)))
-    blocked = _overlap(rec.held_at, rec.ended[rec.held], lo, hi) / span
-    served &= rec.arrived >= lo
-    served &= rec.arrived < hi
-    waits = started[served]
-    waits -= rec.arrived[served]
-    del served
+    sources = sorted(
+        ((low, i, k) for i, p in enumerate(parts) for k, low in enumerate(p.chunk_lows())),
+        key=lambda s: s[0],
+    )
+    peak = LevelPeak(np.array([lo, hi]))
+    queued = busy = blocked = waited = 0.0
+    handled = waits = 0
+    for j, (_, i, k) in enumerate(sources):
+        part = parts[i]
+        first, arrived, started, ended = part.chunk(k)
+        n = arrived.size
+        closes = np.where(np.isnan(started), end_time, started)
+        queued += _overlap(arrived, closes, lo, hi)
+        peak.add(arrived, closes, sources[j + 1][0] if j + 1 < len(sources) else math.inf)
+        del closes
+        served = ~np.isnan(started)
+        served[_within(part.left, first, n)] = False
+        inside = np.minimum(ended, hi)
+        inside -= np.maximum(started, lo)
+        np.clip(inside, 0.0, None, out=inside)
+        busy += float(np.sum(inside[served]))
+        del inside
+        handled += int(np.count_nonzero(served & (ended >= lo) & (ended < hi)))
+        held = (part.held >= first) & (part.held < first + n)
+        blocked += _overlap(part.held_at[held], ended[part.held[held] - first], lo, hi)
+        wait = _waits(part, first, arrived, started, lo, hi)
+        waits += wait.size
+        waited += float(np.sum(wait))
+
+    def passes() -> Iterator[np.ndarray]:
+        for part in parts:
+            for first, arrived, started, _ in part.chunks():
+                yield _waits(part, first, arrived, started, lo, hi)
+
+    mean_busy = busy / span
+    rejected = np.concatenate([p.rejected for p in parts])
+    errors = np.concatenate([p.errors for p in parts])
     return {
-        "name": rec.name,
-        "kind": rec.kind,
-        "servers": rec.servers,
-        "utilization": mean_busy / rec.servers if rec.servers else math.nan,
-        "blocked": blocked / rec.servers if rec.servers else math.nan,
+        "name": name,
+        "kind": kind,
+        "servers": servers,
+        "utilization": mean_busy / servers if servers else math.nan,
+        "blocked": blocked / span / servers if servers else math.nan,
         "mean_busy": mean_busy,
-        "mean_queue": mean_queue,
-        "max_queue": max_queue,
-        "mean_wait": float(waits.mean()) if waits.size else math.nan,
-        "p99_wait": float(np.quantile(waits, 0.99)) if waits.size else math.nan,
+        "mean_queue": queued / span,
+        "max_queue": int(peak.result()[0]),
+        "mean_wait": waited / waits if waits else math.nan,
+        "p99_wait": quantile(passes, 0.99),
         "handled": handled,
-        "rejected": int(((rec.rejected >= lo) & (rec.rejected < hi)).sum()),
-        "errors": int(((rec.errors >= lo) & (rec.errors < hi)).sum()),
+        "rejected": int(((rejected >= lo) & (rejected < hi)).sum()),
+        "errors": int(((errors >= lo) & (errors < hi)).sum()),
     }
 
 
-def combined(name: str, kind: str, parts: Sequence[ComponentRecord]) -> ComponentRecord:
+def _within(visits: np.ndarray, first: int, n: int) -> np.ndarray:
+    """Of ``visits`` (numbers), the indices of those in the chunk of ``n`` visits from ``first``."""
+    return visits[(visits >= first) & (visits < first + n)] - first
+
+
+def _waits(
+    part: ComponentRecord, first: int, arrived: np.ndarray, started: np.ndarray, lo: float, hi: float
+) -> np.ndarray:
+    """The waits of a chunk's visits that arrived in [lo, hi) and were served."""
+    served = ~np.isnan(started)
+    served[_within(part.left, first, arrived.size)] = False
+    served &= arrived >= lo
+    served &= arrived < hi
+    return started[served] - arrived[served]
+
+
+def combined(name: str, kind: str, parts: Sequence[ComponentRecord]) -> ComponentRecord | Grouped:
     """One record for a component made of parts (an engine's shards): their visits together,
-    their servers added up. A single part lends its visits as they are (no copy)."""
+    their servers added up. A single part lends its visits as they are (no copy); parts whose
+    visits were written out of memory are kept apart and read a chunk at a time."""
+    servers = [p.servers for p in parts]
+    total = None if any(s is None for s in servers) else int(sum(s for s in servers if s is not None))
+    if len(parts) > 1 and any(p.spilled is not None for p in parts):
+        return Grouped(name, kind, total, list(parts))
     if len(parts) == 1:
         (p,) = parts
         return dataclasses.replace(
@@ -241,11 +319,10 @@ def combined(name: str, kind: str, parts: Sequence[ComponentRecord]) -> Componen
             held=p.held.astype(np.int64),
         )
     offsets = np.cumsum([0] + [p.arrived.size for p in parts[:-1]])
-    servers = [p.servers for p in parts]
     return ComponentRecord(
         name=name,
         kind=kind,
-        servers=None if any(s is None for s in servers) else int(sum(s for s in servers if s is not None)),
+        servers=total,
         arrived=np.concatenate([p.arrived for p in parts]),
         started=np.concatenate([p.started for p in parts]),
         ended=np.concatenate([p.ended for p in parts]),
@@ -258,10 +335,10 @@ def combined(name: str, kind: str, parts: Sequence[ComponentRecord]) -> Componen
     )
 
 
-def component_records(run: TopologyRun) -> list[ComponentRecord]:
+def component_records(run: TopologyRun) -> list[ComponentRecord | Grouped]:
     """The run's components as reported: parts of a group (an engine's shards) combined into one
     record named after the group, in the place of the first part."""
-    out: list[ComponentRecord] = []
+    out: list[ComponentRecord | Grouped] = []
     groups: dict[str, list[ComponentRecord]] = {}
     for rec in run.components:
         if rec.group is None:
@@ -271,9 +348,9 @@ def component_records(run: TopologyRun) -> list[ComponentRecord]:
             groups[rec.group] = []
             out.append(rec)  # placeholder, replaced below
         groups[rec.group].append(rec)
-    for i, rec in enumerate(out):
-        if rec.group is not None:
-            out[i] = combined(rec.group, GROUP_KINDS.get(rec.kind, rec.kind), groups[rec.group])
+    for i, placed in enumerate(out):
+        if isinstance(placed, ComponentRecord) and placed.group is not None:
+            out[i] = combined(placed.group, GROUP_KINDS.get(placed.kind, placed.kind), groups[placed.group])
     return out
 
 
@@ -300,34 +377,34 @@ EFFECT_KINDS = {"effects": 1, "duplicate_effects": 2, "absorbed_effects": 3, "un
 """Per-instance (and per-service) counts of the effect ledger's entries, by kind."""
 
 
-def _entries(run: TopologyRun) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """The effect ledger's entries: instance (global index), kind, and the service as a code
-    into the sorted service names returned beside them (a code, not a name, per entry: a long
-    run has tens of millions of entries)."""
-    e = run.effects
-    if e is None or e.gid.size == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty.astype(np.int8), empty.astype(np.int16), []
+def _services(run: TopologyRun) -> tuple[list[str], list[tuple[int, int, np.ndarray]]]:
+    """The sorted names of the services the workflows call, and per workflow its instances
+    (first global index, count) and the code of each step's service into those names."""
     names = sorted({s for w in run.workflows for s in w.steps})
     code = {name: i for i, name in enumerate(names)}
-    service = np.empty(e.gid.size, dtype=np.int16)
-    for w in run.workflows:
-        mine = (e.gid >= w.offset) & (e.gid < w.offset + w.count)
-        service[mine] = np.array([code[s] for s in w.steps], dtype=np.int16)[e.step[mine]]
-    return e.gid, e.kind, service, names
+    return names, [
+        (w.offset, w.count, np.array([code[s] for s in w.steps], dtype=np.int16)) for w in run.workflows
+    ]
+
+
+def _service_of(gid: np.ndarray, step: np.ndarray, plans: list[tuple[int, int, np.ndarray]]) -> np.ndarray:
+    """The service (a code, see :func:`_services`) of each ledger entry: a code, not a name, per
+    entry (a long run has tens of millions)."""
+    service = np.empty(gid.size, dtype=np.int16)
+    for offset, count, steps in plans:
+        mine = (gid >= offset) & (gid < offset + count)
+        service[mine] = steps[step[mine]]
+    return service
 
 
 def _effect_columns(run: TopologyRun) -> dict[str, np.ndarray]:
     """Per instance: its entries of each kind, and its applications still standing at the end."""
     total = run.total
-    e = run.effects
-    gid, kind = (
-        (e.gid, e.kind) if e is not None else (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int8))
-    )
-    out = {
-        name: np.bincount(gid[kind == code], minlength=total).astype(np.int32)
-        for name, code in EFFECT_KINDS.items()
-    }
+    counts = {name: np.zeros(total, dtype=np.int64) for name in EFFECT_KINDS}
+    for _, gid, _, kind in run.effects.chunks() if run.effects is not None else ():
+        for name, code in EFFECT_KINDS.items():
+            counts[name] += np.bincount(gid[kind == code], minlength=total)
+    out = {name: c.astype(np.int32) for name, c in counts.items()}
     out["standing_effects"] = out["effects"] + out["duplicate_effects"] - out["undone_effects"]
     return out
 
@@ -366,7 +443,8 @@ def requests_frame(run: TopologyRun) -> pd.DataFrame:
             "async_pending": out.async_pending,
             "async_failures": out.async_failures,
             **_effect_columns(run),
-        }
+        },
+        copy=False,  # the outcome columns are the run's own arrays, not a second copy of them
     )
 
 
@@ -397,15 +475,15 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                 hottest[rec.group] = max(hottest.get(rec.group, 0.0), util)
         groups = {g.service: g for g in run.groups}
         effects = _service_effects(run, lo, hi)
-        for rec in component_records(run):
-            group = groups.get(rec.name)
-            stats = component_stats(rec, lo, hi, run.end_time)
-            replicas = _replicas(run, scenario, rec.name, lo, hi)
-            ready = level(run, "ready", rec.name, lo, hi)
+        for comp in component_records(run):
+            group = groups.get(comp.name)
+            stats = component_stats(comp, lo, hi, run.end_time)
+            replicas = _replicas(run, scenario, comp.name, lo, hi)
+            ready = level(run, "ready", comp.name, lo, hi)
             if group is not None:
                 grouped = group_stats(group, lo, hi, run.end_time)
             else:
-                grouped = {**NO_GROUP, "concurrency": rec.servers if rec.servers is not None else pd.NA}
+                grouped = {**NO_GROUP, "concurrency": comp.servers if comp.servers is not None else pd.NA}
             busy = float(stats["mean_busy"])  # type: ignore[arg-type]
             if group is not None and not group.shared:
                 # A consumer group can do no more at once than its partitions allow.
@@ -413,28 +491,28 @@ def components_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                 if ready is not None:  # ... nor than its consumers serving on average
                     if group.kind == "log":
                         lanes = group.topics * group.partitions * group.max_in_flight
-                        concurrency = min(ready[0] * scenario.services[rec.name].concurrency, lanes)
+                        concurrency = min(ready[0] * scenario.services[comp.name].concurrency, lanes)
                     else:
                         concurrency = ready[0] * group.concurrency / group.consumers
                 stats["utilization"] = busy / concurrency if concurrency else math.nan
-            elif ready is not None and rec.kind == "service" and rec.servers:
+            elif ready is not None and comp.kind == "service" and comp.servers:
                 # An autoscaled service's servers are those of its replicas serving on average (a
                 # service the engine calls too shares them with its consumer group).
-                servers = ready[0] * scenario.services[rec.name].concurrency
+                servers = ready[0] * scenario.services[comp.name].concurrency
                 stats["utilization"] = busy / servers if servers else math.nan
             rows.append(
                 {
                     "topology": run.topology,
                     "replication": run.replication,
                     **stats,
-                    "hottest_shard_utilization": hottest.get(rec.name, math.nan),
+                    "hottest_shard_utilization": hottest.get(comp.name, math.nan),
                     "replicas_mean": replicas[0],
                     "replicas_max": replicas[1],
-                    **_tally_quantiles(run, f"schedule_to_start/{rec.name}", "schedule_to_start", lo, hi),
+                    **_tally_quantiles(run, f"schedule_to_start/{comp.name}", "schedule_to_start", lo, hi),
                     **grouped,
                     **(
-                        effects.get(rec.name, dict.fromkeys([*EFFECT_KINDS, "orphan_effects"], 0))
-                        if rec.kind == "service"
+                        effects.get(comp.name, dict.fromkeys([*EFFECT_KINDS, "orphan_effects"], 0))
+                        if comp.kind == "service"
                         else dict.fromkeys([*EFFECT_KINDS, "orphan_effects"], pd.NA)
                     ),
                 }
@@ -467,21 +545,25 @@ def _service_effects(run: TopologyRun, lo: float, hi: float) -> dict[str, dict[s
     """Per service: the effect ledger's entries of the instances that arrived in [lo, hi), by
     kind, and ``orphan_effects``: their applications still standing at the end of the run in
     workflows that ended without completing."""
-    gid, kind, service, names = _entries(run)
-    if not gid.size:
+    if run.effects is None or run.effects.entries == 0:
         return {}
-    arrival = run.outcomes.arrival
-    cohort = ((arrival >= lo) & (arrival < hi))[gid]
-    status = run.outcomes.status
-    failed = ((status != COMPLETED) & (status != IN_FLIGHT))[gid]
-    sign = np.where((kind == 1) | (kind == 2), 1, np.where(kind == 4, -1, 0)).astype(np.int8)
-    out: dict[str, dict[str, int]] = {}
-    for code in np.unique(service[cohort]).tolist():
-        mine = cohort & (service == code)
-        row = {col: int(np.count_nonzero(mine & (kind == k))) for col, k in EFFECT_KINDS.items()}
-        row["orphan_effects"] = int(sign[mine & failed].sum(dtype=np.int64))
-        out[names[code]] = row
-    return out
+    names, plans = _services(run)
+    arrival, status = run.outcomes.arrival, run.outcomes.status
+    in_cohort = (arrival >= lo) & (arrival < hi)
+    ended_badly = (status != COMPLETED) & (status != IN_FLIGHT)
+    rows: dict[int, dict[str, int]] = {}
+    for _, gid, step, kind in run.effects.chunks():
+        service = _service_of(gid, step, plans)
+        cohort = in_cohort[gid]
+        failed = ended_badly[gid]
+        sign = np.where((kind == 1) | (kind == 2), 1, np.where(kind == 4, -1, 0)).astype(np.int8)
+        for code in np.unique(service[cohort]).tolist():
+            mine = cohort & (service == code)
+            row = rows.setdefault(code, dict.fromkeys([*EFFECT_KINDS, "orphan_effects"], 0))
+            for col, k in EFFECT_KINDS.items():
+                row[col] += int(np.count_nonzero(mine & (kind == k)))
+            row["orphan_effects"] += int(sign[mine & failed].sum(dtype=np.int64))
+    return {names[code]: rows[code] for code in sorted(rows)}
 
 
 def partitions_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
@@ -495,16 +577,26 @@ def partitions_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
         for g in run.groups:
             if g.kind != "log":
                 continue
-            entered, left = _lag_intervals(g, run.end_time)
-            in_window = (entered >= lo) & (entered < hi)
-            total = int(in_window.sum())
-            for lane in range(2 * g.partitions):
-                mine = g.lane == lane
-                if lane >= g.partitions and not mine.any():
+            n = 2 * g.partitions  # the step events' partitions, then the compensations'
+            parts = [_Lag(lo, hi, 0) for _ in range(n)]
+            whole = _Lag(lo, hi, n)  # (for each partition's processing time)
+            counts = np.zeros(n, dtype=np.int64)  # messages committed in the window
+            carried = np.zeros(n, dtype=bool)
+            for entered, left, began, lanes, how in _lag_chunks(g, run.end_time):
+                whole.add(entered, left, began, lanes, how)
+                in_window = (entered >= lo) & (entered < hi)
+                for k, part in enumerate(parts):
+                    mine = lanes == k
+                    carried[k] |= bool(mine.any())
+                    counts[k] += int((mine & in_window).sum())
+                    part.add(entered[mine], left[mine], began[mine], lanes[mine], how[mine])
+            total = int(counts.sum())
+            for lane, part in enumerate(parts):
+                if lane >= g.partitions and not carried[lane]:
                     continue
-                lag_mean, lag_max = _levels(entered[mine], left[mine], lo, hi)
-                messages = int((mine & in_window).sum())
-                busy = _lane_utilization(g, lane, lo, hi, run.end_time)
+                lag_mean, lag_max = part.levels()
+                messages = int(counts[lane])
+                busy = whole.busy[lane] / ((hi - lo) * g.max_in_flight)
                 rows.append(
                     {
                         "topology": run.topology,
@@ -530,9 +622,13 @@ def lag_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
     for run in runs:
         edges = _edges(run, scenario.window_width)
         for g in run.groups:
-            entered, left = _lag_intervals(g, run.end_time)
-            at_end = _open_at(entered, left, edges[1:])
-            largest = _window_maxima(entered, left, edges)
+            at_end = np.zeros(edges.size - 1, dtype=np.int64)
+            peak = LevelPeak(edges)
+            for entered, left, *_ in _lag_chunks(g, run.end_time):
+                at_end += _open_at(entered, left, edges[1:])
+                peak.add(entered, left, float(entered[-1]) if entered.size else -math.inf)
+            peak.add(np.empty(0), np.empty(0), math.inf)
+            largest = peak.result()
             frames.append(
                 pd.DataFrame(
                     {
@@ -548,26 +644,6 @@ def lag_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
             )
     columns = ["topology", "replication", "service", "t_start", "t_end", "lag", "lag_max"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-
-
-def _window_maxima(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """The largest number of intervals [start, end) open at once within each window."""
-    n = len(edges) - 1
-    open_ = ends > starts
-    times = np.concatenate([starts[open_], ends[open_]])
-    deltas = np.concatenate([np.ones(int(open_.sum())), -np.ones(int(open_.sum()))])
-    if not times.size:
-        return np.zeros(n, dtype=np.int64)
-    order = np.lexsort((deltas, times))
-    t_sorted, levels = times[order], np.cumsum(deltas[order])
-    # The level entering each window, then the changes inside it.
-    first = np.searchsorted(t_sorted, edges[:-1], side="right")
-    at_start = np.where(first > 0, levels[np.maximum(first - 1, 0)], 0.0)
-    window = np.searchsorted(edges, t_sorted, side="right") - 1
-    inside = (window >= 0) & (window < n)
-    peaks = at_start.copy()
-    np.maximum.at(peaks, window[inside], levels[inside])
-    return peaks.astype(np.int64)
 
 
 def _open_at(starts: np.ndarray, ends: np.ndarray, instants: np.ndarray) -> np.ndarray:
@@ -801,15 +877,16 @@ def timeseries_table(
         }
         consumed = {g.service for g in run.groups}
         unconsumed = np.zeros(n, dtype=np.int64)
-        for rec in component_records(run):
+        for rec in run.components:
             # Waiting at the window's end: arrived by then and not yet started (NaN: never).
-            waiting = _open_at(rec.arrived, rec.started, ends)
-            queued[rec.kind] += waiting
-            if rec.name not in consumed:
+            waiting = sum(_open_at(arrived, started, ends) for _, arrived, started, _ in rec.chunks())
+            queued[rec.kind if rec.group is None else GROUP_KINDS.get(rec.kind, rec.kind)] += waiting
+            if (rec.name if rec.group is None else rec.group) not in consumed:
                 unconsumed += waiting
         lag = np.zeros(n, dtype=np.int64)
         for g in run.groups:
-            lag += _open_at(*_lag_intervals(g, run.end_time), ends)
+            for entered, left, *_ in _lag_chunks(g, run.end_time):
+                lag += _open_at(entered, left, ends)
         started_by = np.searchsorted(np.sort(arrival), ends, side="right")
         done_by = np.searchsorted(np.sort(completion[finished]), ends, side="right")
         frames.append(

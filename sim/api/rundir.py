@@ -97,7 +97,30 @@ def _write_frames(result: Evaluation, folder: Path, prefix: str) -> None:
     result.workflows.to_csv(folder / f"{prefix}workflows.csv", index=False)
     result.components.to_csv(folder / f"{prefix}components.csv", index=False)
     result.timeseries.to_csv(folder / f"{prefix}timeseries.csv", index=False)
-    result.requests.to_parquet(folder / f"{prefix}requests.parquet", index=False)
+    write_parquet(result.requests, folder / f"{prefix}requests.parquet")
+
+
+ROW_GROUP = 1 << 16
+"""Rows of a Parquet file converted and written at a time."""
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` as Parquet, :data:`ROW_GROUP` rows at a time: converting a
+    whole frame of millions of requests to Arrow first would double its memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if len(frame) <= ROW_GROUP:
+        frame.to_parquet(path, index=False)
+        return
+    first = pa.Table.from_pandas(frame.iloc[:ROW_GROUP], preserve_index=False)
+    with pq.ParquetWriter(path, first.schema) as writer:
+        writer.write_table(first)
+        del first
+        for start in range(ROW_GROUP, len(frame), ROW_GROUP):
+            writer.write_table(
+                pa.Table.from_pandas(frame.iloc[start : start + ROW_GROUP], preserve_index=False)
+            )
 
 
 def _write_traces(result: Evaluation, folder: Path) -> None:

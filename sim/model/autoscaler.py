@@ -54,23 +54,26 @@ class BusyMeter:
     def __init__(self, stations: Sequence[Station]) -> None:
         self.stations = list(stations)
         self.low = [0] * len(self.stations)
+        for st in self.stations:
+            st.keep = 0  # this meter reads the records from here on (see Station.spill)
 
     def busy(self, t0: float, t1: float) -> float:
         """Server-seconds of service in [t0, t1]."""
         total = 0.0
         for i, st in enumerate(self.stations):
             low = self.low[i]
-            if low >= len(st.started):
+            at = low - st.base  # (the station keeps this visit and those after it in memory)
+            if at >= len(st.started):
                 continue
-            started = np.frombuffer(st.started[low:], dtype=float)
-            ended = np.frombuffer(st.ended[low:], dtype=float)
+            started = np.frombuffer(st.started[at:], dtype=float)
+            ended = np.frombuffer(st.ended[at:], dtype=float)
             begun = ~np.isnan(started)
             overlap = np.minimum(ended[begun], t1) - np.maximum(started[begun], t0)
             total += float(np.sum(overlap[overlap > 0]))
             # Visits before the first one still waiting or ending after t0 are over for good.
             open_ = ~begun | (ended > t0)
             first = int(np.argmax(open_)) if open_.any() else len(open_)
-            self.low[i] = low + first
+            self.low[i] = st.keep = low + first
         return total
 
 

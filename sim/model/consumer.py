@@ -242,7 +242,7 @@ class Consumer:
         amount = self._amount(r)
         if r.abandoned is not None:  # its earlier attempt still holds a server: wait for another
             station = inst.plan.steps[k].station
-            r.visit = len(station.arrived)  # the visit submit gives it, read by on_start
+            r.visit = station.visit_count()  # the visit submit gives it, read by on_start
             r.visit = station.submit(amount, self.served, r, self.interrupted, self.again_options)
             if r.visit < 0:
                 self._unanswered(r)
@@ -251,7 +251,7 @@ class Consumer:
         r.group.execute(r, amount, self.served, self.interrupted)
         if self.timeouts:
             station = inst.plan.steps[k].station
-            if r.visit >= 0 and station.started[r.visit] == now:
+            if r.visit >= 0 and station.started_of(r.visit) == now:
                 self.begun(r)
 
     def _amount(self, r: Receipt) -> float:
@@ -270,7 +270,7 @@ class Consumer:
         work = r.message.item
         step = work.inst.plan.steps[work.step]
         limit = self.timeouts.get(step.service)
-        if limit is not None and step.station.ended[r.visit] - self.world.env.now > limit:
+        if limit is not None and step.station.ended_of(r.visit) - self.world.env.now > limit:
             self.world.after(limit, self._timed_out, (r, r.visit))
 
     def _timed_out(self, item: tuple[Receipt, int]) -> None:
@@ -282,7 +282,7 @@ class Consumer:
             return
         work = r.message.item
         step = work.inst.plan.steps[work.step]
-        if step.station.ended[visit] <= self.world.env.now:
+        if step.station.ended_of(visit) <= self.world.env.now:
             return  # it ended (or a crash aborted it) first
         if r.abandoned is None:
             r.abandoned = {}
@@ -389,10 +389,10 @@ class Consumer:
         if r.abandoned is not None:
             station = r.message.item.inst.plan.steps[r.message.item.step].station
             now = self.world.env.now
-            for visit in [v for v in r.abandoned if station.ended[v] == now]:
+            for visit in [v for v in r.abandoned if station.ended_of(v) == now]:
                 del r.abandoned[visit]  # (the crash ended work it had given up on)
                 r.group.hold(r, False)
-            if r.visit < 0 or station.ended[r.visit] != now:
+            if r.visit < 0 or station.ended_of(r.visit) != now:
                 return
             # the retry it sent after a timeout went to any replica, which crashed: a failed call
             if r.live:

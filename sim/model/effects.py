@@ -25,12 +25,16 @@ from array import array
 
 import numpy as np
 
+from sim.model.records import EFFECT_COLUMNS, EffectRecord, Spill, SpillFolder
 from sim.model.workflow import Instance
 
 APPLIED, DUPLICATE, ABSORBED, UNDONE = 1, 2, 3, 4
 """Kinds of ledger entries."""
-
 KIND_NAMES = {APPLIED: "applied", DUPLICATE: "duplicate", ABSORBED: "absorbed", UNDONE: "undone"}
+
+SPILL_AT = 1 << 18
+"""Entries the ledger holds in memory before it writes them out (:meth:`EffectLedger.spill`):
+about 4 MB."""
 
 _STEP_SHIFT, _GID_SHIFT = 4, 20
 _KIND_MASK, _STEP_MASK = (1 << _STEP_SHIFT) - 1, (1 << (_GID_SHIFT - _STEP_SHIFT)) - 1
@@ -53,6 +57,8 @@ class EffectLedger:
         """Standing applications per instance (by its global index)."""
         self.first = array("d", [math.nan]) * total
         """Instant of each instance's first effect."""
+        self.spilled: Spill | None = None
+        """Entries written out of memory (:meth:`spill`), before those in ``time`` and ``code``."""
 
     def grow(self) -> None:
         """A slot for one more instance (a world whose instances are not known up front)."""
@@ -130,12 +136,28 @@ class EffectLedger:
         """Whether an application of any step of ``inst`` stands."""
         return self.standing[inst.gid] > 0
 
+    def crowded(self) -> bool:
+        """Whether :meth:`spill` would write entries out (:data:`SPILL_AT` or more in memory)."""
+        return len(self.code) >= SPILL_AT
+
+    def spill(self, folder: SpillFolder) -> None:
+        """Write the entries out of memory (they never change once recorded)."""
+        if self.spilled is None:
+            self.spilled = Spill(folder, EFFECT_COLUMNS)
+        self.spilled.write(*self.columns())
+        del self.time[:], self.code[:]
+
+    def record(self) -> EffectRecord:
+        """Every entry: those written out and those in memory."""
+        return EffectRecord(*self.columns(), spilled=self.spilled)
+
     def check(self) -> None:
         """Every application is standing, undone or absorbed: raise if the entries disagree with
         the standing counts."""
-        kinds = self.columns()[3]
-        applied = int(np.count_nonzero((kinds == APPLIED) | (kinds == DUPLICATE)))
-        undone = int(np.count_nonzero(kinds == UNDONE))
+        applied = undone = 0
+        for _, _, _, kinds in self.record().chunks():
+            applied += int(np.count_nonzero((kinds == APPLIED) | (kinds == DUPLICATE)))
+            undone += int(np.count_nonzero(kinds == UNDONE))
         standing = int(np.frombuffer(self.standing, dtype=np.int32).sum())
         if applied - undone != standing or standing < 0:
             raise AssertionError(

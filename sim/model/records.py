@@ -6,12 +6,92 @@ turn them into frames without importing SimPy, and executors can send them betwe
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
+import math
+import shutil
+import tempfile
+import weakref
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from sim.model.tracing import Span
+
+
+class SpillFolder:
+    """A temporary folder for the records a run writes out of memory as it goes, removed when
+    the last object that refers to it is garbage-collected (or when the interpreter exits)."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="sim-records-"))
+        self.files = 0
+        weakref.finalize(self, shutil.rmtree, self.path, True)
+
+    def file(self, suffix: str) -> Path:
+        """A new file's path in the folder."""
+        self.files += 1
+        return self.path / f"{self.files}{suffix}"
+
+
+class Spill:
+    """Records written out of memory during a run: chunks of consecutive rows, each chunk stored
+    column after column (of the types ``dtypes``) in one file. Only rows that will not change
+    any more are written, the oldest first. ``lows[k]`` is the smallest value of the first
+    column in chunk ``k`` (a visit's arrival: nearly, not strictly, in order)."""
+
+    def __init__(self, folder: SpillFolder, dtypes: tuple[type, ...]) -> None:
+        self.folder = folder
+        self.dtypes = [np.dtype(d) for d in dtypes]
+        self.path = folder.file(".rows")
+        self.counts: list[int] = []
+        self.starts: list[int] = [0]
+        """The first row of each chunk, and the number of rows written."""
+        self.lows: list[float] = []
+
+    @property
+    def rows(self) -> int:
+        """Rows written."""
+        return self.starts[-1]
+
+    def write(self, *columns: np.ndarray) -> None:
+        """Append a chunk of the rows that follow those already written."""
+        with open(self.path, "ab") as f:
+            for column, dtype in zip(columns, self.dtypes, strict=True):
+                f.write(np.ascontiguousarray(column, dtype=dtype).tobytes())
+        n = int(columns[0].size)
+        self.counts.append(n)
+        self.starts.append(self.starts[-1] + n)
+        self.lows.append(float(columns[0].min()) if n else math.inf)
+
+    def _offset(self, k: int) -> int:
+        return self.starts[k] * sum(d.itemsize for d in self.dtypes)
+
+    def chunk(self, k: int) -> list[np.ndarray]:
+        """Chunk ``k``, a column at a time."""
+        n, offset, out = self.counts[k], self._offset(k), []
+        for dtype in self.dtypes:
+            out.append(np.fromfile(self.path, dtype=dtype, count=n, offset=offset))
+            offset += n * dtype.itemsize
+        return out
+
+    def value(self, row: int, column: int) -> float:
+        """One written row's value in ``column``."""
+        if not 0 <= row < self.rows:
+            raise IndexError(f"row {row} was not written")
+        k = bisect.bisect_right(self.starts, row) - 1
+        n = self.counts[k]
+        offset = self._offset(k) + sum(n * d.itemsize for d in self.dtypes[:column])
+        dtype = self.dtypes[column]
+        offset += (row - self.starts[k]) * dtype.itemsize
+        return float(np.fromfile(self.path, dtype=dtype, count=1, offset=offset)[0])
+
+
+VISIT_COLUMNS = (np.float64, np.float64, np.float64)
+"""A station's visits as written out: arrived, started, ended."""
 
 
 @dataclass
@@ -20,7 +100,12 @@ class ComponentRecord:
     request to arrive is visit i): ``arrived[i]``, ``started[i]`` and ``ended[i]`` (the end of its
     service, or the instant it was aborted); start and end are NaN for a visit still waiting when
     the run stopped. ``left`` holds the visits that left the queue unserved (start = end = the
-    instant they left). ``group`` names the component a part belongs to (a shard's engine)."""
+    instant they left). ``group`` names the component a part belongs to (a shard's engine).
+
+    A long run writes the visits it has finished with out of memory as it goes (``spilled``):
+    then ``arrived``, ``started`` and ``ended`` hold only the visits after those, and
+    :meth:`chunks` reads them all, a chunk at a time. Indices (``left``, ``held``) count every
+    visit."""
 
     name: str
     kind: str
@@ -37,6 +122,55 @@ class ComponentRecord:
     """Visits that kept their server after their own work, waiting on another component (a
     shard waiting for its writes); ``held_at`` gives when each wait began (it ends at ``ended``)."""
     held_at: np.ndarray = field(default_factory=lambda: np.empty(0))
+    spilled: Spill | None = None
+    """The visits written out of memory during the run, before those in the arrays."""
+
+    @property
+    def visits(self) -> int:
+        """Visits recorded, written out or not."""
+        return (0 if self.spilled is None else self.spilled.rows) + int(self.arrived.size)
+
+    def chunks(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """Every visit, a chunk at a time: (number of the chunk's first visit, arrived, started,
+        ended), in visit order (one chunk unless visits were written out)."""
+        for k in range(self.chunk_count()):
+            yield self.chunk(k)
+
+    def chunk_count(self) -> int:
+        """Chunks :meth:`chunks` yields: those written out, then those in memory."""
+        return 1 if self.spilled is None else len(self.spilled.counts) + (1 if self.arrived.size else 0)
+
+    def chunk(self, k: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """Chunk ``k`` of :meth:`chunks`."""
+        if self.spilled is None or k == len(self.spilled.counts):
+            return self.visits - int(self.arrived.size), self.arrived, self.started, self.ended
+        arrived, started, ended = self.spilled.chunk(k)
+        return self.spilled.starts[k], arrived, started, ended
+
+    def chunk_lows(self) -> list[float]:
+        """The earliest arrival in each chunk (inf in an empty one)."""
+        lows = [] if self.spilled is None else list(self.spilled.lows)
+        if self.spilled is None or self.arrived.size:
+            lows.append(float(self.arrived.min()) if self.arrived.size else math.inf)
+        return lows
+
+    def whole(self) -> ComponentRecord:
+        """This record with every visit in memory (itself, unless visits were written out)."""
+        if self.spilled is None:
+            return self
+        parts = list(self.chunks())
+        return dataclasses.replace(
+            self,
+            arrived=np.concatenate([p[1] for p in parts]),
+            started=np.concatenate([p[2] for p in parts]),
+            ended=np.concatenate([p[3] for p in parts]),
+            spilled=None,
+        )
+
+    def __getstate__(self) -> dict[str, object]:
+        # Sent to another process (an executor's worker) with every visit in memory: the
+        # folder it was written to is this process's.
+        return dict(vars(self.whole()))
 
 
 @dataclass
@@ -67,18 +201,100 @@ class GroupRecord:
     how: np.ndarray
     topics: int = 1
     shared: bool = False
+    spilled: Spill | None = None
+    """Messages written out of memory during the run (those that had left the subscription),
+    before those in the arrays; :meth:`chunks` reads them all, a chunk at a time."""
+    late_began: dict[int, float] = field(default_factory=dict)
+    """Written-out messages whose last delivery's processing began after they were written (a
+    duplicate delivery of a queue's message already acknowledged): when it began."""
+
+    @property
+    def messages(self) -> int:
+        """Messages recorded, written out or not."""
+        return (0 if self.spilled is None else self.spilled.rows) + int(self.entered.size)
+
+    def chunks(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Every message, a chunk at a time: (number of the chunk's first message, entered,
+        left, began, lane, how), in order (one chunk unless messages were written out)."""
+        first = 0
+        if self.spilled is not None:
+            late = np.array(sorted(self.late_began), dtype=np.int64)
+            for k, n in enumerate(self.spilled.counts):
+                entered, left, began, lane, how = self.spilled.chunk(k)
+                mine = late[(late >= first) & (late < first + n)]
+                began[mine - first] = [self.late_began[i] for i in mine.tolist()]
+                yield first, entered, left, began, lane, how
+                first += n
+            if not self.entered.size:
+                return
+        yield first, self.entered, self.left, self.began, self.lane, self.how
+
+    def whole(self) -> GroupRecord:
+        """This record with every message in memory (itself, unless messages were written out)."""
+        if self.spilled is None:
+            return self
+        columns = [np.concatenate(c) for c in zip(*(c[1:] for c in self.chunks()), strict=True)]
+        entered, left, began, lane, how = columns
+        return dataclasses.replace(
+            self, entered=entered, left=left, began=began, lane=lane, how=how, spilled=None, late_began={}
+        )
+
+    def __getstate__(self) -> dict[str, object]:
+        return dict(vars(self.whole()))  # (see ComponentRecord.__getstate__)
+
+
+GROUP_COLUMNS = (np.float64, np.float64, np.float64, np.int32, np.int8)
+"""A consumer group's messages as written out: entered, left, began, lane, how."""
+
+EFFECT_COLUMNS = (np.float64, np.int64, np.uint16, np.int8)
+"""An effect ledger's entries as written out: time, instance, step, kind."""
 
 
 @dataclass
 class EffectRecord:
     """The effect ledger of a run (see :mod:`sim.model.effects`): one row per application or
     undo of a workflow step's effect, its instant, the instance's global index, the step and the
-    kind (1 applied, 2 duplicate, 3 absorbed, 4 undone)."""
+    kind (1 applied, 2 duplicate, 3 absorbed, 4 undone).
+
+    A long run writes its entries out of memory as it goes (``spilled``): the arrays then hold
+    the entries after those, and :meth:`chunks` reads them all, a chunk at a time; ``renumber``
+    maps the instances' numbers in the written entries to the record's (a world whose
+    instances are numbered as they are created)."""
 
     time: np.ndarray
     gid: np.ndarray
     step: np.ndarray
     kind: np.ndarray
+    spilled: Spill | None = None
+    renumber: np.ndarray | None = None
+
+    @property
+    def entries(self) -> int:
+        """Entries recorded, written out or not."""
+        return (0 if self.spilled is None else self.spilled.rows) + int(self.kind.size)
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Every entry, a chunk at a time: (time, instance, step, kind), in the ledger's order
+        (one chunk unless entries were written out)."""
+        if self.spilled is not None:
+            for k in range(len(self.spilled.counts)):
+                time, gid, step, kind = self.spilled.chunk(k)
+                if self.renumber is not None:
+                    gid = self.renumber[gid]
+                yield time, gid, step, kind
+            if not self.kind.size:
+                return
+        yield self.time, self.gid, self.step, self.kind
+
+    def whole(self) -> EffectRecord:
+        """This record with every entry in memory (itself, unless entries were written out)."""
+        if self.spilled is None:
+            return self
+        time, gid, step, kind = (np.concatenate(c) for c in zip(*self.chunks(), strict=True))
+        return EffectRecord(time, gid, step, kind)
+
+    def __getstate__(self) -> dict[str, object]:
+        return dict(vars(self.whole()))  # (see ComponentRecord.__getstate__)
 
 
 @dataclass

@@ -38,8 +38,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import simpy
 from simpy.events import Timeout
+
+from sim.model.records import VISIT_COLUMNS, Spill, SpillFolder
 
 
 class Immediate:
@@ -92,6 +95,10 @@ class JobOptions:
 
 
 NAN = math.nan
+
+SPILL_AT = 1 << 17
+"""Visits a station holds in memory before it writes the finished ones out (:meth:`Station.spill`):
+about 3 MB of records. Runs shorter than this keep every visit in memory."""
 
 
 class Station:
@@ -156,6 +163,15 @@ class Station:
         self.left = array("q")
         """Visits that left the queue unserved (cancelled or dropped); their start = end is the
         instant they left."""
+        self.base = 0
+        """Visits written out of memory (:meth:`spill`): visit ``v`` is at index ``v - base`` of
+        ``arrived``, ``started`` and ``ended``."""
+        self.spilled: Spill | None = None
+        self.keep = math.inf
+        """The first visit a reader of the records during the run still needs (an autoscaler's
+        meter): it and those after it stay in memory."""
+        self.holding: set[int] = set()
+        """Visits holding their server now (their end is not final until released)."""
         self.replicas = replicas
         self.per_replica = self._full / replicas
         self.rbusy: list[int] | None = None
@@ -239,7 +255,7 @@ class Station:
         rejected because the queue was full."""
         now = self.env.now
         arrived = self.arrived
-        visit = len(arrived)
+        visit = self.base + len(arrived)
         if self.busy < self._capacity and not self.queue:
             # An idle server takes it at once (the common case, written out for speed).
             arrived.append(now)
@@ -283,7 +299,7 @@ class Station:
     def enter(self, at: float | None = None) -> int:
         """Record the arrival of a request its owner will start with :meth:`begin` (``at``: when
         it arrived, if earlier than now); return its visit number. It waits in the owner."""
-        visit = len(self.arrived)
+        visit = self.base + len(self.arrived)
         self.arrived.append(self.env.now if at is None else at)
         self.started.append(NAN)
         self.ended.append(NAN)
@@ -320,13 +336,13 @@ class Station:
             return visit
         service_time *= self.slowdown
         if visit < 0:
-            visit = len(self.arrived)
+            visit = self.base + len(self.arrived)
             self.arrived.append(now)
             self.started.append(now)
             self.ended.append(now + service_time)
         else:
-            self.started[visit] = now
-            self.ended[visit] = now + service_time
+            self.started[visit - self.base] = now
+            self.ended[visit - self.base] = now + service_time
         if service_time == 0:
             self.immediate(done, payload)
             return visit
@@ -349,8 +365,8 @@ class Station:
     def leave(self, visit: int) -> None:
         """An entered visit leaves unserved, now (dropped or handed elsewhere)."""
         now = self.env.now
-        self.started[visit] = now
-        self.ended[visit] = now
+        self.started[visit - self.base] = now
+        self.ended[visit - self.base] = now
         self.left.append(visit)
 
     def drop_oldest(self, options: JobOptions) -> Job | None:
@@ -369,8 +385,9 @@ class Station:
     def _start(self, now: float, job: Job) -> None:
         service_time = job[0] * self.slowdown
         visit, options = job[4], job[5]
-        self.started[visit] = now
-        self.ended[visit] = now + service_time
+        i = visit - self.base
+        self.started[i] = now
+        self.ended[i] = now + service_time
         if service_time == 0 and options is None:  # takes no time, so it holds no server
             self.immediate(job[1], job[2])
             return
@@ -403,8 +420,9 @@ class Station:
         self.finisher = replica
         self.ending = visit
         if options is not None and options.hold:
-            self.held.append(event._value[4])
+            self.held.append(visit)
             self.held_at.append(self.env.now)
+            self.holding.add(visit)
             done(payload)  # the server stays busy until release()
             self.finisher = -1
             return
@@ -428,7 +446,8 @@ class Station:
 
     def release(self, visit: int) -> None:
         """A held request lets its server go (its service ends now)."""
-        self.ended[visit] = self.env.now
+        self.ended[visit - self.base] = self.env.now
+        self.holding.discard(visit)
         self.busy -= 1
         self._serve_queue()
 
@@ -446,14 +465,15 @@ class Station:
     def cancel(self, visit: int) -> bool:
         """Take a waiting request out of the queue (it leaves unserved, now); False if it has
         already started (or was never queued here)."""
-        if visit < 0 or visit >= len(self.started) or not math.isnan(self.started[visit]):
-            return False
+        i = visit - self.base
+        if visit < 0 or i < 0 or i >= len(self.started) or not math.isnan(self.started[i]):
+            return False  # (a visit written out of memory has finished)
         if visit in self.cancelled:
             return False
         now = self.env.now
         self.cancelled.add(visit)
-        self.started[visit] = now
-        self.ended[visit] = now
+        self.started[i] = now
+        self.ended[i] = now
         self.left.append(visit)
         return True
 
@@ -515,9 +535,9 @@ class Station:
     def _abort(self, job: Job) -> None:
         """A request in service is aborted now: its work so far is lost."""
         now = self.env.now
-        visit = job[4]
-        self.lost_work += now - self.started[visit]
-        self.ended[visit] = now
+        i = job[4] - self.base
+        self.lost_work += now - self.started[i]
+        self.ended[i] = now
         self.aborted.append(now)
         if job[3] is not None:
             self.immediate(job[3], job[2])
@@ -537,7 +557,53 @@ class Station:
         self.cancelled.clear()
         now = self.env.now
         for job in jobs:
-            self.started[job[4]] = now
-            self.ended[job[4]] = now
+            self.started[job[4] - self.base] = now
+            self.ended[job[4] - self.base] = now
             self.left.append(job[4])
         return jobs
+
+    def visit_count(self) -> int:
+        """Visits recorded so far (the number the next one gets)."""
+        return self.base + len(self.arrived)
+
+    def started_of(self, visit: int) -> float:
+        """When ``visit``'s service started (NaN while it waits)."""
+        i = visit - self.base
+        return self.started[i] if i >= 0 else self._spilled(visit, 1)
+
+    def ended_of(self, visit: int) -> float:
+        """When ``visit``'s service ended or is due to end (NaN while it waits)."""
+        i = visit - self.base
+        return self.ended[i] if i >= 0 else self._spilled(visit, 2)
+
+    def _spilled(self, visit: int, column: int) -> float:
+        assert self.spilled is not None, f"{self.name}: visit {visit} is not recorded"
+        return self.spilled.value(visit, column)
+
+    def crowded(self) -> bool:
+        """Whether :meth:`spill` may write visits out (it holds :data:`SPILL_AT` or more)."""
+        return len(self.arrived) >= SPILL_AT
+
+    def spill(self, folder: SpillFolder) -> None:
+        """Write the oldest finished visits out of memory, when at least :data:`SPILL_AT` are
+        recorded here: those before the first one still waiting, in service, holding its server
+        or needed by a reader during the run (their records no longer change)."""
+        n = len(self.arrived)
+        if n < SPILL_AT:
+            return
+        now = self.env.now
+        ended = np.frombuffer(self.ended, dtype=np.float64)
+        done = ended < now  # NaN (waiting) compares false
+        k = n if done.all() else int(np.argmin(done))
+        del ended, done  # (a numpy view would pin the array's buffer)
+        k = int(min(k, min(self.holding, default=math.inf) - self.base, self.keep - self.base))
+        if k < SPILL_AT // 2:
+            return
+        if self.spilled is None:
+            self.spilled = Spill(folder, VISIT_COLUMNS)
+        records = (self.arrived, self.started, self.ended)
+        columns = [np.frombuffer(c, dtype=np.float64, count=k) for c in records]
+        self.spilled.write(*columns)
+        del columns
+        del self.arrived[:k], self.started[:k], self.ended[:k]
+        self.base += k

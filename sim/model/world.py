@@ -50,9 +50,9 @@ from sim.model.network import Network
 from sim.model.outcomes import COMPENSATED, FAILED, FINISHED, IN_FLIGHT, INCONSISTENT, LOST, STATUS_NAMES
 from sim.model.records import (
     ComponentRecord,
-    EffectRecord,
     GroupRecord,
     OutcomeRecord,
+    SpillFolder,
     TopologyRun,
     WorkflowRecord,
     as_array,
@@ -81,9 +81,14 @@ refusal (never retried)."""
 
 
 class Subscription(Protocol):
-    """Something that records a subscription during a run (a consumer group)."""
+    """Something that records a subscription during a run (a consumer group), and writes the
+    records it is done with out of memory when asked."""
 
     def record(self) -> GroupRecord: ...
+
+    def crowded(self) -> bool: ...
+
+    def spill(self, folder: SpillFolder) -> None: ...
 
 
 class World:
@@ -131,6 +136,8 @@ class World:
             if svc.autoscale is not None:
                 self._autoscale_service(name, svc.autoscale, svc.initial_replicas, svc.concurrency, health)
         self.components: list[Station] = list(self.stations.values())
+        self.folder: SpillFolder | None = None
+        """Where stations write finished visits out of memory (made when first needed)."""
         self.subscriptions: list[Subscription] = []
         """The consumer groups of the topology's broker (they hand over their records)."""
         self.latency = scenario.network.latency
@@ -520,6 +527,8 @@ class World:
         order = np.argsort(self.arrival, kind="stable")
         plans = self.plans
         for lo in range(0, len(order), ARRIVALS_CHUNK):
+            if lo:
+                self.spill()
             gids = order[lo : lo + ARRIVALS_CHUNK]
             owners = np.searchsorted(ends, gids, side="right").tolist()
             for t, g, i in zip(self.arrival[gids].tolist(), gids.tolist(), owners, strict=True):
@@ -558,9 +567,9 @@ class World:
         for clients in self.clients:
             clients.start(arrive)
         duration = self.scenario.duration
-        marks = np.linspace(0, duration, 41)[1:].tolist() if progress is not None else [duration]
-        for t in marks:
+        for t in np.linspace(0, duration, 41)[1:].tolist():
             env.run(until=t)
+            self.spill()
             if progress is not None:
                 progress(t / duration)
         if self.clients:  # the clock stands at the duration: clients submit nothing from now on
@@ -591,6 +600,19 @@ class World:
                     if self.status[gid] == IN_FLIGHT:
                         arrival = float(arrivals[gid])
                         self.tracer.root(plan.name, index, arrival, float(env.now), "in_flight")
+
+    def spill(self) -> None:
+        """Let every station write its finished visits out of memory (:meth:`Station.spill`),
+        every consumer group the messages that left it, and the effect ledger its entries
+        (:meth:`EffectLedger.spill`): called every
+        :data:`ARRIVALS_CHUNK` arrivals and at every fortieth of the duration, so that a long
+        run holds a bounded number of them."""
+        holders: list[Station | EffectLedger | Subscription] = [*self.components, self.effects]
+        for holder in [*holders, *self.subscriptions]:
+            if holder.crowded():
+                if self.folder is None:
+                    self.folder = SpillFolder()
+                holder.spill(self.folder)
 
     def _gid(self, plan: WorkflowPlan, index: int) -> int:
         """The global id of instance ``index`` of ``plan`` (one that has arrived)."""
@@ -631,9 +653,8 @@ class World:
             self.undo_end[gid] = now
         healed = np.nonzero((standing == 0) & (status == INCONSISTENT) & ~np.isnan(ledger.first))[0]
         if healed.size:
-            times, gids, _, kind = ledger.columns()
-            undos = kind == UNDONE
-            last = _latest(gids[undos], times[undos])
+            undos = [(g[k == UNDONE], t[k == UNDONE]) for t, g, _, k in ledger.record().chunks()]
+            last = _latest(np.concatenate([u[0] for u in undos]), np.concatenate([u[1] for u in undos]))
             for gid in healed.tolist():
                 status[gid] = COMPENSATED
                 self.undo_end[gid] = max(self.undo_end[gid], last.get(gid, self.undo_end[gid]))
@@ -678,7 +699,7 @@ class World:
             async_pending=as_array(self.async_pending, np.int32),
             async_failures=as_array(self.async_failures, np.int32),
         )
-        effects = EffectRecord(*self.effects.columns())
+        effects = self.effects.record()
         offsets = [p.offset for p in self.plans]
         if self.dynamic:
             # Global ids in creation order → each workflow's instances contiguous, by index.
@@ -687,6 +708,7 @@ class World:
             renumber = np.empty(self.total, dtype=np.int64)
             renumber[order] = np.arange(self.total, dtype=np.int64)
             effects.gid = renumber[effects.gid].astype(effects.gid.dtype)
+            effects.renumber = renumber
             offsets = np.cumsum([0, *(p.count for p in self.plans[:-1])]).tolist()
         return TopologyRun(
             topology=topology,
@@ -713,6 +735,7 @@ class World:
                     group=st.group,
                     held=as_array(st.held, np.int64),
                     held_at=as_array(st.held_at, float),
+                    spilled=st.spilled,
                 )
                 for st in self.components
             ],

@@ -57,7 +57,7 @@ _GROUP_FIELDS = [
     "topics",
     "shared",
 ]
-_EFFECT_ARRAYS = list(EffectRecord.__dataclass_fields__)
+_EFFECT_ARRAYS = ["time", "gid", "step", "kind"]
 
 
 def _header(run: TopologyRun) -> dict[str, Any]:
@@ -86,16 +86,19 @@ def save_records(run: TopologyRun, path: Path) -> None:
     """Write ``run`` to ``path`` atomically."""
     arrays: dict[str, np.ndarray] = {f"outcome_{name}": getattr(run.outcomes, name) for name in _OUTCOMES}
     for i, comp in enumerate(run.components):
+        whole = comp.whole()  # (visits written out of memory during the run read back)
         for name in _COMPONENT_ARRAYS:
-            arrays[f"component{i}_{name}"] = getattr(comp, name)
+            arrays[f"component{i}_{name}"] = getattr(whole, name)
     for i, values in enumerate(run.tallies.values()):
         arrays[f"tally{i}"] = values
     for i, g in enumerate(run.groups):
+        messages = g.whole()
         for name in _GROUP_ARRAYS:
-            arrays[f"group{i}_{name}"] = getattr(g, name)
+            arrays[f"group{i}_{name}"] = getattr(messages, name)
     if run.effects is not None:
+        entries = run.effects.whole()
         for name in _EFFECT_ARRAYS:
-            arrays[f"effects_{name}"] = getattr(run.effects, name)
+            arrays[f"effects_{name}"] = getattr(entries, name)
     header = json.dumps(_header(run)).encode("utf-8")
     arrays["header"] = np.frombuffer(header, dtype=np.uint8)
     buffer = io.BytesIO()

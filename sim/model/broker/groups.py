@@ -42,13 +42,13 @@ import math
 from array import array
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sim.model.consumer import Consumer, Message, Receipt, Work
 from sim.model.faults import Health
-from sim.model.records import GroupRecord, as_array
+from sim.model.records import GROUP_COLUMNS, GroupRecord, Spill, SpillFolder, as_array
 from sim.model.station import JobOptions, Station
 from sim.model.world import World
 from sim.scenario.broker import Broker
@@ -62,6 +62,9 @@ PROCESSED, DEAD, EXPIRED = 1, 2, 3
 """How a message left its subscription (codes of the group records); 0: still in it."""
 
 NAN = math.nan
+
+SPILL_AT = 1 << 17
+"""Messages a group holds records of in memory before it writes out those that have left."""
 
 TOPICS = 2
 """Topics a consuming service may read: its step events (lanes 0..P-1) and, when it has a
@@ -119,6 +122,12 @@ class Group:
         station.queue_limit = None  # events wait in the broker: a log has no such limit, a queue its own
         self._unsettled = 0
         """Messages before this one have all left the subscription (see :meth:`backlog`)."""
+        self.base = 0
+        """Messages written out of memory (:meth:`spill`): message ``i`` is at index ``i - base``
+        of the records."""
+        self.spilled: Spill | None = None
+        self.late_began: dict[int, float] = {}
+        """Written-out messages whose processing began again afterwards (a duplicate delivery)."""
         if service in world.backlogs:  # an autoscaled service scales on its subscription
             world.backlogs[service] = self.backlog
 
@@ -138,7 +147,40 @@ class Group:
             began=as_array(self.began, float),
             lane=as_array(self.lane_of, np.int32),
             how=as_array(self.how, np.int8),
+            spilled=self.spilled,
+            late_began=dict(self.late_began),
         )
+
+    def crowded(self) -> bool:
+        """Whether :meth:`spill` may write messages out (:data:`SPILL_AT` or more in memory)."""
+        return len(self.entered) >= SPILL_AT
+
+    def spill(self, folder: SpillFolder) -> None:
+        """Write out of memory the oldest messages that have left the subscription: those before
+        the first one still in it. Their records no longer change, but for a duplicate
+        delivery's processing that begins later (kept in ``late_began``)."""
+        how = np.frombuffer(self.how, dtype=np.int8)
+        k = int(np.argmin(how != 0)) if not how.all() else how.size
+        del how
+        if k < SPILL_AT // 2:
+            return
+        if self.spilled is None:
+            self.spilled = Spill(folder, GROUP_COLUMNS)
+        records: list[array[Any]] = [self.entered, self.left, self.began, self.lane_of, self.how]
+        columns = [np.frombuffer(c, dtype=c.typecode, count=k) for c in records]
+        self.spilled.write(*columns)
+        del columns
+        for c in records:
+            del c[:k]
+        self.base += k
+
+    def _begin(self, i: int, now: float) -> None:
+        """The processing of message ``i``'s delivery begins now."""
+        j = i - self.base
+        if j >= 0:
+            self.began[j] = now
+        else:
+            self.late_began[i] = now
 
     def effective_concurrency(self) -> int:
         """Messages the group can process at once."""
@@ -148,9 +190,10 @@ class Group:
         """What an autoscaler reads, now: the messages of the subscription not yet processed
         (``lag``: a Kafka consumer group's lag, SQS's visible and in-flight messages) or, of
         those, the ones no worker has begun (``queue``)."""
-        left = np.frombuffer(self.left[self._unsettled :], dtype=float) if len(self.left) else np.empty(0)
+        start = max(self._unsettled - self.base, 0)  # (messages written out have all left)
+        left = np.frombuffer(self.left[start:], dtype=float) if len(self.left) else np.empty(0)
         pending = np.isnan(left)
-        self._unsettled += int(np.argmax(pending)) if pending.any() else len(left)
+        self._unsettled = self.base + start + (int(np.argmax(pending)) if pending.any() else len(left))
         lag = int(np.count_nonzero(pending))
         if metric == "lag":
             return float(lag)
@@ -159,7 +202,7 @@ class Group:
     def _message(self, work: Work, lane: int, hop: float) -> Message:
         now = self.world.env.now
         delay = (0.0 if self.immediate_ready else self.broker.delivery_latency()) + hop
-        m = Message(work, len(self.entered), lane, now, now + delay)
+        m = Message(work, self.base + len(self.entered), lane, now, now + delay)
         self.entered.append(now)
         self.left.append(math.nan)
         self.lane_of.append(lane)
@@ -170,7 +213,9 @@ class Group:
 
     def _settle(self, m: Message, how: int) -> None:
         """The message leaves the subscription now (its lag ends), ``how`` unless already known."""
-        i = m.id
+        i = m.id - self.base
+        if i < 0:
+            return  # written out: it has left already
         if math.isnan(self.left[i]):
             self.left[i] = self.world.env.now
         if self.how[i] == 0:
@@ -342,7 +387,7 @@ class LogGroup(Group):
             and self._pollable(member, ln, now)
         )
         # A new message (Group._message written out).
-        m = Message(work, len(self.entered), lane, now, ready)
+        m = Message(work, self.base + len(self.entered), lane, now, ready)
         self.entered.append(now)
         self.left.append(NAN)
         self.lane_of.append(lane)
@@ -504,7 +549,7 @@ class LogGroup(Group):
             if not q:
                 del pending[ln.index]
             member.held -= 1
-            self.began[r.message.id] = self.world.env.now
+            self._begin(r.message.id, self.world.env.now)
             ln.running += 1
             member.busy += 1
             if station.rbusy is not None:
@@ -529,8 +574,8 @@ class LogGroup(Group):
         if not r.live:
             return
         r.live = False
-        i = r.message.id
-        if self.how[i] == 0:
+        i = r.message.id - self.base
+        if i >= 0 and self.how[i] == 0:  # (a message written out has left already)
             self.left[i] = self.world.env.now
             self.how[i] = DEAD if dead else PROCESSED
         member = self.members[r.consumer]
@@ -870,8 +915,8 @@ class QueueGroup(Group):
                 self.consumer.expire(m)
                 return False
             r.received = now
-            self.began[m.id] = now
-        if self.station.ended[r.visit] > r.received + self.visibility and not r.lapsed:
+            self._begin(m.id, now)
+        if self.station.ended_of(r.visit) > r.received + self.visibility and not r.lapsed:
             self.world.after(max(0.0, r.received + self.visibility - now), self._lapse, r)
         if self.consumer.timeouts:
             self.consumer.begun(r)
@@ -896,7 +941,7 @@ class QueueGroup(Group):
 
     def execute(self, r: Receipt, amount: float, served: Serve, aborted: Serve) -> None:
         if self.prefetch is None:
-            r.visit = len(self.station.arrived)  # the visit submit gives it, read by _received
+            r.visit = self.station.visit_count()  # the visit submit gives it, read by _received
             r.visit = self.station.submit(amount, served, r, aborted, self.options)
             return
         self.serve = (served, aborted)
@@ -1004,7 +1049,7 @@ class QueueGroup(Group):
                 continue
             self.busy[c] += 1
             if math.isnan(amount):
-                self.began[r.message.id] = self.world.env.now
+                self._begin(r.message.id, self.world.env.now)
                 self.consumer.process(r)
             else:
                 assert self.serve is not None

@@ -409,6 +409,7 @@ class Orchestration(Coordinator):
         if inst.marks is not None:
             self.world.mark(inst, ("handle", k, a.number, a.undo))
         station = inst.plan.steps[k].station
+        a.visit = station.visit_count()  # the visit submit gives it, read by started()
         a.visit = station.submit(self._work(a), self.served, a, self.crashed, self.task_options)
         if a.visit < 0:
             self.reply(a, False)
@@ -421,7 +422,7 @@ class Orchestration(Coordinator):
         step = a.inst.plan.steps[a.k]
         world.tally(f"schedule_to_start/{step.service}", now - a.scheduled)
         limit = self.timeouts[step.service]
-        if step.station.ended[a.visit] - now > limit:
+        if step.station.ended_of(a.visit) - now > limit:
             world.after(limit, self._engine_timer, (self.timed_out, a))
 
     def served(self, a: Attempt) -> None:
@@ -448,7 +449,7 @@ class Orchestration(Coordinator):
         step = a.inst.plan.steps[a.k]
         service = step.service
         heartbeat = self.heartbeats.get(service)
-        began = step.station.started[a.visit]
+        began = step.station.started_of(a.visit)
         until_close = max(0.0, began + self.timeouts[service] - self.world.env.now)
         wait = until_close if heartbeat is None else min(heartbeat, until_close)
         self.world.after(wait, self._engine_timer, (self.timed_out, a))

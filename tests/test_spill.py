@@ -1,0 +1,262 @@
+"""Visits written out of memory during a run give the figures of visits kept in memory."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sim
+from sim.analysis import chunked
+from sim.analysis.chunked import largest_levels, quantile
+from sim.api import rundir
+from sim.model import effects as effects_module
+from sim.model import station as station_module
+from sim.model import world as world_module
+from sim.model.broker import groups as groups_module
+from sim.model.records import GROUP_COLUMNS, GroupRecord, Spill, SpillFolder, TopologyRun
+from sim.model.station import JobOptions, Station
+from sim.running.simulate import Task, simulate
+from sim.running.store import load_records, save_records
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+
+VALUES = st.lists(
+    st.one_of(
+        st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+        st.sampled_from([0.0, 1.0, -2.5]),  # many equal values
+    ),
+    min_size=1,
+    max_size=200,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=VALUES,
+    size=st.integers(1, 60),
+    q=st.one_of(st.sampled_from([0.0, 0.5, 0.99, 1.0]), st.floats(0, 1)),
+    collect=st.sampled_from([1, 3, 1 << 20]),
+)
+def test_a_quantile_read_in_chunks_is_numpys_to_the_last_bit(
+    values: list[float], size: int, q: float, collect: int
+) -> None:
+    data = np.array(values)
+    chunks = [data[i : i + size] for i in range(0, data.size, size)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(chunked, "COLLECT", collect)  # 1: every bit of the key settled by passes
+        got = quantile(lambda: iter(chunks), q)
+    expected = float(np.quantile(data, q))
+    assert got == expected or (got == 0.0 and expected == 0.0)
+
+
+def test_a_quantile_of_nothing_is_nan() -> None:
+    assert np.isnan(quantile(lambda: iter([np.empty(0)]), 0.99))
+
+
+INTERVALS = st.lists(
+    st.tuples(st.integers(0, 60), st.integers(0, 12)), min_size=0, max_size=80
+)  # (start, length) on a coarse grid: ties and empty intervals
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    intervals=INTERVALS,
+    size=st.integers(1, 30),
+    edges=st.lists(st.integers(0, 80), min_size=2, max_size=6, unique=True).map(sorted),
+)
+def test_the_largest_levels_fed_in_chunks_are_those_of_every_instant(
+    intervals: list[tuple[int, int]], size: int, edges: list[int]
+) -> None:
+    # Openings out of order, as a queue's deliveries record when their messages became ready.
+    opens = np.array([s for s, _ in intervals], dtype=float)
+    closes = opens + np.array([n for _, n in intervals], dtype=float)
+    chunks = [
+        (float(opens[i : i + size].min()), lambda i=i: (opens[i : i + size], closes[i : i + size]))
+        for i in range(0, opens.size, size)
+    ]
+    got = largest_levels(chunks, np.array(edges, dtype=float))
+    # By definition, on a grid of half-steps (every interval end is an integer).
+    expected = [
+        max(int(np.sum((opens <= t) & (t < closes))) for t in np.arange(a, b, 0.5))
+        for a, b in itertools.pairwise(edges)
+    ]
+    assert got.tolist() == expected
+
+
+def _frames(result: object) -> dict[str, pd.DataFrame]:
+    return {k: v for k, v in vars(result).items() if isinstance(v, pd.DataFrame)}
+
+
+@pytest.mark.parametrize(
+    ("name", "duration"),
+    [
+        ("checkout.yaml", 200.0),  # three topologies, an engine of one shard
+        ("temporal-shards.yaml", 120.0),  # shards that hold their server while their writes commit
+        ("sqs-visibility.yaml", 150.0),  # a queue's deliveries arrive out of order (when ready)
+        ("payment-outage.yaml", 200.0),  # crashes abort work in service, with a fault-free twin
+        ("orchestrator-crash.yaml", 150.0),  # an engine that loses its queue
+        ("double-charge.yaml", 200.0),  # duplicate effects, refunds
+        ("saga-compensation.yaml", 200.0),  # compensations that undo effects late
+    ],
+)
+def test_a_run_that_writes_its_visits_out_gives_the_same_figures(
+    name: str, duration: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = sim.load_scenario(SCENARIOS / name).model_copy(update={"duration": duration})
+    kept = _frames(sim.run(scenario))
+    monkeypatch.setattr(station_module, "SPILL_AT", 64)
+    monkeypatch.setattr(effects_module, "SPILL_AT", 40)
+    monkeypatch.setattr(groups_module, "SPILL_AT", 64)
+    monkeypatch.setattr(world_module, "ARRIVALS_CHUNK", 50)
+    spilled_runs = []
+    original = world_module.World.records
+
+    def records(self: world_module.World, *args: object, **kwargs: object) -> object:
+        run = original(self, *args, **kwargs)  # type: ignore[arg-type]
+        spilled_runs.append(
+            any(c.spilled is not None for c in run.components)
+            and (run.effects is not None and (run.effects.spilled is not None or run.effects.entries < 40))
+            and all(g.spilled is not None or g.messages < 64 for g in run.groups)
+        )
+        return run
+
+    monkeypatch.setattr(world_module.World, "records", records)
+    spilled = _frames(sim.run(scenario))
+    assert spilled_runs and all(spilled_runs)
+    assert kept.keys() == spilled.keys()
+    for key, frame in kept.items():
+        # Sums are added chunk by chunk: the last bits may differ, nothing else.
+        pd.testing.assert_frame_equal(frame, spilled[key], check_exact=False, rtol=1e-12, atol=1e-12, obj=key)
+
+
+def _spilled_run(monkeypatch: pytest.MonkeyPatch, topology: str = "orchestration") -> TopologyRun:
+    monkeypatch.setattr(station_module, "SPILL_AT", 64)
+    monkeypatch.setattr(effects_module, "SPILL_AT", 40)
+    monkeypatch.setattr(groups_module, "SPILL_AT", 64)
+    monkeypatch.setattr(world_module, "ARRIVALS_CHUNK", 50)
+    scenario = sim.load_scenario(SCENARIOS / "checkout.yaml").model_copy(update={"duration": 60.0})
+    return simulate(Task(scenario, topology))
+
+
+@pytest.mark.parametrize("topology", ["orchestration", "choreography"])
+def test_records_written_out_come_back_whole_from_the_store_and_from_other_processes(
+    topology: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run = _spilled_run(monkeypatch, topology)
+    assert any(c.spilled is not None for c in run.components)
+    wholes = [c.whole() for c in run.components]
+    save_records(run, tmp_path / "run.npz")
+    loaded = load_records(tmp_path / "run.npz")
+    assert loaded is not None
+    sent = pickle.loads(pickle.dumps(run))
+    for whole, back, other in zip(wholes, loaded.components, sent.components, strict=True):
+        assert whole.spilled is None and back.spilled is None and other.spilled is None
+        assert whole.visits == back.visits == other.visits
+        for column in ("arrived", "started", "ended"):
+            np.testing.assert_array_equal(getattr(whole, column), getattr(back, column))
+            np.testing.assert_array_equal(getattr(whole, column), getattr(other, column))
+    assert run.effects is not None and run.effects.spilled is not None
+    assert loaded.effects is not None and sent.effects is not None
+    entries = run.effects.whole()
+    for column in ("time", "gid", "step", "kind"):
+        np.testing.assert_array_equal(getattr(entries, column), getattr(loaded.effects, column))
+        np.testing.assert_array_equal(getattr(entries, column), getattr(sent.effects, column))
+    assert all(g.spilled is not None for g in run.groups)
+    for group, back, other in zip(run.groups, loaded.groups, sent.groups, strict=True):
+        messages = group.whole()
+        assert messages.messages == group.messages == back.messages == other.messages
+        for column in ("entered", "left", "began", "lane", "how"):
+            np.testing.assert_array_equal(getattr(messages, column), getattr(back, column))
+            np.testing.assert_array_equal(getattr(messages, column), getattr(other, column))
+
+
+def test_the_folder_of_written_visits_goes_with_its_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _spilled_run(monkeypatch)
+    spill = next(c.spilled for c in run.components if c.spilled is not None)
+    folder = spill.folder.path
+    assert folder.is_dir() and spill.path.is_file()
+    del run, spill
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_a_station_writes_out_only_visits_whose_records_are_final(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(station_module, "SPILL_AT", 4)
+    env = simpy.Environment()
+    station = Station(env, "s", "service", 1)
+    held = JobOptions(hold=True)
+    done: list[int] = []
+    for i in range(6):
+        station.submit(1.0, done.append, i, options=held if i == 2 else None)
+    env.run(until=4.5)  # 0, 1, 2 served; 2 holds its server, so 3 and later wait
+    folder = SpillFolder()
+    station.spill(folder)
+    assert station.base == 2  # 0 and 1 out; 2 holds its server (its end is not final yet)
+    station.release(2)
+    env.run(until=7.0)  # 3 and 4 served, 5 in service until 7.5
+    station.spill(folder)
+    assert station.base == 5  # visits 0..4 ended before now; 5 is still in service
+    assert station.started_of(1) == 1.0 and station.ended_of(2) == 4.5
+    assert station.ended_of(5) == 7.5
+    env.run()
+    assert station.visit_count() == 6 and done == list(range(6))
+
+
+def test_a_large_frame_is_written_to_parquet_in_row_groups(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(rundir, "ROW_GROUP", 7)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(30),
+            "status": pd.Categorical.from_codes(np.arange(30) % 3, ["completed", "failed", "lost"]),
+            "latency": np.linspace(0, 1, 30),
+        }
+    )
+    rundir.write_parquet(frame, tmp_path / "requests.parquet")
+    assert pq.ParquetFile(tmp_path / "requests.parquet").metadata.num_row_groups == 5
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "requests.parquet"), frame)
+
+
+def test_a_message_that_begins_again_after_it_was_written_out_reads_its_last_begin() -> None:
+    # A queue's duplicate delivery may begin after the first one was acknowledged and the
+    # message's record written out: the record reads the duplicate's begin, as in memory.
+    folder = SpillFolder()
+    spill = Spill(folder, GROUP_COLUMNS)
+    spill.write(
+        np.array([0.0, 1.0, 2.0]),
+        np.array([1.0, 2.0, 3.0]),
+        np.array([0.5, 1.5, 2.5]),
+        np.zeros(3, dtype=np.int32),
+        np.ones(3, dtype=np.int8),
+    )
+    record = GroupRecord(
+        service="s",
+        kind="queue",
+        partitions=1,
+        consumers=1,
+        concurrency=1,
+        max_in_flight=1,
+        entered=np.array([3.0]),
+        left=np.array([np.nan]),
+        began=np.array([np.nan]),
+        lane=np.zeros(1, dtype=np.int32),
+        how=np.zeros(1, dtype=np.int8),
+        spilled=spill,
+        late_began={1: 4.0},
+    )
+    whole = record.whole()
+    assert record.messages == whole.messages == 4
+    np.testing.assert_array_equal(whole.began, [0.5, 4.0, 2.5, np.nan])
+    np.testing.assert_array_equal(whole.entered, [0.0, 1.0, 2.0, 3.0])

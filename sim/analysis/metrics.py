@@ -400,11 +400,12 @@ def _service_of(gid: np.ndarray, step: np.ndarray, plans: list[tuple[int, int, n
 def _effect_columns(run: TopologyRun) -> dict[str, np.ndarray]:
     """Per instance: its entries of each kind, and its applications still standing at the end."""
     total = run.total
-    counts = {name: np.zeros(total, dtype=np.int64) for name in EFFECT_KINDS}
+    out = {name: np.zeros(total, dtype=np.int32) for name in EFFECT_KINDS}
     for _, gid, _, kind in run.effects.chunks() if run.effects is not None else ():
         for name, code in EFFECT_KINDS.items():
-            counts[name] += np.bincount(gid[kind == code], minlength=total)
-    out = {name: c.astype(np.int32) for name, c in counts.items()}
+            # (added into the 32-bit counts: one temporary of 64-bit counts at a time)
+            found = np.bincount(gid[kind == code], minlength=total)
+            np.add(out[name], found, out=out[name], casting="unsafe")
     out["standing_effects"] = out["effects"] + out["duplicate_effects"] - out["undone_effects"]
     return out
 
@@ -653,6 +654,11 @@ def _open_at(starts: np.ndarray, ends: np.ndarray, instants: np.ndarray) -> np.n
     )
 
 
+def _window_of(instants: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The window of each instant (those past the last edge in the last window)."""
+    return np.clip(np.searchsorted(edges, instants, side="right") - 1, 0, len(edges) - 2)
+
+
 def _sorted(values: np.ndarray) -> np.ndarray:
     """``values`` in ascending order (NaN last), copied only when they are not already: a
     station's arrivals, and a single FIFO server's starts, come in order."""
@@ -852,25 +858,31 @@ def timeseries_table(
     for run, req in zip(runs, requests, strict=True):
         edges = _edges(run, scenario.window_width)
         n = len(edges) - 1
-        arrival = req["arrival"].to_numpy()
+        # (Temporaries one at a time, of the instances that matter: a long run has millions.)
         completion = req["completion"].to_numpy()
         ok = (req["status"] == "completed").to_numpy()
-        failed = req["status"].isin(["failed", "compensated", "inconsistent", "lost"]).to_numpy()
-        finished = ~np.isnan(completion)
-        bins = np.clip(np.searchsorted(edges, completion[finished], side="right") - 1, 0, n - 1)
-        lat = (completion - arrival)[finished]
-        okf, failf = ok[finished], failed[finished]
         p99 = np.full(n, math.nan)
         mean = np.full(n, math.nan)
-        if okf.any():
-            series = pd.Series(lat[okf]).groupby(bins[okf])
+        completions = np.zeros(n, dtype=np.int64)
+        if ok.any():
+            bins = _window_of(completion[ok], edges)
+            series = pd.Series(req["latency"].to_numpy()[ok]).groupby(bins)
             q = series.quantile(0.99)
             p99[q.index.to_numpy()] = q.to_numpy()
             m = series.mean()
             mean[m.index.to_numpy()] = m.to_numpy()
-        completions = np.bincount(bins[okf], minlength=n)
-        failures = np.bincount(bins[failf], minlength=n)
-        arrivals = np.histogram(arrival, bins=edges)[0]
+            completions = np.bincount(bins, minlength=n)
+            del series, bins
+        del ok
+        failed = req["status"].isin(["failed", "compensated", "inconsistent", "lost"]).to_numpy()
+        failed = failed & ~np.isnan(completion)
+        failures = np.bincount(_window_of(completion[failed], edges), minlength=n)
+        del failed
+        arrival = _sorted(req["arrival"].to_numpy())
+        # Arrivals per window, as numpy.histogram counts them (the last window holds its end).
+        counts = np.searchsorted(arrival, edges, side="left")
+        counts[-1] = np.searchsorted(arrival, edges[-1], side="right")
+        arrivals = np.diff(counts)
         ends = edges[1:]
         queued = {
             kind: np.zeros(n, dtype=np.int64) for kind in ("service", "orchestrator", "store", "broker")
@@ -887,8 +899,8 @@ def timeseries_table(
         for g in run.groups:
             for entered, left, *_ in _lag_chunks(g, run.end_time):
                 lag += _open_at(entered, left, ends)
-        started_by = np.searchsorted(np.sort(arrival), ends, side="right")
-        done_by = np.searchsorted(np.sort(completion[finished]), ends, side="right")
+        started_by = np.searchsorted(arrival, ends, side="right")
+        done_by = np.searchsorted(np.sort(completion), ends, side="right")  # (NaN, not done, last)
         frames.append(
             pd.DataFrame(
                 {

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import simpy
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,12 +105,12 @@ def _frames(result: object) -> dict[str, pd.DataFrame]:
 @pytest.mark.parametrize(
     ("name", "duration"),
     [
-        ("checkout.yaml", 200.0),  # three topologies, an engine of one shard
+        ("checkout.yaml", 150.0),  # three topologies, an engine of one shard
         ("temporal-shards.yaml", 120.0),  # shards that hold their server while their writes commit
         ("sqs-visibility.yaml", 150.0),  # a queue's deliveries arrive out of order (when ready)
-        ("payment-outage.yaml", 200.0),  # crashes abort work in service, with a fault-free twin
-        ("orchestrator-crash.yaml", 150.0),  # an engine that loses its queue
-        ("double-charge.yaml", 200.0),  # duplicate effects, refunds
+        ("payment-outage.yaml", 150.0),  # crashes abort work in service, with a fault-free twin
+        ("orchestrator-crash.yaml", 120.0),  # an engine that loses its queue
+        ("double-charge.yaml", 150.0),  # duplicate effects, refunds
         ("saga-compensation.yaml", 200.0),  # compensations that undo effects late
     ],
 )
@@ -260,3 +266,40 @@ def test_a_message_that_begins_again_after_it_was_written_out_reads_its_last_beg
     assert record.messages == whole.messages == 4
     np.testing.assert_array_equal(whole.began, [0.5, 4.0, 2.5, np.nan])
     np.testing.assert_array_equal(whole.entered, [0.0, 1.0, 2.0, 3.0])
+
+
+def test_a_terminated_run_leaves_no_records_behind(tmp_path: Path) -> None:
+    scenario = {
+        "name": "long-chain",
+        "duration": 40000.0,
+        "seed": 1,
+        "services": {f"s{i}": {"latency": {"dist": "exponential", "mean": 0.1}} for i in range(4)},
+        "workflows": {"chain": {"steps": ["s0", "s1", "s2", "s3"]}},
+        "load": {"chain": {"arrival": "poisson", "rate": 5.0}},
+        "topologies": {"orchestration": {"orchestrator": {"decision_cpu": 0}}},
+    }
+    path = tmp_path / "chain.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    spills = tmp_path / "tmp"
+    spills.mkdir()
+    env = {**os.environ, "TMPDIR": str(spills)}
+    command = [
+        sys.executable,
+        "-m",
+        "sim",
+        "run",
+        str(path),
+        "--no-plots",
+        "--quiet",
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any(spills.glob("sim-records-*")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(spills.glob("sim-records-*")), "the run wrote no records out"
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=60) == 128 + signal.SIGTERM
+    assert not any(spills.iterdir())
+    assert not (tmp_path / "out").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -449,4 +450,11 @@ def calibrate(
 
 
 def main() -> None:
+    # A terminated command unwinds like an interrupted one: half-written folders and the
+    # temporary records of a long run are removed on the way out.
+    signal.signal(signal.SIGTERM, _terminated)
     app()
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

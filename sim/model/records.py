@@ -16,6 +16,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +89,46 @@ class Spill:
         dtype = self.dtypes[column]
         offset += (row - self.starts[k]) * dtype.itemsize
         return float(np.fromfile(self.path, dtype=dtype, count=1, offset=offset)[0])
+
+    def __getstate__(self) -> dict[str, object]:
+        # Sent to another process (an executor's worker's result) as the chunks themselves,
+        # which the receiver writes out again, with the same boundaries (so that the figures
+        # summed chunk by chunk are the same whichever process computes them).
+        return {
+            "dtypes": [d.str for d in self.dtypes],
+            "chunks": [self.chunk(k) for k in range(len(self.counts))],
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(receiving_folder(), tuple(np.dtype(d) for d in state["dtypes"]))  # type: ignore[misc]
+        for columns in state["chunks"]:
+            self.write(*columns)
+
+    @classmethod
+    def of(
+        cls, columns: list[np.ndarray], counts: list[int], dtypes: tuple[type, ...]
+    ) -> tuple[Spill, list[np.ndarray]]:
+        """Rows in memory written out in chunks of ``counts`` rows, and the rows after them."""
+        spill = cls(receiving_folder(), dtypes)
+        first = 0
+        for n in counts:
+            spill.write(*(c[first : first + n] for c in columns))
+            first += n
+        return spill, [c[first:] for c in columns]
+
+
+_received: weakref.ref[SpillFolder] | None = None
+
+
+def receiving_folder() -> SpillFolder:
+    """The folder where records that arrive whole (from another process, or from a file) are
+    written out again: one per process, while records written there live."""
+    global _received
+    folder = _received() if _received is not None else None
+    if folder is None:
+        folder = SpillFolder()
+        _received = weakref.ref(folder)
+    return folder
 
 
 VISIT_COLUMNS = (np.float64, np.float64, np.float64)
@@ -167,11 +208,6 @@ class ComponentRecord:
             spilled=None,
         )
 
-    def __getstate__(self) -> dict[str, object]:
-        # Sent to another process (an executor's worker) with every visit in memory: the
-        # folder it was written to is this process's.
-        return dict(vars(self.whole()))
-
 
 @dataclass
 class GroupRecord:
@@ -239,9 +275,6 @@ class GroupRecord:
             self, entered=entered, left=left, began=began, lane=lane, how=how, spilled=None, late_began={}
         )
 
-    def __getstate__(self) -> dict[str, object]:
-        return dict(vars(self.whole()))  # (see ComponentRecord.__getstate__)
-
 
 GROUP_COLUMNS = (np.float64, np.float64, np.float64, np.int32, np.int8)
 """A consumer group's messages as written out: entered, left, began, lane, how."""
@@ -292,9 +325,6 @@ class EffectRecord:
             return self
         time, gid, step, kind = (np.concatenate(c) for c in zip(*self.chunks(), strict=True))
         return EffectRecord(time, gid, step, kind)
-
-    def __getstate__(self) -> dict[str, object]:
-        return dict(vars(self.whole()))  # (see ComponentRecord.__getstate__)
 
 
 @dataclass

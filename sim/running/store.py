@@ -21,17 +21,21 @@ from typing import Any
 import numpy as np
 
 from sim.model.records import (
+    EFFECT_COLUMNS,
+    GROUP_COLUMNS,
+    VISIT_COLUMNS,
     ComponentRecord,
     EffectRecord,
     GroupRecord,
     OutcomeRecord,
+    Spill,
     TopologyRun,
     WorkflowRecord,
 )
 from sim.model.tracing import Span
 from sim.running.simulate import Task, simulate
 
-FORMAT = 7
+FORMAT = 8
 """Version of the file layout; files of another version are not read."""
 
 _OUTCOMES = list(OutcomeRecord.__dataclass_fields__)
@@ -89,16 +93,22 @@ def save_records(run: TopologyRun, path: Path) -> None:
         whole = comp.whole()  # (visits written out of memory during the run read back)
         for name in _COMPONENT_ARRAYS:
             arrays[f"component{i}_{name}"] = getattr(whole, name)
+        if comp.spilled is not None:  # its chunks, read back the same (so are its figures)
+            arrays[f"component{i}_chunks"] = np.array(comp.spilled.counts, dtype=np.int64)
     for i, values in enumerate(run.tallies.values()):
         arrays[f"tally{i}"] = values
     for i, g in enumerate(run.groups):
         messages = g.whole()
         for name in _GROUP_ARRAYS:
             arrays[f"group{i}_{name}"] = getattr(messages, name)
+        if g.spilled is not None:
+            arrays[f"group{i}_chunks"] = np.array(g.spilled.counts, dtype=np.int64)
     if run.effects is not None:
         entries = run.effects.whole()
         for name in _EFFECT_ARRAYS:
             arrays[f"effects_{name}"] = getattr(entries, name)
+        if run.effects.spilled is not None:
+            arrays["effects_chunks"] = np.array(run.effects.spilled.counts, dtype=np.int64)
     header = json.dumps(_header(run)).encode("utf-8")
     arrays["header"] = np.frombuffer(header, dtype=np.uint8)
     buffer = io.BytesIO()
@@ -122,17 +132,17 @@ def load_records(path: Path) -> TopologyRun | None:
                     kind=c["kind"],
                     servers=c["servers"],
                     group=c["group"],
-                    **{name: data[f"component{i}_{name}"] for name in _COMPONENT_ARRAYS},
+                    **_chunked(data, f"component{i}", _COMPONENT_ARRAYS, _VISITS, VISIT_COLUMNS),
                 )
                 for i, c in enumerate(header["components"])
             ]
             tallies = {name: data[f"tally{i}"] for i, name in enumerate(header["tallies"])}
             groups = [
-                GroupRecord(**g, **{name: data[f"group{i}_{name}"] for name in _GROUP_ARRAYS})
+                GroupRecord(**g, **_chunked(data, f"group{i}", _GROUP_ARRAYS, _GROUP_ARRAYS, GROUP_COLUMNS))
                 for i, g in enumerate(header["groups"])
             ]
             effects = (
-                EffectRecord(**{name: data[f"effects_{name}"] for name in _EFFECT_ARRAYS})
+                EffectRecord(**_chunked(data, "effects", _EFFECT_ARRAYS, _EFFECT_ARRAYS, EFFECT_COLUMNS))
                 if "effects_kind" in data
                 else None
             )
@@ -156,6 +166,22 @@ def load_records(path: Path) -> TopologyRun | None:
         groups=groups,
         effects=effects,
     )
+
+
+def _chunked(
+    data: Any, prefix: str, names: list[str], written: list[str], dtypes: tuple[type, ...]
+) -> dict[str, Any]:
+    """A record's arrays; those that were written out of memory in chunks (``written``) written
+    out again in the same chunks, the rest of their rows kept in memory."""
+    arrays = {name: data[f"{prefix}_{name}"] for name in names}
+    if f"{prefix}_chunks" not in data:
+        return arrays
+    counts = data[f"{prefix}_chunks"].tolist()
+    spill, rest = Spill.of([arrays[name] for name in written], counts, dtypes)
+    return {**arrays, **dict(zip(written, rest, strict=True)), "spilled": spill}
+
+
+_VISITS = ["arrived", "started", "ended"]
 
 
 def simulate_into(job: tuple[Task, Path]) -> Path:

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 import sim
 from sim.analysis import chunked
 from sim.analysis.chunked import largest_levels, quantile
-from sim.analysis.evaluation import evaluate
+from sim.analysis.evaluation import _concat_requests, evaluate
+from sim.analysis.metrics import requests_frame
 from sim.api import rundir
 from sim.model import effects as effects_module
 from sim.model import station as station_module
@@ -331,3 +332,22 @@ def test_worker_processes_give_the_figures_of_this_process_when_records_are_writ
         else:
             other = there[key]
         pd.testing.assert_frame_equal(frame, other, check_exact=True, obj=key)
+
+
+def test_the_requests_of_several_runs_are_held_once() -> None:
+    scenario = sim.load_scenario(SCENARIOS / "checkout.yaml").model_copy(
+        update={"duration": 90.0, "warmup": 10.0}
+    )
+    runs = [simulate(Task(scenario, name)) for name in scenario.topologies]
+    frames = [requests_frame(r) for r in runs]
+    expected = pd.concat([f.copy() for f in frames], ignore_index=True)
+    expected["topology"] = expected["topology"].astype(pd.CategoricalDtype(list(scenario.topologies)))
+    joined = _concat_requests(frames, runs)
+    pd.testing.assert_frame_equal(joined, expected)
+    start = 0
+    for run in runs:  # each run's outcomes are now rows of the joined columns
+        assert np.shares_memory(run.outcomes.arrival, joined["arrival"].to_numpy())
+        np.testing.assert_array_equal(
+            run.outcomes.arrival, joined["arrival"].to_numpy()[start : start + run.total]
+        )
+        start += run.total

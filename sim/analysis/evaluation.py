@@ -531,10 +531,8 @@ def evaluate(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
 
 def _frames(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
     # Each run's requests are rows of the one frame kept (slices, not a second copy of them).
-    frames = [requests_frame(r) for r in runs]
-    sizes = [len(f) for f in frames]
-    all_requests = _concat_requests(frames)
-    del frames
+    sizes = [r.total for r in runs]
+    all_requests = _concat_requests([requests_frame(r) for r in runs], runs)
     bounds = np.cumsum([0, *sizes]).tolist()
     requests = [all_requests.iloc[a:b] for a, b in itertools.pairwise(bounds)]
     components = components_table(runs, scenario)
@@ -553,16 +551,46 @@ def _frames(scenario: Scenario, runs: Sequence[TopologyRun]) -> Evaluation:
     )
 
 
-def _concat_requests(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+def _concat_requests(frames: list[pd.DataFrame], runs: Sequence[TopologyRun]) -> pd.DataFrame:
     """The runs' requests frames as one, the topology still a category (each run's frame has its
     own categories, which a plain concatenation would turn into a column of strings: they are
-    made one set first, in place)."""
+    made one set first, in place).
+
+    A column at a time, each run's piece dropped once joined, and a run's outcome arrays then
+    read from the joined column (views of its rows): every column is held once, whatever the
+    number of runs (a requests frame lends its outcome columns from its run's arrays)."""
     if not frames:
         return pd.DataFrame()
+    if len(frames) == 1:
+        return frames[0]
     names = list(dict.fromkeys(str(f["topology"].iloc[0]) for f in frames if len(f)))
     for f in frames:  # one set of categories, so that the concatenation keeps them
         f["topology"] = f["topology"].cat.set_categories(names)
-    return pd.concat(frames, ignore_index=True)
+    bounds = np.cumsum([0, *(len(f) for f in frames)]).tolist()
+    columns: dict[str, pd.Series] = {}
+    for name in list(frames[0].columns):
+        columns[name] = pd.concat([f[name] for f in frames], ignore_index=True)
+        for f in frames:
+            del f[name]
+        if name in OUTCOME_FIELDS:
+            joined = columns[name].cat.codes if name == "status" else columns[name]
+            values = joined.to_numpy()
+            for run, a, b in zip(runs, bounds[:-1], bounds[1:], strict=True):
+                setattr(run.outcomes, name, values[a:b])
+    return pd.DataFrame(columns, copy=False)
+
+
+OUTCOME_FIELDS = {
+    "arrival",
+    "completion",
+    "status",
+    "inconsistency_start",
+    "inconsistency_end",
+    "async_completion",
+    "async_pending",
+    "async_failures",
+}
+"""The requests frame's columns that hold a run's outcome arrays as they are."""
 
 
 def _blast_radius(

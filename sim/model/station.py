@@ -11,7 +11,8 @@ compact arrays indexed by visit (the i-th request to arrive is visit i): its arr
 and end of its service (NaN while it waits; start = end for a request that left the queue
 unserved), plus rejections, errors and aborts. Utilisation, queue lengths and waits are computed
 from them afterwards (:mod:`sim.analysis.metrics`), so the warm-up can be re-chosen without
-re-running.
+re-running. A long run writes the visits it has finished with out of memory as it goes
+(:meth:`Station.spill`), so its memory does not grow with its length.
 
 Two refinements serve the workflow engine: a request may *hold* its server after its own work
 until :meth:`Station.release` (a history shard that stays busy while its write commits), and a

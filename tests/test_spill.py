@@ -351,3 +351,31 @@ def test_the_requests_of_several_runs_are_held_once() -> None:
             run.outcomes.arrival, joined["arrival"].to_numpy()[start : start + run.total]
         )
         start += run.total
+
+
+def test_records_are_written_out_while_the_run_drains(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An overloaded service leaves a backlog that the drain works off after the last arrival.
+    scenario = sim.scenario_from_dict(
+        {
+            "name": "backlog",
+            "duration": 20.0,
+            "drain": 60.0,
+            "seed": 3,
+            "services": {"s": {"latency": {"dist": "exponential", "mean": 0.1}}},
+            "workflows": {"w": {"steps": ["s"]}},
+            "load": {"w": {"arrival": "poisson", "rate": 15.0}},
+            "topologies": {"orchestration": {"orchestrator": {"decision_cpu": 0}}},
+        }
+    )
+    draining: list[float] = []
+    original = world_module.World.spill
+
+    def spill(self: world_module.World) -> None:
+        if self.env.now > scenario.duration:
+            draining.append(self.env.now)
+        original(self)
+
+    monkeypatch.setattr(world_module.World, "spill", spill)
+    run = simulate(Task(scenario, "orchestration"))
+    assert run.end_time > scenario.duration + 2.0  # the backlog took a while
+    assert draining and max(draining) <= run.end_time

@@ -575,8 +575,10 @@ class World:
         if self.clients:  # the clock stands at the duration: clients submit nothing from now on
             self._arrivals_end()
         deadline = duration + self.scenario.drain_time
-        if not self.idle.triggered and self.scenario.drain_time > 0:
-            env.run(until=env.any_of([self.idle, env.timeout(self.scenario.drain_time)]))
+        step = deadline / 40  # (records are written out between steps, as during arrivals)
+        while not self.idle.triggered and env.now < deadline:
+            env.run(until=env.any_of([self.idle, env.timeout(min(step, deadline - env.now))]))
+            self.spill()
         if self.idle.triggered and env.now < deadline and not self._quiet():
             self.quiet = env.event()
             for station in self.components:

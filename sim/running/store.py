@@ -11,14 +11,16 @@ done, and the simulation runs again.
 
 from __future__ import annotations
 
-import io
 import json
 import os
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npformat
 
 from sim.model.records import (
     EFFECT_COLUMNS,
@@ -87,35 +89,75 @@ def _header(run: TopologyRun) -> dict[str, Any]:
 
 
 def save_records(run: TopologyRun, path: Path) -> None:
-    """Write ``run`` to ``path`` atomically."""
+    """Write ``run`` to ``path`` atomically, records written out of memory during the run a
+    chunk at a time (never all in memory at once), with their chunks' sizes."""
     arrays: dict[str, np.ndarray] = {f"outcome_{name}": getattr(run.outcomes, name) for name in _OUTCOMES}
+    columns: dict[str, tuple[np.dtype, int, Callable[[], Iterator[np.ndarray]]]] = {}
     for i, comp in enumerate(run.components):
-        whole = comp.whole()  # (visits written out of memory during the run read back)
         for name in _COMPONENT_ARRAYS:
-            arrays[f"component{i}_{name}"] = getattr(whole, name)
+            arrays[f"component{i}_{name}"] = getattr(comp, name)
         if comp.spilled is not None:  # its chunks, read back the same (so are its figures)
             arrays[f"component{i}_chunks"] = np.array(comp.spilled.counts, dtype=np.int64)
+            for j, name in enumerate(_VISITS):
+                columns[f"component{i}_{name}"] = _column(
+                    comp.chunks, 1 + j, comp.visits, comp.spilled, j, getattr(comp, name)
+                )
     for i, values in enumerate(run.tallies.values()):
         arrays[f"tally{i}"] = values
     for i, g in enumerate(run.groups):
-        messages = g.whole()
         for name in _GROUP_ARRAYS:
-            arrays[f"group{i}_{name}"] = getattr(messages, name)
+            arrays[f"group{i}_{name}"] = getattr(g, name)
         if g.spilled is not None:
             arrays[f"group{i}_chunks"] = np.array(g.spilled.counts, dtype=np.int64)
+            for j, name in enumerate(_GROUP_ARRAYS):
+                columns[f"group{i}_{name}"] = _column(
+                    g.chunks, 1 + j, g.messages, g.spilled, j, getattr(g, name)
+                )
     if run.effects is not None:
-        entries = run.effects.whole()
+        effects = run.effects
         for name in _EFFECT_ARRAYS:
-            arrays[f"effects_{name}"] = getattr(entries, name)
-        if run.effects.spilled is not None:
-            arrays["effects_chunks"] = np.array(run.effects.spilled.counts, dtype=np.int64)
+            arrays[f"effects_{name}"] = getattr(effects, name)
+        if effects.spilled is not None:
+            arrays["effects_chunks"] = np.array(effects.spilled.counts, dtype=np.int64)
+            for j, name in enumerate(_EFFECT_ARRAYS):
+                columns[f"effects_{name}"] = _column(
+                    effects.chunks, j, effects.entries, effects.spilled, j, getattr(effects, name)
+                )
     header = json.dumps(_header(run)).encode("utf-8")
     arrays["header"] = np.frombuffer(header, dtype=np.uint8)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # type: ignore[arg-type]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    try:
+        # The layout numpy.savez writes (an uncompressed zip of .npy files), a column at a time.
+        with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
+            for key, values in arrays.items():
+                with archive.open(f"{key}.npy", "w", force_zip64=True) as f:
+                    if key in columns:
+                        dtype, size, pieces = columns[key]
+                        header_of = {"descr": npformat.dtype_to_descr(dtype), "fortran_order": False}
+                        npformat.write_array_header_2_0(f, {**header_of, "shape": (size,)})
+                        for piece in pieces():
+                            f.write(np.ascontiguousarray(piece, dtype=dtype).tobytes())
+                    else:
+                        npformat.write_array(f, np.asanyarray(values), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _column(
+    chunks: Callable[[], Iterator[tuple[Any, ...]]],
+    item: int,
+    size: int,
+    spill: Spill,
+    column: int,
+    rest: np.ndarray,
+) -> tuple[np.dtype, int, Callable[[], Iterator[np.ndarray]]]:
+    """Item ``item`` of a record's chunks as one column: its type (that of the spill's
+    ``column`` and of the ``rest`` in memory together, as a concatenation has it), its length
+    and a function that reads it a chunk at a time."""
+    dtype = np.result_type(spill.dtypes[column], rest.dtype)
+    return dtype, size, lambda: (chunk[item] for chunk in chunks())
 
 
 def load_records(path: Path) -> TopologyRun | None:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import sim
 from sim.analysis import chunked
-from sim.analysis.chunked import largest_levels, quantile
+from sim.analysis.chunked import LevelPeak, in_order, quantile
 from sim.analysis.evaluation import _concat_requests, evaluate
 from sim.analysis.metrics import requests_frame
 from sim.api import rundir
@@ -87,11 +87,11 @@ def test_the_largest_levels_fed_in_chunks_are_those_of_every_instant(
     # Openings out of order, as a queue's deliveries record when their messages became ready.
     opens = np.array([s for s, _ in intervals], dtype=float)
     closes = opens + np.array([n for _, n in intervals], dtype=float)
-    chunks = [
-        (float(opens[i : i + size].min()), lambda i=i: (opens[i : i + size], closes[i : i + size]))
-        for i in range(0, opens.size, size)
-    ]
-    got = largest_levels(chunks, np.array(edges, dtype=float))
+    chunks = [(float(opens[i : i + size].min()), i) for i in range(0, opens.size, size)]
+    peak = LevelPeak(np.array(edges, dtype=float))
+    for i, bound in in_order(chunks):
+        peak.add(opens[i : i + size], closes[i : i + size], bound)
+    got = peak.result()
     # By definition, on a grid of half-steps (every interval end is an integer).
     expected = [
         max(int(np.sum((opens <= t) & (t < closes))) for t in np.arange(a, b, 0.5))

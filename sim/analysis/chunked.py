@@ -9,9 +9,12 @@ chunk rather than in one ``numpy.sum``, may differ in their last bits.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 class LevelPeak:
@@ -66,8 +69,16 @@ class LevelPeak:
         self.opens = self.opens[now:]
         self.closes = self.closes[gone:]
 
+    def add_in_order(self, opens: np.ndarray, closes: np.ndarray) -> None:
+        """:meth:`add` a chunk whose openings come after every earlier chunk's and before every
+        later one's (a subscription's messages, entered in order)."""
+        self.add(opens, closes, float(opens[-1]) if opens.size else -math.inf)
+
     def result(self) -> np.ndarray:
-        """The largest level in each window (at least the level as it starts, and at least 0)."""
+        """The largest level in each window (at least the level as it starts, and at least 0),
+        once every chunk is in."""
+        if self.opens.size:
+            self.add(np.empty(0), np.empty(0), math.inf)
         return np.maximum(np.maximum(self.peaks, self.at_start), 0)
 
 
@@ -78,17 +89,13 @@ def _merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sort(np.concatenate([a, b]), kind="stable")
 
 
-def largest_levels(
-    chunks: Iterable[tuple[float, Callable[[], tuple[np.ndarray, np.ndarray]]]], edges: np.ndarray
-) -> np.ndarray:
-    """:class:`LevelPeak` over chunks given as (earliest opening, a function that reads the
-    chunk's opens and closes), in any order: they are read one at a time, in the order of their
-    earliest openings."""
+def in_order(chunks: Iterable[tuple[float, T]]) -> Iterator[tuple[T, float]]:
+    """Chunks given as (earliest opening, chunk), in any order: each chunk in the order of their
+    earliest openings, with the ``bound`` for :meth:`LevelPeak.add` (the next one's earliest
+    opening; inf for the last)."""
     ordered = sorted(chunks, key=lambda c: c[0])
-    peak = LevelPeak(edges)
-    for k, (_, read) in enumerate(ordered):
-        peak.add(*read(), ordered[k + 1][0] if k + 1 < len(ordered) else math.inf)
-    return peak.result()
+    for k, (_, chunk) in enumerate(ordered):
+        yield chunk, ordered[k + 1][0] if k + 1 < len(ordered) else math.inf
 
 
 def _keys(values: np.ndarray) -> np.ndarray:

@@ -54,7 +54,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from sim.analysis.chunked import LevelPeak, quantile
+from sim.analysis.chunked import LevelPeak, in_order, quantile
 from sim.analysis.costs import cost_figures
 from sim.analysis.replicas import autoscaled_hours, level
 from sim.model.outcomes import COMPLETED, IN_FLIGHT, STATUS_NAMES
@@ -132,33 +132,34 @@ def _lag_chunks(
 class _Lag:
     """The lag of a subscription (or of one partition) over a window, fed its messages a
     chunk at a time, in order: its time-average, its largest value and the messages that left
-    the window in each way. Each partition's processing time: from the start of a message's
-    processing to its commit (a retry's backoff holds the partition too)."""
+    the window in each way, and the processing time of each of ``lanes`` partitions (else of
+    all the messages it is fed): from the start of a message's processing to its commit (a
+    retry's backoff holds the partition too)."""
 
-    def __init__(self, lo: float, hi: float, lanes: int) -> None:
+    def __init__(self, lo: float, hi: float, lanes: int = 0) -> None:
         self.lo, self.hi = lo, hi
+        self.lanes = lanes
         self.area = 0.0
         self.peak = LevelPeak(np.array([lo, hi]))
         self.left_as = {2: 0, 3: 0}
-        self.busy = [0.0] * lanes
+        self.busy = [0.0] * max(lanes, 1)
 
     def add(
         self, entered: np.ndarray, left: np.ndarray, began: np.ndarray, lane: np.ndarray, how: np.ndarray
     ) -> None:
         lo, hi = self.lo, self.hi
         self.area += _overlap(entered, left, lo, hi)
-        # (entered come in order: no later chunk has an earlier one)
-        self.peak.add(entered, left, float(entered[-1]) if entered.size else -math.inf)
+        self.peak.add_in_order(entered, left)
         left_in = (left >= lo) & (left < hi)  # (the run's end is never inside the window)
         for code in self.left_as:
             self.left_as[code] += int((left_in & (how == code)).sum())
+        begun = ~np.isnan(began)
         for k in range(len(self.busy)):
-            mine = (lane == k) & ~np.isnan(began)
+            mine = (lane == k) & begun if self.lanes else begun
             self.busy[k] += _overlap(began[mine], left[mine], lo, hi)
 
     def levels(self) -> tuple[float, int]:
-        """Time-average and largest lag (the peak read once every chunk is in)."""
-        self.peak.add(np.empty(0), np.empty(0), math.inf)
+        """Time-average and largest lag, once every chunk is in."""
         return self.area / (self.hi - self.lo), int(self.peak.result()[0])
 
 
@@ -227,23 +228,18 @@ def _chunked_stats(
     arrival (for the largest queue), the waits' p99 reading them a few times more. Sums are
     added chunk by chunk: they may differ in their last bits from one sum over every visit."""
     span = hi - lo
-    sources = sorted(
-        ((low, i, k) for i, p in enumerate(parts) for k, low in enumerate(p.chunk_lows())),
-        key=lambda s: s[0],
-    )
+    sources = ((low, (part, k)) for part in parts for k, low in enumerate(part.chunk_lows()))
     peak = LevelPeak(np.array([lo, hi]))
     queued = busy = blocked = waited = 0.0
     handled = waits = 0
-    for j, (_, i, k) in enumerate(sources):
-        part = parts[i]
+    for (part, k), bound in in_order(sources):
         first, arrived, started, ended = part.chunk(k)
         n = arrived.size
         closes = np.where(np.isnan(started), end_time, started)
         queued += _overlap(arrived, closes, lo, hi)
-        peak.add(arrived, closes, sources[j + 1][0] if j + 1 < len(sources) else math.inf)
+        peak.add(arrived, closes, bound)
         del closes
-        served = ~np.isnan(started)
-        served[_within(part.left, first, n)] = False
+        served = _served(part, first, started)
         inside = np.minimum(ended, hi)
         inside -= np.maximum(started, lo)
         np.clip(inside, 0.0, None, out=inside)
@@ -252,7 +248,9 @@ def _chunked_stats(
         handled += int(np.count_nonzero(served & (ended >= lo) & (ended < hi)))
         held = (part.held >= first) & (part.held < first + n)
         blocked += _overlap(part.held_at[held], ended[part.held[held] - first], lo, hi)
-        wait = _waits(part, first, arrived, started, lo, hi)
+        served &= arrived >= lo
+        served &= arrived < hi
+        wait = started[served] - arrived[served]
         waits += wait.size
         waited += float(np.sum(wait))
 
@@ -286,12 +284,19 @@ def _within(visits: np.ndarray, first: int, n: int) -> np.ndarray:
     return visits[(visits >= first) & (visits < first + n)] - first
 
 
+def _served(part: ComponentRecord, first: int, started: np.ndarray) -> np.ndarray:
+    """Which of a chunk's visits were served (those that left the queue unserved waited, but
+    had no service and count no wait)."""
+    served = ~np.isnan(started)
+    served[_within(part.left, first, started.size)] = False
+    return served
+
+
 def _waits(
     part: ComponentRecord, first: int, arrived: np.ndarray, started: np.ndarray, lo: float, hi: float
 ) -> np.ndarray:
     """The waits of a chunk's visits that arrived in [lo, hi) and were served."""
-    served = ~np.isnan(started)
-    served[_within(part.left, first, arrived.size)] = False
+    served = _served(part, first, started)
     served &= arrived >= lo
     served &= arrived < hi
     return started[served] - arrived[served]
@@ -579,12 +584,10 @@ def partitions_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
             if g.kind != "log":
                 continue
             n = 2 * g.partitions  # the step events' partitions, then the compensations'
-            parts = [_Lag(lo, hi, 0) for _ in range(n)]
-            whole = _Lag(lo, hi, n)  # (for each partition's processing time)
+            parts = [_Lag(lo, hi) for _ in range(n)]
             counts = np.zeros(n, dtype=np.int64)  # messages committed in the window
             carried = np.zeros(n, dtype=bool)
             for entered, left, began, lanes, how in _lag_chunks(g, run.end_time):
-                whole.add(entered, left, began, lanes, how)
                 in_window = (entered >= lo) & (entered < hi)
                 for k, part in enumerate(parts):
                     mine = lanes == k
@@ -597,7 +600,7 @@ def partitions_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.Data
                     continue
                 lag_mean, lag_max = part.levels()
                 messages = int(counts[lane])
-                busy = whole.busy[lane] / ((hi - lo) * g.max_in_flight)
+                busy = part.busy[0] / ((hi - lo) * g.max_in_flight)
                 rows.append(
                     {
                         "topology": run.topology,
@@ -627,8 +630,7 @@ def lag_table(runs: Sequence[TopologyRun], scenario: Scenario) -> pd.DataFrame:
             peak = LevelPeak(edges)
             for entered, left, *_ in _lag_chunks(g, run.end_time):
                 at_end += _open_at(entered, left, edges[1:])
-                peak.add(entered, left, float(entered[-1]) if entered.size else -math.inf)
-            peak.add(np.empty(0), np.empty(0), math.inf)
+                peak.add_in_order(entered, left)
             largest = peak.result()
             frames.append(
                 pd.DataFrame(

@@ -117,6 +117,37 @@ class Spill:
         return spill, [c[first:] for c in columns]
 
 
+def write_out(
+    spill: Spill | None, folder: SpillFolder, dtypes: tuple[type, ...], records: list[array], k: int
+) -> Spill:
+    """Write the first ``k`` rows of the growing ``records`` (one array per column) out of
+    memory, into ``spill`` (made in ``folder`` if None), and drop them from the arrays."""
+    if spill is None:
+        spill = Spill(folder, dtypes)
+    spill.write(*(np.frombuffer(c, dtype=c.typecode, count=k) for c in records))
+    for c in records:  # (the numpy views are gone: the arrays may shrink)
+        del c[:k]
+    return spill
+
+
+def _chunk_count(spill: Spill | None, rest: int) -> int:
+    """Chunks of a record: those written out, then the ``rest`` of its rows in memory (one
+    chunk when none were written out, and no empty one after those that were)."""
+    return 1 if spill is None else len(spill.counts) + (1 if rest else 0)
+
+
+def _chunk(spill: Spill | None, rest: list[np.ndarray], k: int) -> tuple[int, list[np.ndarray]]:
+    """Chunk ``k`` of a record (see :func:`_chunk_count`): its first row's number, its columns."""
+    if spill is None or k == len(spill.counts):
+        return (0 if spill is None else spill.rows), rest
+    return spill.starts[k], spill.chunk(k)
+
+
+def _whole(chunks: Iterator[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
+    """The columns of a record's chunks, each as one array."""
+    return [np.concatenate(column) for column in zip(*chunks, strict=True)]
+
+
 _received: weakref.ref[SpillFolder] | None = None
 
 
@@ -174,19 +205,13 @@ class ComponentRecord:
     def chunks(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         """Every visit, a chunk at a time: (number of the chunk's first visit, arrived, started,
         ended), in visit order (one chunk unless visits were written out)."""
-        for k in range(self.chunk_count()):
+        for k in range(_chunk_count(self.spilled, self.arrived.size)):
             yield self.chunk(k)
-
-    def chunk_count(self) -> int:
-        """Chunks :meth:`chunks` yields: those written out, then those in memory."""
-        return 1 if self.spilled is None else len(self.spilled.counts) + (1 if self.arrived.size else 0)
 
     def chunk(self, k: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         """Chunk ``k`` of :meth:`chunks`."""
-        if self.spilled is None or k == len(self.spilled.counts):
-            return self.visits - int(self.arrived.size), self.arrived, self.started, self.ended
-        arrived, started, ended = self.spilled.chunk(k)
-        return self.spilled.starts[k], arrived, started, ended
+        first, (arrived, started, ended) = _chunk(self.spilled, [self.arrived, self.started, self.ended], k)
+        return first, arrived, started, ended
 
     def chunk_lows(self) -> list[float]:
         """The earliest arrival in each chunk (inf in an empty one)."""
@@ -199,14 +224,8 @@ class ComponentRecord:
         """This record with every visit in memory (itself, unless visits were written out)."""
         if self.spilled is None:
             return self
-        parts = list(self.chunks())
-        return dataclasses.replace(
-            self,
-            arrived=np.concatenate([p[1] for p in parts]),
-            started=np.concatenate([p[2] for p in parts]),
-            ended=np.concatenate([p[3] for p in parts]),
-            spilled=None,
-        )
+        arrived, started, ended = _whole(c[1:] for c in self.chunks())
+        return dataclasses.replace(self, arrived=arrived, started=started, ended=ended, spilled=None)
 
 
 @dataclass
@@ -252,25 +271,19 @@ class GroupRecord:
     def chunks(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Every message, a chunk at a time: (number of the chunk's first message, entered,
         left, began, lane, how), in order (one chunk unless messages were written out)."""
-        first = 0
-        if self.spilled is not None:
-            late = np.array(sorted(self.late_began), dtype=np.int64)
-            for k, n in enumerate(self.spilled.counts):
-                entered, left, began, lane, how = self.spilled.chunk(k)
-                mine = late[(late >= first) & (late < first + n)]
-                began[mine - first] = [self.late_began[i] for i in mine.tolist()]
-                yield first, entered, left, began, lane, how
-                first += n
-            if not self.entered.size:
-                return
-        yield first, self.entered, self.left, self.began, self.lane, self.how
+        late = np.array(sorted(self.late_began), dtype=np.int64)
+        rest = [self.entered, self.left, self.began, self.lane, self.how]
+        for k in range(_chunk_count(self.spilled, self.entered.size)):
+            first, (entered, left, began, lane, how) = _chunk(self.spilled, rest, k)
+            mine = late[(late >= first) & (late < first + entered.size)]  # (only written-out ones)
+            began[mine - first] = [self.late_began[i] for i in mine.tolist()]
+            yield first, entered, left, began, lane, how
 
     def whole(self) -> GroupRecord:
         """This record with every message in memory (itself, unless messages were written out)."""
         if self.spilled is None:
             return self
-        columns = [np.concatenate(c) for c in zip(*(c[1:] for c in self.chunks()), strict=True)]
-        entered, left, began, lane, how = columns
+        entered, left, began, lane, how = _whole(c[1:] for c in self.chunks())
         return dataclasses.replace(
             self, entered=entered, left=left, began=began, lane=lane, how=how, spilled=None, late_began={}
         )
@@ -309,21 +322,19 @@ class EffectRecord:
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Every entry, a chunk at a time: (time, instance, step, kind), in the ledger's order
         (one chunk unless entries were written out)."""
-        if self.spilled is not None:
-            for k in range(len(self.spilled.counts)):
-                time, gid, step, kind = self.spilled.chunk(k)
-                if self.renumber is not None:
-                    gid = self.renumber[gid]
-                yield time, gid, step, kind
-            if not self.kind.size:
-                return
-        yield self.time, self.gid, self.step, self.kind
+        written = 0 if self.spilled is None else len(self.spilled.counts)
+        rest = [self.time, self.gid, self.step, self.kind]
+        for k in range(_chunk_count(self.spilled, self.kind.size)):
+            _, (time, gid, step, kind) = _chunk(self.spilled, rest, k)
+            if k < written and self.renumber is not None:  # (those in memory are renumbered)
+                gid = self.renumber[gid]
+            yield time, gid, step, kind
 
     def whole(self) -> EffectRecord:
         """This record with every entry in memory (itself, unless entries were written out)."""
         if self.spilled is None:
             return self
-        time, gid, step, kind = (np.concatenate(c) for c in zip(*self.chunks(), strict=True))
+        time, gid, step, kind = _whole(self.chunks())
         return EffectRecord(time, gid, step, kind)
 
 

@@ -43,7 +43,7 @@ import numpy as np
 import simpy
 from simpy.events import Timeout
 
-from sim.model.records import VISIT_COLUMNS, Spill, SpillFolder
+from sim.model.records import VISIT_COLUMNS, Spill, SpillFolder, write_out
 
 
 class Immediate:
@@ -600,11 +600,6 @@ class Station:
         k = int(min(k, min(self.holding, default=math.inf) - self.base, self.keep - self.base))
         if k < SPILL_AT // 2:
             return
-        if self.spilled is None:
-            self.spilled = Spill(folder, VISIT_COLUMNS)
-        records = (self.arrived, self.started, self.ended)
-        columns = [np.frombuffer(c, dtype=np.float64, count=k) for c in records]
-        self.spilled.write(*columns)
-        del columns
-        del self.arrived[:k], self.started[:k], self.ended[:k]
+        records = [self.arrived, self.started, self.ended]
+        self.spilled = write_out(self.spilled, folder, VISIT_COLUMNS, records, k)
         self.base += k

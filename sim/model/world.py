@@ -137,7 +137,7 @@ class World:
                 self._autoscale_service(name, svc.autoscale, svc.initial_replicas, svc.concurrency, health)
         self.components: list[Station] = list(self.stations.values())
         self.folder: SpillFolder | None = None
-        """Where stations write finished visits out of memory (made when first needed)."""
+        """Where records are written out of memory (made when first needed, see :meth:`spill`)."""
         self.subscriptions: list[Subscription] = []
         """The consumer groups of the topology's broker (they hand over their records)."""
         self.latency = scenario.network.latency
@@ -606,11 +606,14 @@ class World:
     def spill(self) -> None:
         """Let every station write its finished visits out of memory (:meth:`Station.spill`),
         every consumer group the messages that left it, and the effect ledger its entries
-        (:meth:`EffectLedger.spill`): called every
-        :data:`ARRIVALS_CHUNK` arrivals and at every fortieth of the duration, so that a long
-        run holds a bounded number of them."""
-        holders: list[Station | EffectLedger | Subscription] = [*self.components, self.effects]
-        for holder in [*holders, *self.subscriptions]:
+        (:meth:`EffectLedger.spill`): called every :data:`ARRIVALS_CHUNK` arrivals and at every
+        fortieth of the arrivals and of the drain, so that a long run holds a bounded number."""
+        holders: list[Station | EffectLedger | Subscription] = [
+            *self.components,
+            self.effects,
+            *self.subscriptions,
+        ]
+        for holder in holders:
             if holder.crowded():
                 if self.folder is None:
                     self.folder = SpillFolder()

@@ -42,13 +42,13 @@ import math
 from array import array
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sim.model.consumer import Consumer, Message, Receipt, Work
 from sim.model.faults import Health
-from sim.model.records import GROUP_COLUMNS, GroupRecord, Spill, SpillFolder, as_array
+from sim.model.records import GROUP_COLUMNS, GroupRecord, Spill, SpillFolder, as_array, write_out
 from sim.model.station import JobOptions, Station
 from sim.model.world import World
 from sim.scenario.broker import Broker
@@ -164,14 +164,8 @@ class Group:
         del how
         if k < SPILL_AT // 2:
             return
-        if self.spilled is None:
-            self.spilled = Spill(folder, GROUP_COLUMNS)
-        records: list[array[Any]] = [self.entered, self.left, self.began, self.lane_of, self.how]
-        columns = [np.frombuffer(c, dtype=c.typecode, count=k) for c in records]
-        self.spilled.write(*columns)
-        del columns
-        for c in records:
-            del c[:k]
+        records: list[array] = [self.entered, self.left, self.began, self.lane_of, self.how]
+        self.spilled = write_out(self.spilled, folder, GROUP_COLUMNS, records, k)
         self.base += k
 
     def _begin(self, i: int, now: float) -> None:

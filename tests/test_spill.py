@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import multiprocessing
 import os
 import pickle
 import signal
@@ -379,3 +380,26 @@ def test_records_are_written_out_while_the_run_drains(monkeypatch: pytest.Monkey
     run = simulate(Task(scenario, "orchestration"))
     assert run.end_time > scenario.duration + 2.0  # the backlog took a while
     assert draining and max(draining) <= run.end_time
+
+
+_HELD: list[SpillFolder] = []
+
+
+def _forget_folders() -> None:
+    _HELD.clear()
+    gc.collect()
+
+
+def test_a_forked_worker_that_drops_its_copy_of_a_folder_leaves_the_folder_alone() -> None:
+    # A worker process forked from this one holds copies of this process's records: dropping
+    # them there must not remove the files this process still reads.
+    _HELD.append(SpillFolder())
+    folder = _HELD[0].path
+    child = multiprocessing.get_context("fork").Process(target=_forget_folders)
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert folder.is_dir()
+    _HELD.clear()
+    gc.collect()
+    assert not folder.exists()

@@ -15,6 +15,7 @@ import weakref
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ class SpillFolder:
     def __init__(self) -> None:
         self.path = Path(tempfile.mkdtemp(prefix="sim-records-"))
         self.files = 0
-        weakref.finalize(self, shutil.rmtree, self.path, True)
+        # (multiprocessing's finalizer, not weakref's: it also runs when a worker process exits,
+        # which skips the interpreter's own exit handlers)
+        Finalize(self, shutil.rmtree, args=(self.path, True), exitpriority=0)
 
     def file(self, suffix: str) -> Path:
         """A new file's path in the folder."""

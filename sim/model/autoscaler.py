@@ -55,7 +55,7 @@ class BusyMeter:
         self.stations = list(stations)
         self.low = [0] * len(self.stations)
         for st in self.stations:
-            st.keep = 0  # this meter reads the records from here on (see Station.spill)
+            st.keep = 0.0  # this meter reads the records from here on (see Station.spill)
 
     def busy(self, t0: float, t1: float) -> float:
         """Server-seconds of service in [t0, t1]."""
@@ -73,7 +73,8 @@ class BusyMeter:
             # Visits before the first one still waiting or ending after t0 are over for good.
             open_ = ~begun | (ended > t0)
             first = int(np.argmax(open_)) if open_.any() else len(open_)
-            self.low[i] = st.keep = low + first
+            self.low[i] = low + first
+            st.keep = float(low + first)
         return total
 
 

@@ -156,7 +156,7 @@ class Health:
             if self.masked:
                 servers: float = station.full_capacity()
             elif self.outages > 0:
-                servers = 0
+                servers = 0.0
             elif self.per_replica == math.inf:
                 servers = math.inf if down < self.replicas else 0
             else:

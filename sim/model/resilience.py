@@ -119,7 +119,9 @@ class Breaker:
     open (fails calls fast), half-open (probes). It judges both the share of failed calls and
     the share of slow ones."""
 
-    CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
 
     def __init__(self, policy: CircuitBreaker, counters: Counters) -> None:
         self.policy = policy

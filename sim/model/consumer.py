@@ -21,7 +21,7 @@ What the outcome means to the workflow is the owner's (the coordinator):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sim.model.resilience import Breaker, RetryPolicy
 from sim.model.station import JobOptions
@@ -32,17 +32,26 @@ if TYPE_CHECKING:
     from sim.model.broker.groups import Group
 
 
-class Work(NamedTuple):
+class Work:
     """What an event asks of its consumer: step ``step`` of ``inst`` (``undo``: its
     compensation; ``copy``: an event appended twice, whose outcome its owner has had; ``again``:
     a step tried again after its retries ran out, past its saga's pivot, so its work and outcome
     are a retry's, not the instance's first)."""
 
-    inst: Instance
-    step: int
-    undo: bool = False
-    copy: bool = False
-    again: bool = False
+    __slots__ = ("again", "copy", "inst", "step", "undo")
+
+    def __init__(
+        self, inst: Instance, step: int, undo: bool = False, copy: bool = False, again: bool = False
+    ) -> None:
+        self.inst = inst
+        self.step = step
+        self.undo = undo
+        self.copy = copy
+        self.again = again
+
+    def resent(self) -> Work:
+        """The same event appended to the log a second time."""
+        return Work(self.inst, self.step, self.undo, True, self.again)
 
 
 class Message:

@@ -238,9 +238,7 @@ class MessageBroker:
         retry is recognised by its sequence numbers; another one's is appended a second time,
         each event a copy its consumers get again."""
         if request.epoch != self.failures[request.partition] and not self.config.idempotent_producer:
-            again = Request(
-                request.producer, [e._replace(copy=True) for e in request.events], request.partition
-            )
+            again = Request(request.producer, [e.resent() for e in request.events], request.partition)
             self.counters.republished += len(again.events)
             self.world.after(self.CONNECT_TIMEOUT, self._send, again)
         self.counters.events += len(request.events)

@@ -32,7 +32,7 @@ Failures, the choreographed way (the consumer's rules are in :mod:`sim.model.con
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from sim.model.broker import Group, MessageBroker
 from sim.model.consumer import Consumer, Work
@@ -66,18 +66,33 @@ class Origin:
         return self.station.crashes[self.replica] != self.crashes
 
 
-class Event(NamedTuple):
+class Event:
     """An event a service (or the client, for step ``ENTRY``) publishes: a step's completion or
     failure, or a compensation's outcome (``kind`` undo). ``origin``: the replica that produced
-    it, when a crash of it matters (see :meth:`Choreography.emit`)."""
+    it, when a crash of it matters (see :meth:`Choreography.emit`); ``copy``: whether it is a
+    second append of an event already in the log."""
 
-    inst: Instance
-    step: int
-    ok: bool
-    kind: Kind
-    origin: Origin | None = None
-    copy: bool = False
-    """Whether it is a second append of an event already in the log."""
+    __slots__ = ("copy", "inst", "kind", "ok", "origin", "step")
+
+    def __init__(
+        self,
+        inst: Instance,
+        step: int,
+        ok: bool,
+        kind: Kind,
+        origin: Origin | None = None,
+        copy: bool = False,
+    ) -> None:
+        self.inst = inst
+        self.step = step
+        self.ok = ok
+        self.kind = kind
+        self.origin = origin
+        self.copy = copy
+
+    def resent(self) -> Event:
+        """The same event appended to the log a second time."""
+        return Event(self.inst, self.step, self.ok, self.kind, self.origin, True)
 
 
 class Choreography(Coordinator):
@@ -210,7 +225,7 @@ class Choreography(Coordinator):
             # the relay crashed before it recorded the publish: it sends the event again
             self.world.counters.republished += 1
             delay = self.outbox[inst.plan.steps[k].service]
-            self.world.after(delay(), self.publish, event._replace(origin=None, copy=True))
+            self.world.after(delay(), self.publish, Event(inst, k, ok, kind, None, True))
         if event.copy:
             self.copied(event)
             return

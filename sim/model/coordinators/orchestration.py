@@ -37,7 +37,6 @@ wasted: the engine never learns of its effect.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 from sim.model.coordinators.base import Coordinator
 from sim.model.engine import Engine
@@ -59,14 +58,17 @@ JOB_TIMEOUT = 300.0
 """Default start-to-close under poll (seconds): the job timeout of Zeebe's Java client."""
 
 
-class Reply(NamedTuple):
+class Reply:
     """What reaches the engine and needs a decision: the start of a workflow (step ``START``),
     or the outcome of a step's call (``undo``: of a compensation)."""
 
-    inst: Instance
-    step: int
-    ok: bool = True
-    undo: bool = False
+    __slots__ = ("inst", "ok", "step", "undo")
+
+    def __init__(self, inst: Instance, step: int, ok: bool = True, undo: bool = False) -> None:
+        self.inst = inst
+        self.step = step
+        self.ok = ok
+        self.undo = undo
 
 
 class Activity:
@@ -196,7 +198,7 @@ class Orchestration(Coordinator):
     def decide(self, reply: Reply) -> None:
         """A start request or a reply reaches the engine: a decision on the workflow's shard."""
         self.world.counters.decisions += 1
-        inst, k, _, undo = reply
+        inst, k, undo = reply.inst, reply.step, reply.undo
         if inst.marks is not None:
             self.world.mark(inst, ("decide", k, undo))
         cpu = self.engine.extra_cpu() if undo else inst.overheads[k + 1]
@@ -204,7 +206,7 @@ class Orchestration(Coordinator):
 
     def decided(self, reply: Reply) -> None:
         """The decision has committed; its commands go out."""
-        inst, k, ok, undo = reply
+        inst, k, ok, undo = reply.inst, reply.step, reply.ok, reply.undo
         if inst.marks is not None:
             self.world.span(inst, ("decide", k, undo), "orchestrator", "start" if k == START else "decide")
         if inst.finished:

@@ -195,7 +195,7 @@ class Consumer:
             return
         # The first attempt (the hot path: :meth:`_attempt` written out).
         inst, k = work.inst, work.step
-        r.began = self.world.env.now
+        r.began = self.world.env._now
         self.counters.attempts += 1
         if inst.marks is not None:
             self.world.mark(inst, ("handle", k, r.number, 1, work.undo))
@@ -239,7 +239,7 @@ class Consumer:
     def _attempt(self, r: Receipt) -> None:
         work = r.message.item
         inst, k = work.inst, work.step
-        now = self.world.env.now
+        now = self.world.env._now
         breaker = self.breakers.get(inst.plan.steps[k].service) if self.breakers else None
         if breaker is not None and not breaker.allow(now):  # failed fast: no work, no attempt
             self._failed(r)
@@ -279,7 +279,7 @@ class Consumer:
         work = r.message.item
         step = work.inst.plan.steps[work.step]
         limit = self.timeouts.get(step.service)
-        if limit is not None and step.station.ended_of(r.visit) - self.world.env.now > limit:
+        if limit is not None and step.station.ended_of(r.visit) - self.world.env._now > limit:
             self.world.after(limit, self._timed_out, (r, r.visit))
 
     def _timed_out(self, item: tuple[Receipt, int]) -> None:
@@ -291,7 +291,7 @@ class Consumer:
             return
         work = r.message.item
         step = work.inst.plan.steps[work.step]
-        if step.station.ended_of(visit) <= self.world.env.now:
+        if step.station.ended_of(visit) <= self.world.env._now:
             return  # it ended (or a crash aborted it) first
         if r.abandoned is None:
             r.abandoned = {}
@@ -300,7 +300,7 @@ class Consumer:
         r.visit = -1
         breaker = self.breakers.get(step.service) if self.breakers else None
         if breaker is not None:
-            breaker.record(False, self.world.env.now, self.world.env.now - r.began)
+            breaker.record(False, self.world.env._now, self.world.env._now - r.began)
         self._failed(r, timeout=True)
 
     def _late(self, r: Receipt, attempt: int) -> None:
@@ -342,7 +342,7 @@ class Consumer:
         if self.breakers:
             breaker = self.breakers.get(service)
             if breaker is not None:
-                now = world.env.now
+                now = world.env._now
                 breaker.record(ok, now, now - r.began)
         if ok:
             retry = self.retries.get(service)
@@ -397,7 +397,7 @@ class Consumer:
         (a crash of work the consumer had given up on just ends it)."""
         if r.abandoned is not None:
             station = r.message.item.inst.plan.steps[r.message.item.step].station
-            now = self.world.env.now
+            now = self.world.env._now
             for visit in [v for v in r.abandoned if station.ended_of(v) == now]:
                 del r.abandoned[visit]  # (the crash ended work it had given up on)
                 r.group.hold(r, False)
@@ -418,5 +418,5 @@ class Consumer:
         if self.breakers:
             breaker = self.breakers.get(r.message.item.inst.plan.steps[r.message.item.step].service)
             if breaker is not None:
-                now = self.world.env.now
+                now = self.world.env._now
                 breaker.record(False, now, now - r.began)

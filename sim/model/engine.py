@@ -197,7 +197,7 @@ class Engine:
             return None
         if self.transitions is None or not self.starts_only:
             return 0.0
-        now = self.world.env.now
+        now = self.world.env._now
         if self.config.when_throttled == "reject" and not self.transitions.available(now):
             self.world.counters.throttled += 1
             return None
@@ -222,7 +222,7 @@ class Engine:
             self.shards[inst.shard].submit(cpu, self.decided, payload, self._redo)
             return
         if self.transitions is not None and not self.starts_only:
-            wait = self.transitions.delay(self.world.env.now)
+            wait = self.transitions.delay(self.world.env._now)
             if wait > 0:
                 self.world.counters.throttled += 1
                 self.world.after(wait, self._throttled, (inst, cpu, payload))

@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import Timeout
 
+from sim.model.clock import Due, due
 from sim.model.records import VISIT_COLUMNS, Spill, SpillFolder, write_out
 
 
@@ -139,7 +139,7 @@ class Station:
         self._capacity: float = self._full
         self.busy = 0
         self.queue: deque[Job] = deque()
-        self.running: dict[Timeout, Job] = {}
+        self.running: dict[Due, Job] = {}
         self.tracked = False
         """Whether requests in service are tracked so that a crash can abort them (only for
         stations that faults can take servers from: it costs a dictionary entry per visit)."""
@@ -254,7 +254,7 @@ class Station:
         """Offer a request; ``done(payload)`` is called when its service ends, ``abort(payload)``
         if a crash aborts it while in service. Return its visit number, or -1 if it was
         rejected because the queue was full."""
-        now = self.env.now
+        now = self.env._now
         arrived = self.arrived
         visit = self.base + len(arrived)
         if self.busy < self._capacity and not self.queue:
@@ -277,8 +277,7 @@ class Station:
                 self.leave(visit)
                 return visit
             job = (service_time, done, payload, abort, visit, options, replica)
-            event = Timeout(self.env, service_time, job)
-            event.callbacks.append(self._finish)
+            event = due(self.env, service_time, job, self._finish)
             if self.tracked:
                 self.running[event] = job
             return visit
@@ -301,7 +300,7 @@ class Station:
         """Record the arrival of a request its owner will start with :meth:`begin` (``at``: when
         it arrived, if earlier than now); return its visit number. It waits in the owner."""
         visit = self.base + len(self.arrived)
-        self.arrived.append(self.env.now if at is None else at)
+        self.arrived.append(self.env._now if at is None else at)
         self.started.append(NAN)
         self.ended.append(NAN)
         return visit
@@ -324,7 +323,7 @@ class Station:
         shared with other callers (a hybrid's engine calls the same service) or still held by
         work the owner gave up on: with none free, the request waits in the queue like any other,
         on any replica, and ``on_start(payload)`` is called when it starts."""
-        now = self.env.now
+        now = self.env._now
         if (
             self.busy >= self._capacity
             if self.rbusy is None or replica < 0
@@ -357,15 +356,14 @@ class Station:
             if self.ravail[replica]:  # a draining replica finishes what it holds, uncounted in busy
                 self.busy += 1
         job = (service_time, done, payload, abort, visit, None, replica if replica > 0 else 0)
-        event = Timeout(self.env, service_time, job)
-        event.callbacks.append(self._finish)
+        event = due(self.env, service_time, job, self._finish)
         if self.tracked:
             self.running[event] = job
         return visit
 
     def leave(self, visit: int) -> None:
         """An entered visit leaves unserved, now (dropped or handed elsewhere)."""
-        now = self.env.now
+        now = self.env._now
         self.started[visit - self.base] = now
         self.ended[visit - self.base] = now
         self.left.append(visit)
@@ -403,8 +401,7 @@ class Station:
             self.leave(visit)
             return
         job = (service_time, job[1], job[2], job[3], visit, options, replica)
-        event = Timeout(self.env, service_time, job)
-        event.callbacks.append(self._finish)
+        event = due(self.env, service_time, job, self._finish)
         if self.tracked:
             self.running[event] = job
 
@@ -414,7 +411,7 @@ class Station:
         if self.rbusy is not None:
             self.rbusy[replica] -= 1
 
-    def _finish(self, event: Timeout) -> None:
+    def _finish(self, event: Due) -> None:
         if self.tracked and self.running.pop(event, None) is None:
             return  # aborted by a crash: its server is already gone
         _, done, payload, _, visit, options, replica = event._value
@@ -422,7 +419,7 @@ class Station:
         self.ending = visit
         if options is not None and options.hold:
             self.held.append(visit)
-            self.held_at.append(self.env.now)
+            self.held_at.append(self.env._now)
             self.holding.add(visit)
             done(payload)  # the server stays busy until release()
             self.finisher = -1
@@ -447,7 +444,7 @@ class Station:
 
     def release(self, visit: int) -> None:
         """A held request lets its server go (its service ends now)."""
-        self.ended[visit - self.base] = self.env.now
+        self.ended[visit - self.base] = self.env._now
         self.holding.discard(visit)
         self.busy -= 1
         self._serve_queue()
@@ -461,7 +458,7 @@ class Station:
             if self.cancelled and job[4] in self.cancelled:
                 self.cancelled.discard(job[4])
                 continue
-            self._start(self.env.now, job)
+            self._start(self.env._now, job)
 
     def cancel(self, visit: int) -> bool:
         """Take a waiting request out of the queue (it leaves unserved, now); False if it has
@@ -471,7 +468,7 @@ class Station:
             return False  # (a visit written out of memory has finished)
         if visit in self.cancelled:
             return False
-        now = self.env.now
+        now = self.env._now
         self.cancelled.add(visit)
         self.started[i] = now
         self.ended[i] = now
@@ -535,7 +532,7 @@ class Station:
 
     def _abort(self, job: Job) -> None:
         """A request in service is aborted now: its work so far is lost."""
-        now = self.env.now
+        now = self.env._now
         i = job[4] - self.base
         self.lost_work += now - self.started[i]
         self.ended[i] = now
@@ -556,7 +553,7 @@ class Station:
         jobs = [job for job in self.queue if job[4] not in self.cancelled]
         self.queue.clear()
         self.cancelled.clear()
-        now = self.env.now
+        now = self.env._now
         for job in jobs:
             self.started[job[4] - self.base] = now
             self.ended[job[4] - self.base] = now
@@ -592,7 +589,7 @@ class Station:
         n = len(self.arrived)
         if n < SPILL_AT:
             return
-        now = self.env.now
+        now = self.env._now
         ended = np.frombuffer(self.ended, dtype=np.float64)
         done = ended < now  # NaN (waiting) compares false
         k = n if done.all() else int(np.argmin(done))

@@ -43,6 +43,7 @@ from simpy.events import Timeout
 from sim.model import streams
 from sim.model.autoscaler import Autoscaler, BusyMeter
 from sim.model.clients import Clients
+from sim.model.clock import Due, due
 from sim.model.counters import Counters
 from sim.model.effects import UNDONE, EffectLedger
 from sim.model.faults import Faults, Health
@@ -415,7 +416,7 @@ class World:
         """Start the next instance of ``plan`` now (for a client); the event returned succeeds
         with its outcome code when the instance ends (:meth:`finish`)."""
         done = self.env.event()
-        inst = self.instance(plan, plan.count, self.env.now)
+        inst = self.instance(plan, plan.count, self.env._now)
         self.waiting[inst.gid] = done
         self.open += 1
         arrive(inst)
@@ -426,7 +427,7 @@ class World:
         if delay == 0:
             self.immediate(fn, arg)
         else:
-            Timeout(self.env, delay, (fn, arg)).callbacks.append(_fire)
+            due(self.env, delay, (fn, arg), _fire)
 
     def served(self, inst: Instance, k: int, undo: bool, first: bool) -> int:
         """The work of step ``k`` of ``inst`` (``undo``: its compensation) has just ended at its
@@ -448,7 +449,7 @@ class World:
         v = inst.errors[k] if first else plan.retry_errors[k]()
         business = plan.business[k]
         if v < business + station.error_probability:
-            station.errors.append(self.env.now)
+            station.errors.append(self.env._now)
             return BUSINESS if v < business else TRANSIENT
         self.effects.apply(inst, k)
         return OK
@@ -458,13 +459,13 @@ class World:
         values = self.tallies.get(name)
         if values is None:
             values = self.tallies[name] = array("d")
-        values.append(self.env.now)
+        values.append(self.env._now)
         values.append(value)
 
     def mark(self, inst: Instance, key: object) -> None:
         """Open a span of a traced instance now (a no-op for the others)."""
         if inst.marks is not None:
-            inst.marks[key] = self.env.now
+            inst.marks[key] = self.env._now
 
     def span(self, inst: Instance, key: object, component: str, operation: str, ok: bool = True) -> None:
         """Close the span opened under ``key`` now and record it (a no-op for untraced instances)."""
@@ -472,7 +473,7 @@ class World:
             assert self.tracer is not None
             start = inst.marks.pop(key)
             status = "ok" if ok else "error"
-            self.tracer.record(inst.plan.name, inst.index, component, operation, start, self.env.now, status)
+            self.tracer.record(inst.plan.name, inst.index, component, operation, start, self.env._now, status)
 
     def finish(self, inst: Instance, status: int, failed_step: int = -1) -> None:
         """Record how ``inst`` ended (once; later calls for the same instance are ignored)."""
@@ -481,10 +482,10 @@ class World:
         inst.finished = True
         if inst.marks is not None:
             assert self.tracer is not None
-            self.tracer.root(inst.plan.name, inst.index, inst.arrival, self.env.now, STATUS_NAMES[status])
+            self.tracer.root(inst.plan.name, inst.index, inst.arrival, self.env._now, STATUS_NAMES[status])
         self._close()
         # (the clock may stand a rounding step short of an arrival it was set to reach)
-        self.completion[inst.gid] = max(self.env.now, inst.arrival)
+        self.completion[inst.gid] = max(self.env._now, inst.arrival)
         self.status[inst.gid] = status
         self.failed_step[inst.gid] = failed_step
         if self.waiting:
@@ -495,7 +496,7 @@ class World:
     def record_window(self, inst: Instance, start: float) -> None:
         """Record the inconsistency window of ``inst``: from ``start`` until now."""
         self.undo_start[inst.gid] = start
-        self.undo_end[inst.gid] = self.env.now
+        self.undo_end[inst.gid] = self.env._now
 
     def async_done(self, inst: Instance, ok: bool) -> None:
         """Record that one asynchronous step of ``inst`` has finished (hybrid)."""
@@ -505,7 +506,7 @@ class World:
         if not ok:
             self.async_failures[gid] += 1
         if self.async_pending[gid] == 0:
-            self.async_completion[gid] = self.env.now
+            self.async_completion[gid] = self.env._now
 
     def async_started(self, inst: Instance) -> None:
         """Record that an asynchronous step of ``inst`` has been dispatched (hybrid)."""
@@ -538,8 +539,8 @@ class World:
         """The process that starts every workflow instance at its arrival instant."""
         env = self.env
         for t, plan, index in self.arrivals():
-            if t > env.now:
-                yield Timeout(env, t - env.now)
+            if t > env._now:
+                yield Timeout(env, t - env._now)
             self.open += 1
             arrive(self.instance(plan, index, t))
         if not self.clients:  # else arrivals are over when the clients stop: at the duration
@@ -576,14 +577,14 @@ class World:
             self._arrivals_end()
         deadline = duration + self.scenario.drain_time
         step = deadline / 40  # (records are written out between steps, as during arrivals)
-        while not self.idle.triggered and env.now < deadline:
-            env.run(until=env.any_of([self.idle, env.timeout(min(step, deadline - env.now))]))
+        while not self.idle.triggered and env._now < deadline:
+            env.run(until=env.any_of([self.idle, env.timeout(min(step, deadline - env._now))]))
             self.spill()
-        if self.idle.triggered and env.now < deadline and not self._quiet():
+        if self.idle.triggered and env._now < deadline and not self._quiet():
             self.quiet = env.event()
             for station in self.components:
                 station.after_finish = self._maybe_quiet
-            env.run(until=env.any_of([self.quiet, env.timeout(deadline - env.now)]))
+            env.run(until=env.any_of([self.quiet, env.timeout(deadline - env._now)]))
         self.reconcile_effects()
         self.check_conservation()
         self.effects.check()
@@ -601,7 +602,7 @@ class World:
                     gid = self._gid(plan, index)
                     if self.status[gid] == IN_FLIGHT:
                         arrival = float(arrivals[gid])
-                        self.tracer.root(plan.name, index, arrival, float(env.now), "in_flight")
+                        self.tracer.root(plan.name, index, arrival, float(env._now), "in_flight")
 
     def spill(self) -> None:
         """Let every station write its finished visits out of memory (:meth:`Station.spill`),
@@ -650,7 +651,7 @@ class World:
         standing = np.frombuffer(ledger.standing, dtype=np.int32)
         status = np.frombuffer(self.status, dtype=np.int8)
         late = np.nonzero((standing > 0) & np.isin(status, (FAILED, COMPENSATED, LOST)))[0]
-        now = float(self.env.now)
+        now = float(self.env._now)
         for gid in late.tolist():
             status[gid] = INCONSISTENT
             if math.isnan(self.undo_start[gid]):
@@ -680,7 +681,7 @@ class World:
             raise AssertionError(
                 f"conservation violated: {self.total} arrived, {arrival.size} arrival instants"
             )
-        if np.any(done[finished] > self.env.now) or np.any(done[finished] < arrival[finished]):
+        if np.any(done[finished] > self.env._now) or np.any(done[finished] < arrival[finished]):
             raise AssertionError("conservation violated: a completion outside the run")
         open_async = int(np.sum(self.async_pending))
         if self.open != counts[IN_FLIGHT] + open_async:
@@ -744,7 +745,7 @@ class World:
                 )
                 for st in self.components
             ],
-            end_time=float(self.env.now),
+            end_time=float(self.env._now),
             wall_seconds=time.perf_counter() - started,
             counters=counters,
             faults=list(self.faults.windows),
@@ -760,6 +761,6 @@ ARRIVALS_CHUNK = 65_536
 """Arrivals turned into Python numbers at a time (:meth:`World.arrivals`)."""
 
 
-def _fire(event: Timeout) -> None:
+def _fire(event: Due) -> None:
     fn, arg = event._value
     fn(arg)

@@ -194,7 +194,7 @@ class Group:
         return float(max(0, lag - self.station.in_service))
 
     def _message(self, work: Work, lane: int, hop: float) -> Message:
-        now = self.world.env.now
+        now = self.world.env._now
         delay = (0.0 if self.immediate_ready else self.broker.delivery_latency()) + hop
         m = Message(work, self.base + len(self.entered), lane, now, now + delay)
         self.entered.append(now)
@@ -211,7 +211,7 @@ class Group:
         if i < 0:
             return  # written out: it has left already
         if math.isnan(self.left[i]):
-            self.left[i] = self.world.env.now
+            self.left[i] = self.world.env._now
         if self.how[i] == 0:
             self.how[i] = how
 
@@ -363,7 +363,7 @@ class LogGroup(Group):
 
     def offer(self, work: Work, hop: float) -> None:
         lane = work.inst.partition + (self.partitions if work.undo else 0)
-        now = self.env.now
+        now = self.env._now
         ready = now + hop if self.immediate_ready else now + self.broker.delivery_latency() + hop
         ln = self.lane[lane]
         owner = ln.owner
@@ -424,7 +424,7 @@ class LogGroup(Group):
 
     def _wake(self, member: Member, at: float) -> None:
         """Have the consumer poll at ``at`` (at once if that is now)."""
-        now = self.world.env.now
+        now = self.world.env._now
         if at <= now:
             self._poll(member)
         elif at < member.wake:
@@ -454,7 +454,7 @@ class LogGroup(Group):
         if member.state != UP or not member.joined or not self.station.takes(c):
             return 0
         world = self.world
-        now = world.env.now
+        now = world.env._now
         if world.network.any_cut:
             cut = world.network.cut("broker", self.service)
             if cut is not None:  # the consumer cannot reach the broker: it polls once healed
@@ -543,7 +543,7 @@ class LogGroup(Group):
             if not q:
                 del pending[ln.index]
             member.held -= 1
-            self._begin(r.message.id, self.world.env.now)
+            self._begin(r.message.id, self.world.env._now)
             ln.running += 1
             member.busy += 1
             if station.rbusy is not None:
@@ -570,7 +570,7 @@ class LogGroup(Group):
         r.live = False
         i = r.message.id - self.base
         if i >= 0 and self.how[i] == 0:  # (a message written out has left already)
-            self.left[i] = self.world.env.now
+            self.left[i] = self.world.env._now
             self.how[i] = DEAD if dead else PROCESSED
         member = self.members[r.consumer]
         if self.station.rbusy is not None:  # a crash may come: keep what is not committed
@@ -632,7 +632,7 @@ class LogGroup(Group):
         those not yet started; after a crash also those in progress and those processed but not
         committed, which whoever owns the lane next processes again (a clean revocation commits
         them, and lets the ones in progress finish)."""
-        now = self.world.env.now
+        now = self.world.env._now
         back: dict[int, list[Message]] = {}
         for lane in [lane for lane in member.pending if lanes is None or lane in lanes]:
             for r in member.pending.pop(lane):
@@ -721,7 +721,7 @@ class LogGroup(Group):
         """Reassign the lanes over the members; the lanes the protocol pauses wait out the
         rebalance time, and their polled, unstarted messages go back."""
         world = self.world
-        now = world.env.now
+        now = world.env._now
         self.counters.rebalances += 1
         before = [ln.owner for ln in self.lane]
         self._assign([m for m in self.members if m.joined])
@@ -851,7 +851,7 @@ class QueueGroup(Group):
 
     def offer(self, work: Work, hop: float) -> None:
         m = self._message(work, 0, hop)
-        self.world.after(m.ready - self.world.env.now, self._arrive, m)
+        self.world.after(m.ready - self.world.env._now, self._arrive, m)
 
     def _arrive(self, m: Message) -> None:
         """The message is ready in the queue (or again, after its lease ran out)."""
@@ -869,7 +869,7 @@ class QueueGroup(Group):
                 return
         if self.max_length is not None and self._waiting() >= self.max_length:
             if self.config.overflow == "reject":
-                self.consumer.dead_letter(Receipt(self, m, -1, world.env.now))
+                self.consumer.dead_letter(Receipt(self, m, -1, world.env._now))
                 return
             self._drop_oldest()
         if self.prefetch is None:
@@ -893,14 +893,14 @@ class QueueGroup(Group):
                 self.consumer.dead_letter(r)
         elif self.visible:
             m = self.visible.popleft()
-            self.consumer.dead_letter(Receipt(self, m, -1, self.world.env.now))
+            self.consumer.dead_letter(Receipt(self, m, -1, self.world.env._now))
 
     # -- leases -------------------------------------------------------------------------------
 
     def _received(self, r: Receipt) -> bool:
         """Default mode: a worker takes the message, which is its receipt (a retry within the
         same receipt is not a new one). Too old a message is gone instead."""
-        now = self.world.env.now
+        now = self.world.env._now
         if r.attempt == 1:
             m = r.message
             if now - m.committed > self.retention and not m.settled:
@@ -924,7 +924,7 @@ class QueueGroup(Group):
         r.lapsed = True
         m = r.message
         if m.deliveries >= self.max_receives:
-            self.consumer.dead_letter(Receipt(self, m, -1, self.world.env.now))
+            self.consumer.dead_letter(Receipt(self, m, -1, self.world.env._now))
         elif self.prefetch is None:
             self.consumer.process(Receipt(self, m, -1, math.nan))
         else:
@@ -1002,7 +1002,7 @@ class QueueGroup(Group):
     def _comes_back_in(self, r: Receipt) -> float:
         if self.config.on_crash == "requeue":
             return 0.0
-        return max(0.0, r.received + self.visibility - self.world.env.now)
+        return max(0.0, r.received + self.visibility - self.world.env._now)
 
     # -- prefetch ---------------------------------------------------------------------------------
 
@@ -1011,7 +1011,7 @@ class QueueGroup(Group):
         visible, prefetch = self.visible, self.prefetch
         assert prefetch is not None
         n = self.consumers
-        now = self.world.env.now
+        now = self.world.env._now
         while visible:
             for _ in range(n):
                 self.ring = self.ring + 1 if self.ring + 1 < n else 0
@@ -1043,7 +1043,7 @@ class QueueGroup(Group):
                 continue
             self.busy[c] += 1
             if math.isnan(amount):
-                self._begin(r.message.id, self.world.env.now)
+                self._begin(r.message.id, self.world.env._now)
                 self.consumer.process(r)
             else:
                 assert self.serve is not None

@@ -264,7 +264,7 @@ class Orchestration(Coordinator):
         limit = self.to_close.get(inst.plan.steps[k].service)
         if limit is None:
             return Attempt(inst, k, 1, undo, None)
-        activity = Activity(inst, self.world.env.now + limit)
+        activity = Activity(inst, self.world.env._now + limit)
         a = Attempt(inst, k, 1, undo, activity)
         self.world.after(limit, self._expire, activity)
         return a
@@ -312,7 +312,7 @@ class Orchestration(Coordinator):
             return
         service = a.inst.plan.steps[a.k].service
         breaker = self.breakers.get(service)
-        if breaker is not None and not breaker.allow(self.world.env.now):
+        if breaker is not None and not breaker.allow(self.world.env._now):
             self.closed(a, False)
             return
         slots = self.bulkheads.get(service)
@@ -331,7 +331,7 @@ class Orchestration(Coordinator):
         inst, k = a.inst, a.k
         service = inst.plan.steps[k].service
         a.sent = True
-        a.began = world.env.now
+        a.began = world.env._now
         if inst.marks is not None:
             world.mark(inst, ("call", k, a.number, a.undo))
         counters = self.counters
@@ -342,7 +342,7 @@ class Orchestration(Coordinator):
         delay = (inst.dispatch[k] + inst.net_in[k]) if first else (self.extra_dispatch() + world.hop())
         cut = world.network.cut("orchestrator", service) if world.network.any_cut else None
         if self.poll:
-            a.scheduled = world.env.now
+            a.scheduled = world.env._now
             limit = self.to_start.get(service)
             if limit is not None:
                 world.after(limit, self._engine_timer, (self.schedule_timed_out, a))
@@ -380,7 +380,7 @@ class Orchestration(Coordinator):
         if what.slot:
             self.bulkheads[service].release()
         if what.sent and service in self.breakers:
-            now = self.world.env.now
+            now = self.world.env._now
             self.breakers[service].record(False, now, now - what.began)
 
     def reach(self, a: Attempt) -> None:
@@ -420,7 +420,7 @@ class Orchestration(Coordinator):
         """Poll: a worker took the task: the schedule-to-start latency, and the start-to-close
         clock (a timer only when the work will outlast it: its length is known as it starts)."""
         world = self.world
-        now = world.env.now
+        now = world.env._now
         step = a.inst.plan.steps[a.k]
         world.tally(f"schedule_to_start/{step.service}", now - a.scheduled)
         limit = self.timeouts[step.service]
@@ -452,7 +452,7 @@ class Orchestration(Coordinator):
         service = step.service
         heartbeat = self.heartbeats.get(service)
         began = step.station.started_of(a.visit)
-        until_close = max(0.0, began + self.timeouts[service] - self.world.env.now)
+        until_close = max(0.0, began + self.timeouts[service] - self.world.env._now)
         wait = until_close if heartbeat is None else min(heartbeat, until_close)
         self.world.after(wait, self._engine_timer, (self.timed_out, a))
 
@@ -520,7 +520,7 @@ class Orchestration(Coordinator):
                 f" (attempt {a.number})" if a.number > 1 else ""
             )
             self.world.span(inst, ("call", a.k, a.number, a.undo), "orchestrator", what, ok)
-        now = self.world.env.now
+        now = self.world.env._now
         if a.sent and service in self.breakers:
             self.breakers[service].record(ok, now, now - a.began)
         if a.slot:

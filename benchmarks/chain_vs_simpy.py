@@ -84,6 +84,15 @@ MODELS = OURS + BARE
 # -- our simulator ----------------------------------------------------------------------------
 
 
+def model_build() -> str:
+    """Whether this installation runs the model compiled (see the README's *Development*)."""
+    import sim.model
+
+    if sim.model.COMPILED:
+        return "Model: compiled with mypyc."
+    return "Model: pure Python (SIM_PURE_PYTHON set, no C compiler at install, or edited since)."
+
+
 def chain_scenario(customers: int, seed: int) -> dict:
     """The chain as scenario data: 4 M/M/1 stations in sequence, every overhead at zero."""
     services = [f"s{i + 1}" for i in range(STATIONS)]
@@ -304,6 +313,7 @@ def main() -> None:
         f"Python {platform.python_version()}, SimPy {simpy.__version__}, {platform.machine()}, "
         f"{_cpu_count()} CPUs"
     )
+    print(model_build())
     results: dict[str, list[dict]] = {m: [] for m in models}
     for r in range(args.repeats):
         for m in models:  # in turn, so that a slow patch of the machine hits every model alike

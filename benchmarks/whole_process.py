@@ -50,7 +50,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chain_vs_simpy import chain_scenario
+from chain_vs_simpy import chain_scenario, model_build
 
 TIME_TARGET = 1.2
 """Our whole process may take at most this many times the bare script's wall time."""
@@ -117,6 +117,7 @@ def main() -> None:
                     print(f"  {name} {n:,}: {wall:.2f} s, {peak / 1e6:.0f} MB", file=sys.stderr)
                 rows.append((n, name, statistics.median(walls), max(peaks)))
 
+    print(model_build())
     print(f"{'workflows':>11}  {'command':7} {'wall s':>8} {'peak MB':>8}")
     for n, name, wall, peak in rows:
         print(f"{n:>11,}  {name:7} {wall:8.2f} {peak / 1e6:8.0f}")

@@ -24,6 +24,7 @@ import math
 from array import array
 
 import numpy as np
+import simpy
 
 from sim.model.records import EFFECT_COLUMNS, EffectRecord, Spill, SpillFolder
 from sim.model.workflow import Instance
@@ -45,10 +46,10 @@ class EffectLedger:
     """The ledger of one world: an entry per application or undo (when, which instance, which
     step, what kind), and per instance its standing applications and first effect."""
 
-    def __init__(self, total: int, idempotent: frozenset[str], now: object) -> None:
+    def __init__(self, total: int, idempotent: frozenset[str], env: simpy.Environment) -> None:
         self.idempotent = idempotent
         """Services that absorb a repeated effect of the same workflow step."""
-        self._now = now
+        self.env = env
         self.time = array("d")
         self.code = array("q")
         """Each entry's instance, step and kind in one integer (:meth:`columns` unpacks them):
@@ -66,7 +67,7 @@ class EffectLedger:
         self.first.append(math.nan)
 
     def _record(self, inst: Instance, k: int, kind: int) -> None:
-        self.time.append(self._now.now)  # type: ignore[attr-defined]
+        self.time.append(self.env._now)
         self.code.append((inst.gid << _GID_SHIFT) | (k << _STEP_SHIFT) | kind)
 
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -97,7 +98,7 @@ class EffectLedger:
     def apply(self, inst: Instance, k: int) -> int:
         """Step ``k`` of ``inst`` has just taken effect at its service; return the entry's kind."""
         mask = 1 << k
-        now = self._now.now  # type: ignore[attr-defined]
+        now = self.env._now
         if not inst.applied & mask:  # the first application (the hot path: written out)
             inst.applied |= mask
             gid = inst.gid

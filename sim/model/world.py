@@ -33,17 +33,16 @@ import math
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
 import simpy
-from simpy.events import Timeout
 
 from sim.model import streams
 from sim.model.autoscaler import Autoscaler, BusyMeter
 from sim.model.clients import Clients
-from sim.model.clock import Due, due
+from sim.model.clock import Due, due, run
 from sim.model.counters import Counters
 from sim.model.effects import UNDONE, EffectLedger
 from sim.model.faults import Faults, Health
@@ -535,12 +534,27 @@ class World:
             for t, g, i in zip(self.arrival[gids].tolist(), gids.tolist(), owners, strict=True):
                 yield t, plans[i], g - starts[i]
 
-    def source(self, arrive: Callable[[Instance], None]) -> Generator[simpy.Event, Any, None]:
-        """The process that starts every workflow instance at its arrival instant."""
-        env = self.env
-        for t, plan, index in self.arrivals():
+    def _source(self, arrive: Callable[[Instance], None]) -> None:
+        """Start every workflow instance at its arrival instant: each arrival, once started,
+        schedules the next (as a SimPy process would, started now, but without a process)."""
+        self._arrive = arrive
+        self._upcoming = self.arrivals()
+        self._pending: tuple[float, WorkflowPlan, int] | None = None
+        due(self.env, 0.0, None, self._arrivals, urgent=True)
+
+    def _arrivals(self, _: Due) -> None:
+        """The pending arrival's instant has come: start it and those due now, then wait."""
+        env, arrive = self.env, self._arrive
+        if self._pending is not None:
+            t, plan, index = self._pending
+            self._pending = None
+            self.open += 1
+            arrive(self.instance(plan, index, t))
+        for t, plan, index in self._upcoming:
             if t > env._now:
-                yield Timeout(env, t - env._now)
+                self._pending = (t, plan, index)
+                due(env, t - env._now, None, self._arrivals)
+                return
             self.open += 1
             arrive(self.instance(plan, index, t))
         if not self.clients:  # else arrivals are over when the clients stop: at the duration
@@ -564,12 +578,12 @@ class World:
         self.faults.start()
         for scaler in self.autoscalers:
             scaler.start()
-        env.process(self.source(arrive))
+        self._source(arrive)
         for clients in self.clients:
             clients.start(arrive)
         duration = self.scenario.duration
         for t in np.linspace(0, duration, 41)[1:].tolist():
-            env.run(until=t)
+            run(env, t)
             self.spill()
             if progress is not None:
                 progress(t / duration)
@@ -578,13 +592,13 @@ class World:
         deadline = duration + self.scenario.drain_time
         step = deadline / 40  # (records are written out between steps, as during arrivals)
         while not self.idle.triggered and env._now < deadline:
-            env.run(until=env.any_of([self.idle, env.timeout(min(step, deadline - env._now))]))
+            run(env, env.any_of([self.idle, env.timeout(min(step, deadline - env._now))]))
             self.spill()
         if self.idle.triggered and env._now < deadline and not self._quiet():
             self.quiet = env.event()
             for station in self.components:
                 station.after_finish = self._maybe_quiet
-            env.run(until=env.any_of([self.quiet, env.timeout(deadline - env._now)]))
+            run(env, env.any_of([self.quiet, env.timeout(deadline - env._now)]))
         self.reconcile_effects()
         self.check_conservation()
         self.effects.check()

@@ -44,7 +44,8 @@ class LevelPeak:
         """Count the intervals [opens_i, closes_i), all openings at or after the bounds given
         before; every interval still to come opens at ``bound`` or later (inf: none)."""
         real = closes > opens
-        opens, closes = np.sort(opens[real]), np.sort(closes[real])
+        # (timsort: a component's openings and closings come nearly in order, sorted in one pass)
+        opens, closes = np.sort(opens[real], kind="stable"), np.sort(closes[real], kind="stable")
         starts = self.edges[:-1]
         self.at_start += np.searchsorted(opens, starts, side="right")
         self.at_start -= np.searchsorted(closes, starts, side="right")

@@ -18,7 +18,7 @@ from heapq import heappop, heappush
 from typing import Any
 
 import simpy
-from simpy.core import EmptySchedule, StopSimulation
+from simpy.core import StopSimulation
 from simpy.events import NORMAL, URGENT, Event, EventPriority
 
 
@@ -65,9 +65,7 @@ def run(env: simpy.Environment, until: float | Event) -> None:
     until.callbacks.append(StopSimulation.callback)
     queue: list[Any] = env._queue
     try:
-        while True:
-            if not queue:
-                raise EmptySchedule
+        while queue:
             env._now, _, _, event = heappop(queue)
             callbacks = event.callbacks
             event.callbacks = None  # (no callback added while they run)
@@ -88,5 +86,4 @@ def run(env: simpy.Environment, until: float | Event) -> None:
                 raise error
     except StopSimulation:
         return
-    except EmptySchedule:
-        raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {until}') from None
+    raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {until}')

@@ -539,26 +539,26 @@ class World:
         schedules the next (as a SimPy process would, started now, but without a process)."""
         self._arrive = arrive
         self._upcoming = self.arrivals()
-        self._pending: tuple[float, WorkflowPlan, int] | None = None
         due(self.env, 0.0, None, self._arrivals, urgent=True)
 
-    def _arrivals(self, _: Due) -> None:
-        """The pending arrival's instant has come: start it and those due now, then wait."""
-        env, arrive = self.env, self._arrive
-        if self._pending is not None:
-            t, plan, index = self._pending
-            self._pending = None
-            self.open += 1
-            arrive(self.instance(plan, index, t))
-        for t, plan, index in self._upcoming:
-            if t > env._now:
-                self._pending = (t, plan, index)
-                due(env, t - env._now, None, self._arrivals)
+    def _arrivals(self, event: Due) -> None:
+        """The instant of the arrival ``event`` carries has come (none, the first time): start
+        it and those due now, then wait for the next."""
+        if event._value is not None:
+            self._start(event._value)
+        env = self.env
+        for arrival in self._upcoming:
+            if arrival[0] > env._now:
+                due(env, arrival[0] - env._now, arrival, self._arrivals)
                 return
-            self.open += 1
-            arrive(self.instance(plan, index, t))
+            self._start(arrival)
         if not self.clients:  # else arrivals are over when the clients stop: at the duration
             self._arrivals_end()
+
+    def _start(self, arrival: tuple[float, WorkflowPlan, int]) -> None:
+        t, plan, index = arrival
+        self.open += 1
+        self._arrive(self.instance(plan, index, t))
 
     def _arrivals_end(self) -> None:
         self.arrivals_over = True

@@ -24,7 +24,7 @@ _spec = importlib.util.spec_from_file_location("native", HERE / "sim" / "model" 
 assert _spec is not None and _spec.loader is not None
 native = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(native)
-RECORD = native.HERE / "_build.py"
+RECORD = native.RECORD
 
 PENDING = [Extension("sim_model__mypyc", sources=[])]
 """Stands for the compiled model until a build needs it (mypyc checks and translates the
@@ -46,10 +46,7 @@ def compiled_model() -> list[Extension]:
     except (Exception, SystemExit) as error:  # type errors, no mypyc: run as Python
         print(f"warning: the model is not compiled ({error!r}); it runs as Python", file=sys.stderr)
         return []
-    RECORD.write_text(
-        '"""Written by the build (setup.py): the digest of the model sources it compiled."""\n\n'
-        f'SOURCES = "{native.digest(sources)}"\n'
-    )
+    native.write_record(sources)
     return exts
 
 

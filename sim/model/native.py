@@ -28,7 +28,10 @@ from types import ModuleType
 HERE = Path(__file__).resolve().parent
 PACKAGE = __name__.rpartition(".")[0]
 
-INTERPRETED = ("__init__.py", "native.py", "_build.py", "records.py")
+RECORD = HERE / "_build.py"
+"""What the build writes: the digest of the sources it compiled (see :func:`write_record`)."""
+
+INTERPRETED = ("__init__.py", "native.py", RECORD.name, "records.py")
 """Model modules that stay Python: the package, this module and the build's record; and the
 records, which are file and array work (their temporary folder is weakly referenced, which a
 compiled class cannot be)."""
@@ -47,6 +50,14 @@ def digest(paths: Sequence[Path], root: Path = HERE) -> str:
         h.update(b"\0")
         h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def write_record(paths: Sequence[Path]) -> None:
+    """Record that the build compiled ``paths`` as they are now (read by :func:`choose`)."""
+    RECORD.write_text(
+        '"""Written by the build (setup.py): the digest of the model sources it compiled."""\n\n'
+        f'SOURCES = "{digest(paths)}"\n'
+    )
 
 
 class Sources(importlib.abc.MetaPathFinder):
@@ -70,7 +81,7 @@ def choose() -> bool:
         reason = ""  # asked for: no warning
     else:
         try:
-            built = importlib.import_module(f"{PACKAGE}._build").SOURCES
+            built = importlib.import_module(f"{PACKAGE}.{RECORD.stem}").SOURCES
         except ImportError:
             reason = ""  # installed without a compiler: nothing compiled to use
         else:
